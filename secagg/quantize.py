@@ -1,0 +1,258 @@
+"""Fixed-point encoding of float vectors into the ring Z_{2^b}, and back.
+
+Secure aggregation sums integers modulo 2^b; federated learning sums floats. A
+:class:`Quantizer` bridges the two so that the ring sum of up to ``num_clients``
+encodings decodes to the float sum of the (clipped) inputs, within
+``count * resolution`` per coordinate:
+
+1. clip every coordinate to ``[-clip, clip]`` (coordinate-wise clipping bounds every
+   summand in the *same* box, which is what makes the no-overflow guarantee below hold
+   for any input; use :func:`clip_l2` first when a norm bound is what you need, as for
+   differential privacy),
+2. scale by ``scale = q_max / clip`` where ``q_max = floor((2^(b-1) - 1) / num_clients)``,
+   so that any sum of ``num_clients`` values lies in ``[-(2^(b-1) - 1), 2^(b-1) - 1]``
+   and its two's-complement representative in Z_{2^b} is unique,
+3. round to an integer with unbiased stochastic rounding (``E[round(v)] = v``), so the
+   decoded sum is an unbiased estimate of the float sum (the technique used by
+   Kairouz, Liu, Steinke, ICML 2021, and Bonawitz et al., CCS 2017, for fixed-point inputs),
+4. store the integer modulo 2^b in a ``uint32`` (b <= 32) or ``uint64`` (b <= 64) array.
+
+Decoding maps the ring sum back to the signed range and divides by ``scale``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigurationError, EncodingError, InputError, SumOverflowError
+
+__all__ = ["Quantizer", "clip_l2", "ring_dtype", "ring_sum", "default_rng"]
+
+#: Largest integer magnitude a float64 represents exactly; finer scales add nothing.
+_FLOAT_EXACT = 2**53
+
+
+def default_rng(rng: np.random.Generator | None = None) -> np.random.Generator:
+    """Return ``rng`` or a fresh PCG64 generator seeded with 128 bits from the OS.
+
+    Used for *statistical* randomness (stochastic rounding, DP noise in tests); secrets
+    never come from here (see :mod:`secagg.prg` and :mod:`secagg.keys`).
+    """
+    if rng is None:
+        return np.random.default_rng()  # SeedSequence(None) draws 128 bits of OS entropy
+    if not isinstance(rng, np.random.Generator):
+        raise InputError(
+            f"rng must be a numpy.random.Generator (got {type(rng).__name__}); "
+            "create one with numpy.random.default_rng(seed)"
+        )
+    return rng
+
+
+def ring_dtype(bits: int) -> np.dtype:
+    """The unsigned dtype that holds Z_{2^bits}: uint32 for bits <= 32, else uint64."""
+    if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 64:
+        raise ConfigurationError(f"ring bits must be an integer in [2, 64], got {bits!r}")
+    return np.dtype(np.uint32) if bits <= 32 else np.dtype(np.uint64)
+
+
+def ring_sum(vectors: np.ndarray, bits: int, axis: int = 0) -> np.ndarray:
+    """Sum ring elements modulo 2^bits along ``axis``.
+
+    ``vectors`` is an unsigned array (any shape); the result has the ring dtype.
+    NumPy's unsigned addition already wraps modulo 2^32 / 2^64; narrower rings are masked.
+    """
+    dt = ring_dtype(bits)
+    arr = np.asarray(vectors)
+    if arr.dtype != dt:
+        raise InputError(f"ring vectors for {bits}-bit rings must have dtype {dt}, got {arr.dtype}")
+    total = arr.sum(axis=axis, dtype=dt)
+    if bits < dt.itemsize * 8:
+        total &= dt.type((1 << bits) - 1)
+    return total
+
+
+def clip_l2(x: np.ndarray, max_norm: float) -> np.ndarray:
+    """Scale ``x`` (shape ``(d,)``) down so its L2 norm is at most ``max_norm``.
+
+    Returns a new float64 array; ``x`` is not modified. Vectors already inside the
+    ball are returned unchanged. For per-row clipping with statistics see
+    :func:`secagg.dp.clip_rows`.
+    """
+    if not np.isfinite(max_norm) or max_norm <= 0:
+        raise InputError(f"max_norm must be a positive finite float, got {max_norm!r}")
+    arr = _as_finite_float(x, "x")
+    norm = float(np.linalg.norm(arr))
+    if norm <= max_norm:
+        return arr.copy()
+    return arr * (max_norm / norm)
+
+
+def _as_finite_float(x, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a numeric array: {exc}") from None
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{name} contains NaN or infinity; clean the input before encoding it")
+    return arr
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """Map floats in ``[-clip, clip]`` to Z_{2^bits} so sums of ``num_clients`` decode exactly.
+
+    Parameters
+    ----------
+    clip:
+        Coordinate bound (same unit as the inputs). Inputs are clipped to ``[-clip, clip]``.
+    num_clients:
+        Largest number of encodings that will ever be summed. Sets the headroom.
+    bits:
+        Ring size in bits (2..64). 32 gives uint32 arrays, 33..64 give uint64 arrays.
+    rounding:
+        ``"stochastic"`` (default, unbiased) or ``"nearest"`` (deterministic, biased by at
+        most half a step per summand).
+
+    Raises
+    ------
+    ConfigurationError
+        when ``num_clients`` summands cannot fit in ``bits`` bits with at least one
+        quantization level per sign, or when a parameter is out of range.
+
+    Examples
+    --------
+    >>> q = Quantizer(clip=1.0, num_clients=10)
+    >>> total = q.encode([0.5, -0.25]) + q.encode([0.25, 0.5])
+    >>> [round(float(v), 6) for v in q.decode(total, count=2)]
+    [0.75, 0.25]
+    """
+
+    clip: float
+    num_clients: int
+    bits: int = 32
+    rounding: str = "stochastic"
+    q_max: int = field(init=False, repr=False)
+    scale: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.clip, (int, float, np.floating, np.integer)) or not (
+            np.isfinite(self.clip) and self.clip > 0
+        ):
+            raise ConfigurationError(f"clip must be a positive finite number, got {self.clip!r}")
+        if not isinstance(self.num_clients, (int, np.integer)) or self.num_clients < 1:
+            raise ConfigurationError(f"num_clients must be a positive integer, got {self.num_clients!r}")
+        ring_dtype(self.bits)  # validates bits
+        if self.rounding not in ("stochastic", "nearest"):
+            raise ConfigurationError(f"rounding must be 'stochastic' or 'nearest', got {self.rounding!r}")
+        q_max = min(((1 << (self.bits - 1)) - 1) // int(self.num_clients), _FLOAT_EXACT)
+        if q_max < 1:
+            raise ConfigurationError(
+                f"a sum of {self.num_clients} values cannot fit in a {self.bits}-bit ring: "
+                f"each summand would get less than one quantization level. Use more bits "
+                f"(at least {int(self.num_clients).bit_length() + 2}) or fewer clients."
+            )
+        object.__setattr__(self, "clip", float(self.clip))
+        object.__setattr__(self, "num_clients", int(self.num_clients))
+        object.__setattr__(self, "bits", int(self.bits))
+        object.__setattr__(self, "q_max", int(q_max))
+        object.__setattr__(self, "scale", q_max / float(self.clip))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dtype(self) -> np.dtype:
+        """The ring dtype: uint32 for bits <= 32, uint64 otherwise."""
+        return ring_dtype(self.bits)
+
+    @property
+    def modulus(self) -> int:
+        """The ring size 2^bits."""
+        return 1 << self.bits
+
+    @property
+    def resolution(self) -> float:
+        """Float value of one ring step (``clip / q_max``); per-summand error is below it."""
+        return 1.0 / self.scale
+
+    # ------------------------------------------------------------------ signed integers
+    def quantize(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Clip, scale and round ``x`` to signed integers in ``[-q_max, q_max]`` (int64).
+
+        Same shape as ``x``. This is the integer domain that Paillier packing and
+        discrete DP noise work in; :meth:`encode` then reduces it into the ring.
+        """
+        arr = _as_finite_float(x, "x")
+        scaled = np.clip(arr, -self.clip, self.clip) * self.scale
+        if self.rounding == "nearest":
+            ints = np.rint(scaled)
+        else:
+            gen = default_rng(rng)
+            floor = np.floor(scaled)
+            ints = floor + (gen.random(scaled.shape) < (scaled - floor))
+        # float round-off at +-clip must never step outside the guaranteed range
+        np.clip(ints, -self.q_max, self.q_max, out=ints)
+        return ints.astype(np.int64)
+
+    def dequantize(self, total, count: int) -> np.ndarray:
+        """Turn a signed integer sum of ``count`` quantized vectors into floats (float64)."""
+        count = self._check_count(count)
+        ints = np.asarray(total)
+        if ints.dtype.kind not in "iu":
+            raise InputError(f"integer sums must have an integer dtype, got {ints.dtype}")
+        ints = ints.astype(np.int64)
+        bound = count * self.q_max
+        if ints.size and int(np.abs(ints).max()) > bound:
+            raise SumOverflowError(
+                f"a sum of {count} encodings must lie in [-{bound}, {bound}], got "
+                f"magnitude {int(np.abs(ints).max())}: the sum is corrupted or has more summands"
+            )
+        return ints.astype(np.float64) / self.scale
+
+    # ------------------------------------------------------------------ ring
+    def encode(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Encode floats ``x`` (any shape) into the ring: returns ``self.dtype`` array.
+
+        Raises :class:`InputError` for NaN/inf or non-numeric input.
+        """
+        return self.to_ring(self.quantize(x, rng))
+
+    def to_ring(self, ints) -> np.ndarray:
+        """Reduce signed integers (int64) modulo 2^bits into the ring dtype."""
+        ints = np.asarray(ints)
+        if ints.dtype.kind not in "iu":
+            raise InputError(f"ring values must be integers, got dtype {ints.dtype}")
+        dt = self.dtype
+        out = ints.astype(np.int64).astype(np.uint64) if dt == np.uint64 else ints.astype(np.int64).astype(dt)
+        if self.bits < dt.itemsize * 8:
+            out &= dt.type((1 << self.bits) - 1)
+        return out
+
+    def to_signed(self, total) -> np.ndarray:
+        """Map ring elements to their two's-complement representatives as int64."""
+        arr = np.asarray(total)
+        if arr.dtype.kind not in "iu":
+            raise InputError(f"ring sums must be unsigned integers, got dtype {arr.dtype}")
+        if self.bits == 64:
+            return arr.astype(np.uint64).view(np.int64)
+        vals = arr.astype(np.int64) & ((1 << self.bits) - 1)
+        half = 1 << (self.bits - 1)
+        return np.where(vals >= half, vals - (1 << self.bits), vals)
+
+    def decode(self, total, count: int) -> np.ndarray:
+        """Decode the ring sum of ``count`` encodings into the float sum (float64).
+
+        Raises :class:`SumOverflowError` if ``count`` exceeds ``num_clients`` or the
+        value is outside what ``count`` summands can produce (a corrupted sum).
+        """
+        return self.dequantize(self.to_signed(total), count)
+
+    def _check_count(self, count) -> int:
+        if not isinstance(count, (int, np.integer)) or count < 0:
+            raise InputError(f"count must be a non-negative integer, got {count!r}")
+        if count > self.num_clients:
+            raise SumOverflowError(
+                f"this quantizer leaves headroom for {self.num_clients} summands, not {count}; "
+                f"build it with num_clients >= {count}"
+            )
+        return int(count)
