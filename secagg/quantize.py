@@ -3,7 +3,9 @@
 Secure aggregation sums integers modulo 2^b; federated learning sums floats. A
 :class:`Quantizer` bridges the two so that the ring sum of up to ``num_clients``
 encodings decodes to the float sum of the (clipped) inputs, within
-``count * resolution`` per coordinate:
+``count * resolution`` per coordinate (plus float64 round-off when the scale is capped
+at 2^53, which only happens for 64-bit rings with few clients, where ``resolution`` is
+below one ulp of the inputs):
 
 1. clip every coordinate to ``[-clip, clip]`` (coordinate-wise clipping bounds every
    summand in the *same* box, which is what makes the no-overflow guarantee below hold
@@ -183,13 +185,15 @@ class Quantizer:
         discrete DP noise work in; :meth:`encode` then reduces it into the ring.
         """
         arr = _as_finite_float(x, "x")
-        scaled = np.clip(arr, -self.clip, self.clip) * self.scale
+        scaled = np.clip(arr, -self.clip, self.clip)
+        scaled *= self.scale
         if self.rounding == "nearest":
-            ints = np.rint(scaled)
+            ints = np.rint(scaled, out=scaled)
         else:
-            gen = default_rng(rng)
-            floor = np.floor(scaled)
-            ints = floor + (gen.random(scaled.shape) < (scaled - floor))
+            # floor(v + U), U ~ U[0, 1), rounds up with probability frac(v): unbiased
+            ints = scaled
+            ints += default_rng(rng).random(scaled.shape)
+            np.floor(ints, out=ints)
         # float round-off at +-clip must never step outside the guaranteed range
         np.clip(ints, -self.q_max, self.q_max, out=ints)
         return ints.astype(np.int64)
@@ -202,10 +206,12 @@ class Quantizer:
             raise InputError(f"integer sums must have an integer dtype, got {ints.dtype}")
         ints = ints.astype(np.int64)
         bound = count * self.q_max
-        if ints.size and int(np.abs(ints).max()) > bound:
+        # compare max and min separately: np.abs(int64 min) wraps to a negative number
+        if ints.size and (int(ints.max()) > bound or int(ints.min()) < -bound):
+            worst = max(int(ints.max()), -int(ints.min()))
             raise SumOverflowError(
                 f"a sum of {count} encodings must lie in [-{bound}, {bound}], got "
-                f"magnitude {int(np.abs(ints).max())}: the sum is corrupted or has more summands"
+                f"magnitude {worst}: the sum is corrupted or has more summands"
             )
         return ints.astype(np.float64) / self.scale
 
@@ -233,11 +239,13 @@ class Quantizer:
         arr = np.asarray(total)
         if arr.dtype.kind not in "iu":
             raise InputError(f"ring sums must be unsigned integers, got dtype {arr.dtype}")
+        signed_view = {8: np.int8, 16: np.int16, 32: np.int32, 64: np.int64}.get(self.bits)
+        if signed_view is not None and arr.dtype.itemsize * 8 == self.bits and arr.dtype.kind == "u":
+            return arr.view(signed_view).astype(np.int64)  # two's complement by reinterpretation
         if self.bits == 64:
             return arr.astype(np.uint64).view(np.int64)
-        vals = arr.astype(np.int64) & ((1 << self.bits) - 1)
         half = 1 << (self.bits - 1)
-        return np.where(vals >= half, vals - (1 << self.bits), vals)
+        return ((arr.astype(np.int64) + half) & ((1 << self.bits) - 1)) - half
 
     def decode(self, total, count: int) -> np.ndarray:
         """Decode the ring sum of ``count`` encodings into the float sum (float64).
