@@ -21,6 +21,20 @@ from .quantize import Quantizer, clip_l2
 
 __version__ = "0.1.0"
 
+
+def secure_sum(vectors, **kwargs):
+    """Sum the rows of ``vectors`` (shape ``(n, d)``, float) with the SecAgg protocol.
+
+    One-line convenience over :func:`secagg.masking.secure_sum`: runs every round of the
+    pairwise-mask protocol in process and returns the decoded float64 sum, shape
+    ``(d,)``. Keyword arguments (``clip``, ``threshold``, ``graph``, ``dropout``, ...)
+    are those of :func:`secagg.masking.simulate`.
+    """
+    from .masking import secure_sum as _secure_sum
+
+    return _secure_sum(vectors, **kwargs)
+
+
 __all__ = [
     "AggregationResult",
     "Aggregator",
@@ -30,5 +44,6 @@ __all__ = [
     "clip_l2",
     "errors",
     "make_aggregator",
+    "secure_sum",
     "__version__",
 ]
