@@ -1,0 +1,214 @@
+"""Who masks with whom: the complete graph of SecAgg and the sparse k-regular graph of SecAgg+.
+
+Implements the communication graphs of Bonawitz et al., "Practical Secure Aggregation
+for Privacy-Preserving Machine Learning" (CCS 2017: every pair of clients shares a
+pairwise mask) and Bell et al., "Secure Single-Server Aggregation with (Poly)Logarithmic
+Overhead" (CCS 2020, "SecAgg+": each client masks with, and secret-shares to, only its
+``k = O(log n)`` neighbours).
+
+Sparse graph
+------------
+We use the Harary graph ``H_{k,n}`` (the circulant graph in which position ``i`` is joined
+to positions ``i +- 1, ..., i +- k/2`` modulo ``n``; ``k`` even) with the client ids placed
+on the circle by a pseudorandom permutation expanded from a 32-byte seed with AES-CTR
+(:func:`secagg.prg.expand`). The seed is part of the session *setup*, drawn with
+``secrets.token_bytes`` by whoever is trusted to set the session up (in the simulator:
+the driver; in a deployment: a public randomness beacon or a commit-then-reveal among
+the clients). Every client recomputes the graph from the seed and rejects a server that
+forwards keys of anybody other than its own neighbours, so the server cannot choose the
+neighbourhoods. Dropouts and corruptions are assumed to be independent of the seed
+(static adversary), as in Bell et al.
+
+Each client ``u`` secret-shares its two seeds among its *holders*
+``H(u) = N(u) + {u}`` (``k + 1`` parties; ``n`` for the complete graph) with threshold
+``t``; the default ``t`` is the smallest integer above ``|H(u)| / 2``.
+
+Choosing ``k`` (:func:`choose_k`)
+----------------------------------
+With dropout rate ``delta``, corrupt fraction ``gamma`` (both per client, independent),
+statistical security ``2^-sigma`` and correctness ``2^-eta``, the smallest even ``k``
+(with ``t = floor((k + 1) / 2) + 1``) such that, by union bounds over the ``n`` clients:
+
+1. *security, shares* (no honest client's secrets can be rebuilt by corrupt neighbours):
+   ``n * P[Bin(k, gamma) >= t] <= 2^-sigma``;
+2. *security, connectivity* (the honest survivors stay connected, so the server learns
+   no partial sum of a sub-group): removing a fraction ``p = delta + gamma`` of the
+   positions disconnects ``H_{k,n}`` only if two cyclic runs of at least ``k/2`` removed
+   positions exist, so ``n^2 * p^k <= 2^-sigma``;
+3. *correctness* (every neighbourhood keeps ``t`` live holders):
+   ``n * P[Bin(k, 1 - delta) < t] <= 2^-eta``.
+
+These are the three graph properties of Bell et al. (Sect. 3–4: "no neighbourhood with
+``t`` corrupt members", "honest survivors connected", "enough survivors per
+neighbourhood"); the exact tails are computed, not approximated, and grow like
+``k = O(log n)``.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets as _secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import ConfigurationError, InputError
+
+__all__ = ["Graph", "complete_graph", "harary_graph", "choose_k", "default_threshold"]
+
+
+def default_threshold(num_holders: int) -> int:
+    """Smallest ``t`` strictly above ``num_holders / 2`` (so two disjoint groups of
+    ``t`` holders cannot exist: the server cannot collect both shares of a peer from two
+    different halves of the clients)."""
+    return num_holders // 2 + 1
+
+
+@dataclass(frozen=True)
+class Graph:
+    """An undirected, regular masking graph over clients ``0..n-1``.
+
+    Attributes
+    ----------
+    n:
+        number of clients.
+    kind:
+        ``"complete"`` or ``"sparse"``.
+    k:
+        degree (``n - 1`` for the complete graph).
+    seed:
+        the 32-byte permutation seed of a sparse graph (``b""`` for complete).
+    """
+
+    n: int
+    kind: str
+    k: int
+    seed: bytes = b""
+    _pos: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _order: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def neighbors(self, u: int) -> np.ndarray:
+        """Sorted int64 array of ``u``'s ``k`` neighbours (``u`` excluded)."""
+        u = self._check(u)
+        if self.kind == "complete":
+            return np.concatenate([np.arange(u, dtype=np.int64), np.arange(u + 1, self.n, dtype=np.int64)])
+        half = self.k // 2
+        p = int(self._pos[u])
+        offs = np.concatenate([np.arange(1, half + 1), -np.arange(1, half + 1)])
+        return np.sort(self._order[(p + offs) % self.n]).astype(np.int64)
+
+    def holders(self, u: int) -> np.ndarray:
+        """Sorted int64 array of the parties holding shares of ``u``'s seeds: neighbours and ``u``."""
+        u = self._check(u)
+        return np.sort(np.append(self.neighbors(u), u)).astype(np.int64)
+
+    def is_neighbor(self, u: int, v: int) -> bool:
+        """Whether ``u`` and ``v`` (distinct) mask with each other."""
+        if u == v:
+            return False
+        if self.kind == "complete":
+            return 0 <= u < self.n and 0 <= v < self.n
+        d = abs(int(self._pos[u]) - int(self._pos[v]))
+        return min(d, self.n - d) <= self.k // 2
+
+    @property
+    def num_holders(self) -> int:
+        """``k + 1``: how many parties hold shares of each client's seeds."""
+        return self.k + 1
+
+    def _check(self, u) -> int:
+        if not isinstance(u, (int, np.integer)) or not 0 <= int(u) < self.n:
+            raise InputError(f"client id must be an integer in [0, {self.n}), got {u!r}")
+        return int(u)
+
+
+def complete_graph(n: int) -> Graph:
+    """The complete graph of SecAgg: every client masks with every other one."""
+    _check_n(n)
+    return Graph(n=int(n), kind="complete", k=int(n) - 1)
+
+
+def harary_graph(n: int, k: int, seed: bytes | None = None) -> Graph:
+    """The Harary graph ``H_{k,n}`` with ids placed by a permutation derived from ``seed``.
+
+    ``k`` must be even and ``2 <= k <= n - 1``; ``k >= n - 1`` gives the complete graph
+    (returned as such). ``seed`` is 32 bytes (default: ``secrets.token_bytes(32)``); the
+    permutation is ``argsort`` of ``n`` AES-CTR 64-bit words expanded from it.
+
+    Raises :class:`ConfigurationError` for odd or out-of-range ``k``, :class:`InputError`
+    for a bad seed.
+    """
+    from .. import prg
+
+    _check_n(n)
+    n = int(n)
+    if not isinstance(k, (int, np.integer)) or k < 2:
+        raise ConfigurationError(f"sparse graph degree k must be an integer >= 2, got {k!r}")
+    k = int(k)
+    if k >= n - 1:
+        return complete_graph(n)
+    if k % 2:
+        raise ConfigurationError(
+            f"sparse graph degree k must be even (the Harary graph H_(k,n) joins each client to "
+            f"k/2 positions on each side), got {k}; use {k + 1}"
+        )
+    if seed is None:
+        seed = _secrets.token_bytes(32)
+    if not isinstance(seed, (bytes, bytearray)) or len(seed) != 32:
+        raise InputError("graph seed must be 32 bytes")
+    words = prg.expand(bytes(seed), n, np.uint64, label=b"secagg/graph")
+    order = np.argsort(words, kind="stable").astype(np.int64)  # order[position] = client id
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n, dtype=np.int64)
+    return Graph(n=n, kind="sparse", k=k, seed=bytes(seed), _pos=pos, _order=order)
+
+
+def _check_n(n) -> None:
+    if not isinstance(n, (int, np.integer)) or n < 2:
+        raise ConfigurationError(f"secure aggregation needs at least 2 clients, got n={n!r}")
+
+
+def _binom_sf(k: int, p: float, t: int) -> float:
+    """P[Bin(k, p) >= t], exact sum."""
+    if t <= 0:
+        return 1.0
+    return float(sum(math.comb(k, i) * p**i * (1 - p) ** (k - i) for i in range(t, k + 1)))
+
+
+@lru_cache(maxsize=256)
+def choose_k(
+    n: int,
+    delta: float = 0.1,
+    gamma: float = 0.1,
+    sigma: float = 40.0,
+    eta: float = 20.0,
+) -> tuple[int, int]:
+    """Smallest even degree ``k`` and its threshold ``t`` meeting the three bounds above.
+
+    Parameters: ``n`` clients, dropout rate ``delta`` and corrupt fraction ``gamma`` in
+    ``[0, 1)`` with ``delta + gamma < 1``, security ``2^-sigma``, correctness ``2^-eta``.
+    Returns ``(k, t)``; when no ``k < n - 1`` satisfies them, ``(n - 1, n // 2 + 1)``
+    (the complete graph). Raises :class:`ConfigurationError` for out-of-range rates.
+
+    Example: ``choose_k(1000)`` (10 % dropouts, 10 % corrupt) gives ``k`` in the 30s.
+    """
+    _check_n(n)
+    if not (0 <= delta < 1 and 0 <= gamma < 1 and delta + gamma < 1):
+        raise ConfigurationError(
+            f"dropout rate delta={delta} and corrupt fraction gamma={gamma} must lie in [0, 1) with sum < 1"
+        )
+    if sigma <= 0 or eta <= 0:
+        raise ConfigurationError("sigma and eta (bits of security / correctness) must be positive")
+    sec, cor = 2.0**-sigma, 2.0**-eta
+    p = delta + gamma
+    for k in range(2, n - 1, 2):
+        t = default_threshold(k + 1)
+        if n * _binom_sf(k, gamma, t) > sec:
+            continue
+        if p > 0 and n * n * p**k > sec:
+            continue
+        if n * (1.0 - _binom_sf(k, 1.0 - delta, t)) > cor:
+            continue
+        return k, t
+    return n - 1, default_threshold(n)

@@ -1,0 +1,494 @@
+"""Wire messages of SecAgg / SecAgg+ (Bonawitz et al. CCS 2017, Fig. 4): one frozen
+dataclass per message, each with a compact, versioned binary encoding.
+
+Layout of every message (all integers big-endian, fixed width)::
+
+    version u8 (=1) | type u8 | session_len u8 (16..32) | session | fields...
+
+Fields: party ids are ``u32``; keys 32 bytes; signatures 64 bytes (or absent, flagged by a
+``u8``); lists are ``u32 count`` followed by entries; variable byte strings are
+``u32 length || bytes``; sets of party ids are bitmaps (``u32 n`` then ``ceil(n/8)``
+bytes, ``np.packbits`` big-bit order); masked vectors are ``u8 bits | u32 dim`` then the raw
+little-endian ``uint32``/``uint64`` elements. Every count and length is checked against
+the bytes actually remaining *before* anything is allocated, so a forged length of 4 GB
+raises :class:`~secagg.errors.DecodeError` at once. Decoding never raises anything but
+``DecodeError``.
+
+:func:`decode_message` dispatches on the type byte. All byte counts reported by the
+simulator are ``len(message.to_bytes())``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import ClassVar, Iterable, Union
+
+import numpy as np
+
+from ..errors import DecodeError, InputError
+
+__all__ = [
+    "VERSION",
+    "Message",
+    "StartSession",
+    "AdvertiseKeys",
+    "KeysBroadcast",
+    "ShareKeys",
+    "ForwardShares",
+    "MaskedInput",
+    "ConsistencyRequest",
+    "ConsistencyResponse",
+    "UnmaskRequest",
+    "UnmaskResponse",
+    "decode_message",
+    "ids_to_bitmap",
+    "bitmap_to_ids",
+]
+
+VERSION = 1
+KEY_LEN = 32
+SIG_LEN = 64
+_U32 = struct.Struct(">I")
+MAX_PARTIES = 1 << 24
+
+
+# ----------------------------------------------------------------------------- helpers
+class _Reader:
+    """Bounds-checked cursor over a bytes object; every failure is a DecodeError."""
+
+    __slots__ = ("buf", "pos", "what")
+
+    def __init__(self, buf: bytes, what: str) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.what = what
+
+    def remaining(self) -> int:
+        return len(self.buf) - self.pos
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or n > self.remaining():
+            raise DecodeError(
+                f"{self.what}: field of {n} bytes at offset {self.pos} exceeds the "
+                f"{self.remaining()} bytes remaining (truncated or forged length)"
+            )
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u32(self) -> int:
+        return _U32.unpack(self.take(4))[0]
+
+    def count(self, min_entry: int) -> int:
+        c = self.u32()
+        if c * min_entry > self.remaining():
+            raise DecodeError(
+                f"{self.what}: {c} entries of at least {min_entry} bytes cannot fit in the "
+                f"{self.remaining()} bytes remaining"
+            )
+        return c
+
+    def blob(self) -> bytes:
+        return self.take(self.u32())
+
+    def bitmap(self) -> tuple[int, ...]:
+        n = self.u32()
+        if n > MAX_PARTIES:
+            raise DecodeError(f"{self.what}: party set of size {n} exceeds the limit {MAX_PARTIES}")
+        raw = self.take((n + 7) // 8)
+        return bitmap_to_ids(raw, n)
+
+    def done(self) -> None:
+        if self.remaining():
+            raise DecodeError(f"{self.what}: {self.remaining()} unexpected trailing bytes")
+
+
+def ids_to_bitmap(ids: Iterable[int], n: int) -> bytes:
+    """Encode a set of party ids in ``[0, n)`` as ``u32 n || packbits`` bytes."""
+    bits = np.zeros(n, dtype=bool)
+    arr = np.fromiter(ids, dtype=np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise InputError(f"party ids must be in [0, {n}) to fit the bitmap")
+    bits[arr] = True
+    return _U32.pack(n) + np.packbits(bits).tobytes()
+
+
+def bitmap_to_ids(raw: bytes, n: int) -> tuple[int, ...]:
+    """Inverse of the bitmap part of :func:`ids_to_bitmap`; padding bits must be zero."""
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
+    if bits[n:].any():
+        raise DecodeError("party bitmap has non-zero padding bits")
+    return tuple(int(i) for i in np.flatnonzero(bits[:n]))
+
+
+def _check_session(session: bytes) -> bytes:
+    if not isinstance(session, (bytes, bytearray)) or not 16 <= len(session) <= 32:
+        raise InputError("session id must be 16..32 bytes")
+    return bytes(session)
+
+
+def _check_id(v, name: str = "party id") -> int:
+    if not isinstance(v, (int, np.integer)) or not 0 <= int(v) < MAX_PARTIES:
+        raise InputError(f"{name} must be an integer in [0, {MAX_PARTIES}), got {v!r}")
+    return int(v)
+
+
+def _check_bytes(b, n: int | None, name: str) -> bytes:
+    if not isinstance(b, (bytes, bytearray)) or (n is not None and len(b) != n):
+        raise InputError(f"{name} must be {n if n is not None else 'a'} bytes")
+    return bytes(b)
+
+
+# ----------------------------------------------------------------------------- base
+@dataclass(frozen=True)
+class Message:
+    """Base class: ``session`` (16..32 bytes) is carried by every message."""
+
+    TYPE: ClassVar[int] = 0
+    session: bytes
+
+    def _header(self) -> bytes:
+        s = _check_session(self.session)
+        return bytes((VERSION, self.TYPE, len(s))) + s
+
+    def to_bytes(self) -> bytes:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Message":
+        """Decode ``data`` as this message type; raises :class:`DecodeError`."""
+        msg = decode_message(data)
+        if not isinstance(msg, cls):
+            raise DecodeError(f"expected a {cls.__name__} message, got {type(msg).__name__}")
+        return msg
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+def _sig_list_bytes(entries) -> bytes:
+    out = [_U32.pack(len(entries))]
+    for pid, sig in entries:
+        out.append(_U32.pack(_check_id(pid)) + _check_bytes(sig, SIG_LEN, "signature"))
+    return b"".join(out)
+
+
+def _read_sig_list(r: _Reader) -> tuple[tuple[int, bytes], ...]:
+    c = r.count(4 + SIG_LEN)
+    return tuple((r.u32(), r.take(SIG_LEN)) for _ in range(c))
+
+
+def _blob_list_bytes(entries, name: str) -> bytes:
+    out = [_U32.pack(len(entries))]
+    for pid, blob in entries:
+        blob = _check_bytes(blob, None, name)
+        out.append(_U32.pack(_check_id(pid)) + _U32.pack(len(blob)) + blob)
+    return b"".join(out)
+
+
+def _read_blob_list(r: _Reader) -> tuple[tuple[int, bytes], ...]:
+    c = r.count(8)
+    return tuple((r.u32(), r.blob()) for _ in range(c))
+
+
+# ----------------------------------------------------------------------------- messages
+@dataclass(frozen=True)
+class StartSession(Message):
+    """Server -> client ``recipient``: a session with id ``session`` starts (advertise_keys)."""
+
+    TYPE: ClassVar[int] = 1
+    recipient: int
+
+    def to_bytes(self) -> bytes:
+        return self._header() + _U32.pack(_check_id(self.recipient))
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "StartSession":
+        return cls(session, r.u32())
+
+
+@dataclass(frozen=True)
+class AdvertiseKeys(Message):
+    """Client -> server: the two X25519 public keys of ``sender`` and, in the active
+    variant, its Ed25519 signature over ``(session, sender, c_pk, s_pk)`` (else ``b""``)."""
+
+    TYPE: ClassVar[int] = 2
+    sender: int
+    c_pk: bytes
+    s_pk: bytes
+    signature: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        sig = _check_bytes(self.signature, None, "signature")
+        if len(sig) not in (0, SIG_LEN):
+            raise InputError(f"signature must be empty or {SIG_LEN} bytes")
+        return (
+            self._header()
+            + _U32.pack(_check_id(self.sender))
+            + _check_bytes(self.c_pk, KEY_LEN, "c_pk")
+            + _check_bytes(self.s_pk, KEY_LEN, "s_pk")
+            + bytes((1 if sig else 0,))
+            + sig
+        )
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "AdvertiseKeys":
+        sender, c_pk, s_pk = r.u32(), r.take(KEY_LEN), r.take(KEY_LEN)
+        flag = r.u8()
+        if flag > 1:
+            raise DecodeError(f"AdvertiseKeys: signature flag must be 0 or 1, got {flag}")
+        return cls(session, sender, c_pk, s_pk, r.take(SIG_LEN) if flag else b"")
+
+
+@dataclass(frozen=True)
+class KeysBroadcast(Message):
+    """Server -> client ``recipient``: the advertised keys of its live neighbours.
+
+    ``entries``: tuple of ``(party id, c_pk, s_pk, signature)``; signatures are all
+    present (active variant) or all ``b""``.
+    """
+
+    TYPE: ClassVar[int] = 3
+    recipient: int
+    entries: tuple[tuple[int, bytes, bytes, bytes], ...]
+
+    def to_bytes(self) -> bytes:
+        signed = bool(self.entries) and bool(self.entries[0][3])
+        out = [self._header(), _U32.pack(_check_id(self.recipient)), bytes((int(signed),)), _U32.pack(len(self.entries))]
+        for pid, c_pk, s_pk, sig in self.entries:
+            if bool(sig) != signed:
+                raise InputError("KeysBroadcast entries must all carry a signature or none")
+            out.append(
+                _U32.pack(_check_id(pid))
+                + _check_bytes(c_pk, KEY_LEN, "c_pk")
+                + _check_bytes(s_pk, KEY_LEN, "s_pk")
+                + (_check_bytes(sig, SIG_LEN, "signature") if signed else b"")
+            )
+        return b"".join(out)
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "KeysBroadcast":
+        recipient, signed = r.u32(), r.u8()
+        if signed > 1:
+            raise DecodeError(f"KeysBroadcast: signature flag must be 0 or 1, got {signed}")
+        size = 4 + 2 * KEY_LEN + (SIG_LEN if signed else 0)
+        c = r.count(size)
+        entries = tuple(
+            (r.u32(), r.take(KEY_LEN), r.take(KEY_LEN), r.take(SIG_LEN) if signed else b"") for _ in range(c)
+        )
+        return cls(session, recipient, entries)
+
+
+@dataclass(frozen=True)
+class ShareKeys(Message):
+    """Client -> server: ``ciphertexts`` = tuple of ``(recipient id, AEAD ciphertext)`` of
+    ``sender``'s shares of its self-mask seed and mask private key, one per holder."""
+
+    TYPE: ClassVar[int] = 4
+    sender: int
+    ciphertexts: tuple[tuple[int, bytes], ...]
+
+    def to_bytes(self) -> bytes:
+        return self._header() + _U32.pack(_check_id(self.sender)) + _blob_list_bytes(self.ciphertexts, "ciphertext")
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "ShareKeys":
+        return cls(session, r.u32(), _read_blob_list(r))
+
+
+@dataclass(frozen=True)
+class ForwardShares(Message):
+    """Server -> client ``recipient``: ``ciphertexts`` = tuple of ``(sender id, ciphertext)``
+    addressed to it."""
+
+    TYPE: ClassVar[int] = 5
+    recipient: int
+    ciphertexts: tuple[tuple[int, bytes], ...]
+
+    def to_bytes(self) -> bytes:
+        return self._header() + _U32.pack(_check_id(self.recipient)) + _blob_list_bytes(self.ciphertexts, "ciphertext")
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "ForwardShares":
+        return cls(session, r.u32(), _read_blob_list(r))
+
+
+@dataclass(frozen=True, eq=False)
+class MaskedInput(Message):
+    """Client -> server: the masked vector ``y_u`` (1-D uint32/uint64, ring ``Z_2^bits``)."""
+
+    TYPE: ClassVar[int] = 6
+    sender: int
+    bits: int
+    vector: np.ndarray
+
+    def to_bytes(self) -> bytes:
+        v = np.asarray(self.vector)
+        width = 32 if self.bits <= 32 else 64
+        if v.ndim != 1 or v.dtype != np.dtype(f"uint{width}"):
+            raise InputError(f"masked vector must be 1-D uint{width} for a {self.bits}-bit ring")
+        return (
+            self._header()
+            + _U32.pack(_check_id(self.sender))
+            + bytes((int(self.bits),))
+            + _U32.pack(v.size)
+            + v.astype(f"<u{width // 8}", copy=False).tobytes()
+        )
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "MaskedInput":
+        sender, bits, dim = r.u32(), r.u8(), r.u32()
+        if not 2 <= bits <= 64:
+            raise DecodeError(f"MaskedInput: ring bits must be in 2..64, got {bits}")
+        item = 4 if bits <= 32 else 8
+        raw = r.take(dim * item)
+        vec = np.frombuffer(raw, dtype=f"<u{item}").astype(np.uint32 if item == 4 else np.uint64)
+        return cls(session, sender, bits, vec)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MaskedInput) and self.to_bytes() == other.to_bytes()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class ConsistencyRequest(Message):
+    """Server -> client ``recipient``: the survivor set U3 (clients whose masked input
+    arrived) out of ``n`` clients; the client signs it (active variant)."""
+
+    TYPE: ClassVar[int] = 7
+    recipient: int
+    n: int
+    survivors: tuple[int, ...]
+
+    def to_bytes(self) -> bytes:
+        return self._header() + _U32.pack(_check_id(self.recipient)) + ids_to_bitmap(self.survivors, self.n)
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "ConsistencyRequest":
+        recipient = r.u32()
+        n = _U32.unpack(r.buf[r.pos : r.pos + 4])[0] if r.remaining() >= 4 else 0
+        return cls(session, recipient, n, r.bitmap())
+
+
+@dataclass(frozen=True)
+class ConsistencyResponse(Message):
+    """Client -> server: Ed25519 signature of ``sender`` over ``(session, U3)``."""
+
+    TYPE: ClassVar[int] = 8
+    sender: int
+    signature: bytes
+
+    def to_bytes(self) -> bytes:
+        return self._header() + _U32.pack(_check_id(self.sender)) + _check_bytes(self.signature, SIG_LEN, "signature")
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "ConsistencyResponse":
+        return cls(session, r.u32(), r.take(SIG_LEN))
+
+
+@dataclass(frozen=True)
+class UnmaskRequest(Message):
+    """Server -> client ``recipient``: reveal self-mask shares of ``survivors`` (U3) and
+    mask-key shares of ``dropped`` (U2 minus U3); ``signatures`` = ``(id, sig)`` over U3
+    from the recipient's holders that answered the consistency check (active variant)."""
+
+    TYPE: ClassVar[int] = 9
+    recipient: int
+    n: int
+    survivors: tuple[int, ...]
+    dropped: tuple[int, ...]
+    signatures: tuple[tuple[int, bytes], ...] = ()
+
+    def to_bytes(self) -> bytes:
+        return (
+            self._header()
+            + _U32.pack(_check_id(self.recipient))
+            + ids_to_bitmap(self.survivors, self.n)
+            + ids_to_bitmap(self.dropped, self.n)
+            + _sig_list_bytes(self.signatures)
+        )
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "UnmaskRequest":
+        recipient = r.u32()
+        n = _U32.unpack(r.buf[r.pos : r.pos + 4])[0] if r.remaining() >= 4 else 0
+        survivors = r.bitmap()
+        if r.remaining() >= 4 and _U32.unpack(r.buf[r.pos : r.pos + 4])[0] != n:
+            raise DecodeError("UnmaskRequest: survivor and dropped bitmaps have different sizes")
+        dropped = r.bitmap()
+        return cls(session, recipient, n, survivors, dropped, _read_sig_list(r))
+
+
+@dataclass(frozen=True)
+class UnmaskResponse(Message):
+    """Client -> server: ``self_shares`` = ``(owner id, share bytes)`` of survivors'
+    self-mask seeds, ``key_shares`` = ``(owner id, share bytes)`` of dropped clients'
+    mask private keys. Share bytes: :func:`secagg.shamir.encode_share_values` of one
+    ``(1, L)`` row."""
+
+    TYPE: ClassVar[int] = 10
+    sender: int
+    self_shares: tuple[tuple[int, bytes], ...]
+    key_shares: tuple[tuple[int, bytes], ...]
+
+    def to_bytes(self) -> bytes:
+        return (
+            self._header()
+            + _U32.pack(_check_id(self.sender))
+            + _blob_list_bytes(self.self_shares, "share")
+            + _blob_list_bytes(self.key_shares, "share")
+        )
+
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> "UnmaskResponse":
+        return cls(session, r.u32(), _read_blob_list(r), _read_blob_list(r))
+
+
+_TYPES: dict[int, type] = {
+    c.TYPE: c
+    for c in (
+        StartSession,
+        AdvertiseKeys,
+        KeysBroadcast,
+        ShareKeys,
+        ForwardShares,
+        MaskedInput,
+        ConsistencyRequest,
+        ConsistencyResponse,
+        UnmaskRequest,
+        UnmaskResponse,
+    )
+}
+
+AnyMessage = Union[
+    StartSession, AdvertiseKeys, KeysBroadcast, ShareKeys, ForwardShares,
+    MaskedInput, ConsistencyRequest, ConsistencyResponse, UnmaskRequest, UnmaskResponse,
+]
+
+
+def decode_message(data: bytes) -> AnyMessage:
+    """Parse any protocol message; raises :class:`DecodeError` (only) on malformed bytes."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"a message must be bytes, got {type(data).__name__}")
+    r = _Reader(bytes(data), "message")
+    if r.remaining() < 3:
+        raise DecodeError(f"message of {r.remaining()} bytes is shorter than the 3-byte header")
+    version, mtype, slen = r.u8(), r.u8(), r.u8()
+    if version != VERSION:
+        raise DecodeError(f"unsupported message version {version} (this library speaks {VERSION})")
+    cls = _TYPES.get(mtype)
+    if cls is None:
+        raise DecodeError(f"unknown message type byte {mtype}")
+    if not 16 <= slen <= 32:
+        raise DecodeError(f"session id length must be 16..32, got {slen}")
+    r.what = cls.__name__
+    session = r.take(slen)
+    msg = cls._read(session, r)
+    r.done()
+    return msg

@@ -1,0 +1,341 @@
+"""In-process driver for SecAgg / SecAgg+: many clients, one server, dropouts, and
+byte and time accounting from the real message encodings (Bonawitz et al. CCS 2017;
+Bell et al. CCS 2020).
+
+The driver only moves bytes: every message is encoded with ``to_bytes()`` by its sender,
+counted, and decoded with :func:`~secagg.masking.messages.decode_message` by its
+receiver, so a network transport can replace this loop without touching the protocol.
+It also plays the roles outside the protocol: the PKI (Ed25519 keys and the directory of
+verification keys, active variant), the trusted setup of the sparse graph seed, and the
+round deadlines (``server.close_round()`` once every live client answered).
+
+Times are wall-clock seconds measured around each party's ``receive`` plus its encoding
+and decoding; the simulation is sequential, so in a deployment (clients in parallel) a
+round takes about ``max(client time) + server time`` plus network latency.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .. import keys
+from ..errors import ConfigurationError, InputError
+from ..quantize import Quantizer, default_rng, ring_dtype
+from .client import Client
+from .config import MaskingConfig
+from .messages import decode_message
+from .rounds import ROUNDS
+from .server import Server
+
+__all__ = ["SimulationResult", "simulate", "simulate_ring", "secure_sum", "resolve_dropout"]
+
+
+@dataclass
+class SimulationResult:
+    """What one simulated session produced and cost.
+
+    Attributes
+    ----------
+    sum:
+        float64 ``(d,)`` decoded sum of the survivors' clipped inputs (``simulate``), or
+        ``None`` (``simulate_ring``).
+    ring_sum:
+        ``(d,)`` uint32/uint64: the exact sum of the survivors' ring vectors mod ``2^bits``.
+    survivors:
+        sorted ids whose inputs are in the sum (U3: they sent their masked input).
+    bytes_sent, bytes_received:
+        ``{round name: int64 array (n,)}``: bytes each client sent to / received from the
+        server in that round (``len(to_bytes())`` of every message). Rounds that did not run
+        (``consistency_check`` without the active variant) are absent.
+    server_bytes_sent, server_bytes_received:
+        ``{round name: int}`` totals at the server.
+    client_seconds:
+        ``{round name: float64 array (n,)}`` wall seconds of each client's work.
+    server_seconds:
+        ``{round name: float}`` wall seconds of the server's work (receives + round close).
+    round_seconds:
+        ``{round name: float}`` wall seconds of the whole round in this sequential driver.
+    dropped:
+        ``{client id: round name}`` the schedule that was applied.
+    config:
+        the :class:`MaskingConfig` (resolved ``k`` and ``threshold``).
+    masked_inputs:
+        ``{client id: ring vector}`` the server's view of chosen clients' masked inputs
+        (only with ``keep_masked=``).
+    """
+
+    sum: np.ndarray | None
+    ring_sum: np.ndarray
+    survivors: list[int]
+    bytes_sent: dict[str, np.ndarray]
+    bytes_received: dict[str, np.ndarray]
+    server_bytes_sent: dict[str, int]
+    server_bytes_received: dict[str, int]
+    client_seconds: dict[str, np.ndarray]
+    server_seconds: dict[str, float]
+    round_seconds: dict[str, float]
+    dropped: dict[int, str]
+    config: MaskingConfig
+    masked_inputs: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def total_bytes_sent(self) -> np.ndarray:
+        """int64 ``(n,)``: bytes each client sent over all rounds."""
+        return sum(self.bytes_sent.values())
+
+    @property
+    def total_bytes_received(self) -> np.ndarray:
+        """int64 ``(n,)``: bytes each client received over all rounds."""
+        return sum(self.bytes_received.values())
+
+    @property
+    def total_client_seconds(self) -> np.ndarray:
+        """float64 ``(n,)``: each client's seconds over all rounds."""
+        return sum(self.client_seconds.values())
+
+    @property
+    def total_server_seconds(self) -> float:
+        return float(sum(self.server_seconds.values()))
+
+
+def resolve_dropout(
+    n: int, dropout, dropout_round: str = "masked_input", rng: np.random.Generator | None = None
+) -> dict[int, str]:
+    """Turn ``dropout`` into ``{client id: round name}``.
+
+    ``None`` -> no dropouts; a float rate in ``[0, 1)`` -> ``round(rate * n)`` clients
+    chosen with ``rng`` drop at ``dropout_round``; a mapping is validated and copied.
+    Raises :class:`InputError` for bad rates, ids or round names.
+    """
+    if dropout_round not in ROUNDS:
+        raise InputError(f"dropout_round must be one of {', '.join(ROUNDS)}, got {dropout_round!r}")
+    if dropout is None:
+        return {}
+    if isinstance(dropout, Mapping):
+        out = {}
+        for u, r in dropout.items():
+            if not isinstance(u, (int, np.integer)) or not 0 <= int(u) < n:
+                raise InputError(f"dropout ids must be client ids in [0, {n}), got {u!r}")
+            if r not in ROUNDS:
+                raise InputError(f"dropout round for client {u} must be one of {', '.join(ROUNDS)}, got {r!r}")
+            out[int(u)] = r
+        return out
+    try:
+        rate = float(dropout)
+    except (TypeError, ValueError):
+        raise InputError(f"dropout must be None, a rate in [0, 1) or a mapping, got {dropout!r}") from None
+    if not 0.0 <= rate < 1.0:
+        raise InputError(f"dropout rate must be in [0, 1), got {dropout!r}")
+    gen = default_rng(rng)
+    count = int(round(rate * n))
+    chosen = gen.choice(n, size=count, replace=False) if count else []
+    return {int(u): dropout_round for u in chosen}
+
+
+def simulate_ring(
+    vectors: np.ndarray,
+    *,
+    bits: int,
+    threshold: int | None = None,
+    graph: str = "complete",
+    k: int | None = None,
+    dropout: float | Mapping[int, str] | None = None,
+    dropout_round: str = "masked_input",
+    rng: np.random.Generator | None = None,
+    consistency_check: bool = True,
+    allow_low_threshold: bool = False,
+    delta: float = 0.1,
+    gamma: float = 0.1,
+    keep_masked: tuple[int, ...] = (),
+    progress: bool = False,
+) -> SimulationResult:
+    """Run SecAgg (``graph="complete"``) or SecAgg+ (``"sparse"``) on ring vectors.
+
+    Parameters
+    ----------
+    vectors:
+        ``(n, d)`` uint32 (``bits <= 32``) or uint64 array of ring elements ``< 2^bits``.
+    bits:
+        ring size.
+    threshold, graph, k, consistency_check, allow_low_threshold, delta, gamma:
+        see :class:`MaskingConfig`.
+    dropout, dropout_round:
+        ``None``, a rate in ``[0, 1)`` (clients chosen with ``rng`` drop at
+        ``dropout_round``) or ``{client id: round name}``. A client dropping at a round
+        sends nothing from that round on (and receives nothing). Without the consistency
+        check, a drop at ``"consistency_check"`` means a drop at ``"unmasking"`` (the
+        next time the client would speak); its input is in the sum either way.
+    rng:
+        numpy Generator for the dropout choice (statistical only; secrets use the OS).
+    keep_masked:
+        client ids whose masked input (the server's view) is returned in ``masked_inputs``.
+    progress:
+        show a tqdm progress bar over rounds and clients.
+
+    Returns a :class:`SimulationResult` with ``sum=None``.
+
+    Raises
+    ------
+    InputError, ConfigurationError, InsecureParameterError
+        bad vectors or parameters.
+    ProtocolAbort
+        fewer than ``threshold`` live share holders at some round (no partial result).
+    """
+    arr = np.asarray(vectors)
+    dt = ring_dtype(bits)
+    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
+        raise InputError(f"vectors must have shape (n_clients >= 2, dim >= 1), got {arr.shape}")
+    if arr.dtype != dt:
+        raise InputError(f"ring vectors for a {bits}-bit ring must have dtype {dt}, got {arr.dtype}")
+    if bits < dt.itemsize * 8 and arr.size and int(arr.max()) >> bits:
+        raise InputError(f"ring vectors have values >= 2^{bits}")
+    n, d = arr.shape
+    cfg = MaskingConfig(
+        n=n, dim=d, bits=bits, threshold=threshold, graph=graph, k=k, consistency_check=consistency_check,
+        allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
+    )
+    schedule = resolve_dropout(n, dropout, dropout_round, rng)
+    rounds = [r for r in ROUNDS if cfg.consistency_check or r != "consistency_check"]
+    drop_at = {}
+    for u, r in schedule.items():
+        if r == "consistency_check" and not cfg.consistency_check:
+            r = "unmasking"
+        drop_at[u] = rounds.index(r)
+
+    graph_obj = cfg.build_graph(secrets.token_bytes(32))
+    signing = directory = None
+    if cfg.consistency_check:
+        signing = [keys.SigningKey.generate() for _ in range(n)]
+        directory = {u: sk.public_bytes() for u, sk in enumerate(signing)}
+    server = Server(cfg, graph_obj, directory=directory)
+    clients = [
+        Client(u, cfg, graph_obj, arr[u], signing_key=signing[u] if signing else None, directory=directory)
+        for u in range(n)
+    ]
+
+    zeros_i = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
+    sent = {r: zeros_i() for r in rounds}
+    recv = {r: zeros_i() for r in rounds}
+    csec = {r: np.zeros(n) for r in rounds}
+    s_sent = {r: 0 for r in rounds}
+    s_recv = {r: 0 for r in rounds}
+    ssec = {r: 0.0 for r in rounds}
+    rsec = {r: 0.0 for r in rounds}
+    masked: dict[int, np.ndarray] = {}
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(rounds) * n, desc="secure sum", unit="client", leave=False)
+
+    t0 = time.perf_counter()
+    outgoing = [m.to_bytes() for m in server.start()]
+    ssec[rounds[0]] += time.perf_counter() - t0
+    try:
+        for ri, rname in enumerate(rounds):
+            r_start = time.perf_counter()
+            for data in outgoing:
+                s_sent[rname] += len(data)
+            for data in outgoing:
+                tc = time.perf_counter()
+                msg = decode_message(data)
+                u = msg.recipient
+                if drop_at.get(u, len(rounds)) <= ri:
+                    continue  # offline: never sees the message
+                recv[rname][u] += len(data)
+                replies = [m.to_bytes() for m in clients[u].receive(msg)]
+                csec[rname][u] += time.perf_counter() - tc
+                for rep in replies:
+                    sent[rname][u] += len(rep)
+                    s_recv[rname] += len(rep)
+                    ts = time.perf_counter()
+                    rmsg = decode_message(rep)
+                    if u in keep_masked and type(rmsg).__name__ == "MaskedInput":
+                        masked[u] = rmsg.vector.copy()
+                    server.receive(rmsg)
+                    ssec[rname] += time.perf_counter() - ts
+                if bar is not None:
+                    bar.update(1)
+            ts = time.perf_counter()
+            outgoing = [m.to_bytes() for m in server.close_round()]
+            ssec[rname] += time.perf_counter() - ts
+            rsec[rname] += time.perf_counter() - r_start
+    finally:
+        if bar is not None:
+            bar.close()
+
+    return SimulationResult(
+        sum=None,
+        ring_sum=server.result,
+        survivors=server.survivors,
+        bytes_sent=sent,
+        bytes_received=recv,
+        server_bytes_sent=s_sent,
+        server_bytes_received=s_recv,
+        client_seconds=csec,
+        server_seconds=ssec,
+        round_seconds=rsec,
+        dropped=dict(schedule),
+        config=cfg,
+        masked_inputs=masked,
+    )
+
+
+def simulate(
+    inputs: np.ndarray,
+    *,
+    threshold: int | None = None,
+    graph: str = "complete",
+    k: int | None = None,
+    dropout: float | Mapping[int, str] | None = None,
+    dropout_round: str = "masked_input",
+    quantizer: Quantizer | None = None,
+    rng: np.random.Generator | None = None,
+    clip: float = 1.0,
+    bits: int = 32,
+    **options,
+) -> SimulationResult:
+    """Secure sum of float vectors: quantize, :func:`simulate_ring`, decode.
+
+    ``inputs`` is an ``(n, d)`` float array. Without ``quantizer``, each coordinate is
+    clipped to ``[-clip, clip]`` (default ``clip=1.0``) and encoded by
+    ``Quantizer(clip, num_clients=n, bits=bits)`` with stochastic rounding drawn from
+    ``rng``; a given ``quantizer`` must have ``num_clients >= n`` (its ``bits`` win).
+    ``sum`` is the decoded float64 ``(d,)`` sum of the survivors' clipped inputs, within
+    ``len(survivors) * quantizer.resolution`` per coordinate. Other keyword ``options``
+    go to :func:`simulate_ring`. Raises like :func:`simulate_ring`.
+    """
+    try:
+        x = np.asarray(inputs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"inputs must be a numeric (n, d) array: {exc}") from None
+    if x.ndim != 2:
+        raise InputError(f"inputs must have shape (n_clients, dim), got {x.shape}")
+    n = x.shape[0]
+    gen = default_rng(rng)
+    if quantizer is None:
+        quantizer = Quantizer(clip=clip, num_clients=max(n, 1), bits=bits)
+    elif not isinstance(quantizer, Quantizer):
+        raise InputError(f"quantizer must be a secagg.quantize.Quantizer, got {type(quantizer).__name__}")
+    if quantizer.num_clients < n:
+        raise ConfigurationError(
+            f"quantizer leaves headroom for {quantizer.num_clients} summands but there are {n} clients"
+        )
+    ring = quantizer.encode(x, gen)
+    res = simulate_ring(
+        ring, bits=quantizer.bits, threshold=threshold, graph=graph, k=k, dropout=dropout,
+        dropout_round=dropout_round, rng=gen, **options,
+    )
+    res.sum = quantizer.decode(res.ring_sum, len(res.survivors))
+    return res
+
+
+def secure_sum(vectors: np.ndarray, **kwargs) -> np.ndarray:
+    """One line secure sum: ``simulate(vectors, **kwargs).sum`` (float64 ``(d,)``)."""
+    return simulate(vectors, **kwargs).sum
