@@ -112,6 +112,7 @@ class Client:
         self._s_key: keys.AgreementKey | None = None
         self._peers: dict[int, tuple[bytes, bytes]] = {}
         self._enc_keys: dict[int, bytes] = {}
+        self._mask_seeds: dict[int, bytes] = {}  # peer -> pairwise mask seed s_{u,v}
         self._b: bytes | None = None
         self._shares: dict[int, np.ndarray] = {}  # owner -> (2, L) uint32 (row 0: b, row 1: sk)
         self._u2: frozenset[int] = frozenset()
@@ -158,6 +159,7 @@ class Client:
             "s_pk": self._s_key.public_bytes() if self._s_key else None,
             "peers": dict(self._peers),
             "enc_keys": dict(self._enc_keys),
+            "mask_seeds": dict(self._mask_seeds),
             "b": self._b,
             "shares": {v: s.tobytes() for v, s in self._shares.items()},
             "u2": self._u2,
@@ -207,13 +209,17 @@ class Client:
                         f"KeysBroadcast for {where}: the signature on client {v}'s keys is invalid"
                     ) from None
         peers = {int(v): (bytes(c), bytes(s)) for v, c, s, _ in m.entries}
-        enc_keys = {}
-        for v, (c_pk, _) in peers.items():
+        # both agreements per peer happen here, once the keys are known, so the
+        # masked-input round is only share authentication and mask expansion
+        enc_keys, mask_seeds = {}, {}
+        for v, (c_pk, s_pk) in peers.items():
             try:
-                shared = self._c_key.exchange(c_pk)
+                c_shared = self._c_key.exchange(c_pk)
+                s_shared = self._s_key.exchange(s_pk)
             except (IntegrityError, InputError) as exc:
                 raise ProtocolViolation(f"KeysBroadcast for {where}: client {v}'s key is invalid ({exc})") from None
-            enc_keys[v] = keys.hkdf(shared, info=pair_info(self.session, self.id, v, b"share-encryption"))
+            enc_keys[v] = keys.hkdf(c_shared, info=pair_info(self.session, self.id, v, b"share-encryption"))
+            mask_seeds[v] = keys.hkdf(s_shared, info=pair_info(self.session, self.id, v, b"mask"))
         b = secrets.token_bytes(SEED_LEN)
         holders = sorted([self.id, *peers])
         values = shamir.split_batch([b, self._s_key.to_bytes()], cfg.threshold, [h + 1 for h in holders])
@@ -226,7 +232,13 @@ class Client:
             ad = keys.associated_data(session=self.session, round=SHARE_ROUND, sender=self.id, recipient=v)
             cts.append((v, keys.aead_encrypt(enc_keys[v], shamir.encode_share_values(values[row]), ad)))
         out = ShareKeys(self.session, self.id, tuple(cts))
-        return [out], {"_peers": peers, "_enc_keys": enc_keys, "_b": b, "_shares": {self.id: own}}
+        return [out], {
+            "_peers": peers,
+            "_enc_keys": enc_keys,
+            "_mask_seeds": mask_seeds,
+            "_b": b,
+            "_shares": {self.id: own},
+        }
 
     def _on_ForwardShares(self, m: ForwardShares, where: str):
         cfg = self.config
@@ -259,14 +271,8 @@ class Client:
             except DecodeError:
                 raise ProtocolViolation(f"ForwardShares for {where}: client {v} sent malformed shares") from None
         # masked input y_u = x_u + PRG(b_u) + sum_v sign(u, v) PRG(s_uv)  (mod 2^bits)
-        seeds, signs = [], []
-        for v in senders:
-            try:
-                shared = self._s_key.exchange(self._peers[v][1])
-            except (IntegrityError, InputError) as exc:
-                raise ProtocolViolation(f"client {v}'s mask key is invalid ({exc})") from None
-            seeds.append(keys.hkdf(shared, info=pair_info(self.session, self.id, v, b"mask")))
-            signs.append(1 if self.id < v else -1)
+        seeds = [self._mask_seeds[v] for v in senders]
+        signs = [1 if self.id < v else -1 for v in senders]
         y = self._vector.copy()
         prg.add_mask(y, self._b, 1, label=SELF_MASK_LABEL)
         if seeds:
