@@ -1,0 +1,358 @@
+"""The three DP aggregators for ``fl``: central, local and distributed differential privacy.
+
+=================  ===================================  ===================================
+name               who adds noise                       what the server sees
+=================  ===================================  ===================================
+``central-dp``     the (trusted) server, once           every raw update
+``local-dp``       every client, full noise each        every update, each noisy on its own
+``distributed-dp`` every client, a 1/n_min share        only the noisy sum (secure aggregation)
+=================  ===================================  ===================================
+
+All three clip every update to L2 norm ``clip`` (the ``clip`` option is an *L2 norm*
+here, not a coordinate bound) and add *integer* noise on a fixed-point grid (discrete
+Gaussian, Canonne-Kamath-Steinke 2020), so no float-noise attack (Mironov 2012)
+applies. ``noise_multiplier`` z is the noise std in units of the sensitivity; instead of
+it, give ``epsilon`` (and ``delta``, default 1e-5) and ``rounds``: z is then the smallest
+one such that ``rounds`` Gaussian releases without sampling amplification compose to
+(epsilon, delta) (:func:`secagg.dp.noise_multiplier_for` with rate 1).
+
+Each :class:`~secagg.aggregators.AggregationResult` has ``noise_std`` (per coordinate
+of ``total``, in update units) and ``info`` with ``noise_multiplier`` (per round),
+``dp_event`` (the :class:`~secagg.dp.DpEvent` of this round, to compose into the
+caller's accountant or :class:`~secagg.dp.PrivacyBudget`), and ``round_epsilon`` (this
+round alone, at ``delta``). Composing over rounds (and sampling amplification) is the
+caller's job.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..aggregators import AggregationResult, Aggregator, dropped_rows, validate_updates
+from ..errors import ConfigurationError, EncodingError
+from ..quantize import default_rng
+from .accountant import DiscreteGaussianEvent, RdpAccountant, noise_multiplier_for
+from .clipping import clip_rows
+from .distributed import DistributedDP, distributed_dp_sum
+from .samplers import discrete_gaussian
+
+__all__ = ["CentralDPAggregator", "LocalDPAggregator", "DistributedDPAggregator", "resolve_noise_multiplier"]
+
+
+def resolve_noise_multiplier(
+    noise_multiplier: float | None, epsilon: float | None, delta: float | None, rounds: int
+) -> float:
+    """The per-round noise multiplier from either ``noise_multiplier`` or an (epsilon, delta) target."""
+    if noise_multiplier is not None:
+        if epsilon is not None:
+            raise ConfigurationError("give either noise_multiplier or epsilon, not both")
+        z = float(noise_multiplier)
+        if not (math.isfinite(z) and z > 0):
+            raise ConfigurationError(f"noise_multiplier must be a positive finite number, got {noise_multiplier!r}")
+        return z
+    if epsilon is None:
+        raise ConfigurationError("a DP aggregator needs noise_multiplier=... or epsilon=... (with delta)")
+    if not isinstance(rounds, (int, np.integer)) or rounds < 1:
+        raise ConfigurationError(f"rounds must be a positive integer, got {rounds!r}")
+    return noise_multiplier_for(float(epsilon), float(delta if delta is not None else 1e-5), 1.0, int(rounds))
+
+
+def _check_clip(clip) -> float:
+    c = float(clip)
+    if not (math.isfinite(c) and c > 0):
+        raise ConfigurationError(f"clip (an L2 norm for DP aggregators) must be positive and finite, got {clip!r}")
+    return c
+
+
+def _round_epsilon(event, delta: float) -> float:
+    return RdpAccountant().compose(event).get_epsilon(delta)
+
+
+class CentralDPAggregator(Aggregator):
+    """Central DP: clients send raw updates; the trusted server clips, sums and adds noise once.
+
+    Protects the *output* (the released sum and everything trained from it) against
+    anyone who sees it, but not the updates against the server. The server rounds each
+    clipped update to the grid ``resolution`` (default ``clip / 2^20``), sums integers
+    and adds discrete Gaussian noise of std ``z * Delta`` with
+    ``Delta = clip + resolution * sqrt(d) / 2`` (the rounding slack is charged to the
+    sensitivity).
+
+    Parameters: ``clip`` (L2 norm, default 1.0), ``noise_multiplier`` or ``epsilon`` (+
+    ``delta``, ``rounds``), ``resolution``.
+    """
+
+    name = "central-dp"
+    hides_individual_updates = False
+
+    def __init__(
+        self,
+        clip: float = 1.0,
+        noise_multiplier: float | None = None,
+        *,
+        epsilon: float | None = None,
+        delta: float = 1e-5,
+        rounds: int = 1,
+        resolution: float | None = None,
+        **_ignored: Any,
+    ) -> None:
+        self.clip = _check_clip(clip)
+        self.delta = float(delta)
+        self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
+        self.resolution = self.clip * 2.0**-20 if resolution is None else float(resolution)
+        if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip):
+            raise ConfigurationError(f"resolution must be in (0, clip], got {resolution!r}")
+
+    def sensitivity(self, dim: int) -> float:
+        """L2 sensitivity of the integer-rounded sum (update units)."""
+        return self.clip + self.resolution * math.sqrt(dim) / 2
+
+    def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
+        arr = validate_updates(updates)
+        n, d = arr.shape
+        gen = default_rng(rng)
+        keep = np.setdiff1d(np.arange(n), dropped_rows(n, dropout, gen))
+        client_seconds = np.zeros(n)
+        up = np.zeros(n, dtype=np.int64)
+        payloads = []
+        for i in keep:
+            t0 = time.perf_counter()
+            payload = arr[i].astype("<f4").tobytes()
+            client_seconds[i] = time.perf_counter() - t0
+            up[i] = len(payload)
+            payloads.append(payload)
+        t0 = time.perf_counter()
+        rows = np.array([np.frombuffer(p, dtype="<f4") for p in payloads], dtype=np.float64).reshape(len(payloads), d)
+        clipped, frac = clip_rows(rows, self.clip)
+        ints = np.rint(clipped / self.resolution).astype(np.int64).sum(axis=0)
+        sigma = self.noise_multiplier * self.sensitivity(d)
+        ints += discrete_gaussian(sigma / self.resolution, d, gen)
+        total = ints.astype(np.float64) * self.resolution
+        server_seconds = time.perf_counter() - t0
+        event = DiscreteGaussianEvent(self.noise_multiplier)
+        return AggregationResult(
+            total=total,
+            survivors=keep.astype(np.int64),
+            bytes_up=up,
+            bytes_down=np.zeros(n, dtype=np.int64),
+            client_seconds=client_seconds,
+            server_seconds=server_seconds,
+            noise_std=sigma,
+            info={
+                "noise_multiplier": self.noise_multiplier,
+                "sensitivity": self.sensitivity(d),
+                "dp_event": event,
+                "round_epsilon": _round_epsilon(event, self.delta),
+                "delta": self.delta,
+                "fraction_clipped": frac,
+                "mechanism": "discrete-gaussian",
+            },
+        )
+
+
+class LocalDPAggregator(Aggregator):
+    """Local DP: each client clips and adds the *full* noise ``z * Delta`` to its own update.
+
+    Each client's update is then (epsilon, delta)-DP on its own, even against the server,
+    and against every other client (no trust needed); the price is that the sum carries
+    ``sqrt(n)`` times the noise of central DP. Clients send the noisy integers on the grid
+    ``resolution`` (default ``clip / 2^16``) as int32 (int64 if they do not fit).
+    """
+
+    name = "local-dp"
+    hides_individual_updates = False
+
+    def __init__(
+        self,
+        clip: float = 1.0,
+        noise_multiplier: float | None = None,
+        *,
+        epsilon: float | None = None,
+        delta: float = 1e-5,
+        rounds: int = 1,
+        resolution: float | None = None,
+        **_ignored: Any,
+    ) -> None:
+        self.clip = _check_clip(clip)
+        self.delta = float(delta)
+        self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
+        self.resolution = self.clip * 2.0**-16 if resolution is None else float(resolution)
+        if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip):
+            raise ConfigurationError(f"resolution must be in (0, clip], got {resolution!r}")
+
+    def sensitivity(self, dim: int) -> float:
+        """L2 sensitivity of one rounded, clipped update (update units)."""
+        return self.clip + self.resolution * math.sqrt(dim) / 2
+
+    def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
+        arr = validate_updates(updates)
+        n, d = arr.shape
+        gen = default_rng(rng)
+        keep = np.setdiff1d(np.arange(n), dropped_rows(n, dropout, gen))
+        sigma = self.noise_multiplier * self.sensitivity(d)
+        client_seconds = np.zeros(n)
+        up = np.zeros(n, dtype=np.int64)
+        payloads = []
+        for i in keep:
+            t0 = time.perf_counter()
+            clipped, _ = clip_rows(arr[i][None, :], self.clip)
+            noisy = np.rint(clipped[0] / self.resolution).astype(np.int64) + discrete_gaussian(
+                sigma / self.resolution, d, gen
+            )
+            wide = noisy.size and int(np.abs(noisy).max()) >= 2**31
+            payload = (b"\x08" + noisy.astype("<i8").tobytes()) if wide else (b"\x04" + noisy.astype("<i4").tobytes())
+            client_seconds[i] = time.perf_counter() - t0
+            up[i] = len(payload)
+            payloads.append(payload)
+        t0 = time.perf_counter()
+        total_int = np.zeros(d, dtype=np.int64)
+        for p in payloads:
+            width = p[0]
+            if width not in (4, 8) or len(p) != 1 + width * d:
+                raise EncodingError("malformed local-DP payload")
+            total_int += np.frombuffer(p, dtype="<i4" if width == 4 else "<i8", offset=1)
+        total = total_int.astype(np.float64) * self.resolution
+        server_seconds = time.perf_counter() - t0
+        event = DiscreteGaussianEvent(self.noise_multiplier)
+        return AggregationResult(
+            total=total,
+            survivors=keep.astype(np.int64),
+            bytes_up=up,
+            bytes_down=np.zeros(n, dtype=np.int64),
+            client_seconds=client_seconds,
+            server_seconds=server_seconds,
+            noise_std=math.sqrt(len(keep)) * sigma,
+            info={
+                "noise_multiplier": self.noise_multiplier,
+                "sensitivity": self.sensitivity(d),
+                "dp_event": event,
+                "round_epsilon": _round_epsilon(event, self.delta),
+                "delta": self.delta,
+                "guarantee": "per client, against everyone including the server",
+                "mechanism": "discrete-gaussian",
+            },
+        )
+
+
+class DistributedDPAggregator(Aggregator):
+    """Distributed DP: DDG or Skellam noise shares under pairwise-mask secure aggregation.
+
+    Each client adds ``1/n_min`` of the noise variance; the server learns only the noisy
+    sum (see :mod:`secagg.dp.distributed`). Options: ``clip`` (L2 norm), ``noise_multiplier``
+    or ``epsilon`` (+ ``delta``, ``rounds``), ``bits`` (ring, default 32), ``mechanism``
+    (``"ddg"`` | ``"skellam"``), ``graph`` (``"complete"`` | ``"sparse"``), ``threshold``,
+    ``k`` (sparse-graph degree), ``min_clients`` or ``expected_dropout`` (fraction; the
+    noise is calibrated for ``n_min = ceil(n (1 - expected_dropout))`` survivors; a
+    dropout *rate* passed to :meth:`aggregate` raises the expectation to at least that
+    rate), ``dropout_round``, ``rotation_seed``, ``k_stddevs``.
+
+    ``info`` also carries ``epsilon_achieved`` (this round, at ``delta``, with the actual
+    survivors), ``min_clients``, ``local_stddev`` (integer units), ``scale``, ``bits``.
+    """
+
+    name = "distributed-dp"
+    hides_individual_updates = True
+
+    def __init__(
+        self,
+        clip: float = 1.0,
+        noise_multiplier: float | None = None,
+        *,
+        epsilon: float | None = None,
+        delta: float = 1e-5,
+        rounds: int = 1,
+        bits: int = 32,
+        mechanism: str = "ddg",
+        graph: str = "complete",
+        threshold: int | None = None,
+        k: int | None = None,
+        min_clients: int | None = None,
+        expected_dropout: float = 0.0,
+        dropout_round: str | None = None,
+        rotation_seed: int = 0,
+        k_stddevs: float = 4.0,
+        secure_sum=None,
+        **_ignored: Any,
+    ) -> None:
+        self.clip = _check_clip(clip)
+        self.delta = float(delta)
+        self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
+        if mechanism not in ("ddg", "skellam"):
+            raise ConfigurationError(f"mechanism must be 'ddg' or 'skellam', got {mechanism!r}")
+        if graph not in ("complete", "sparse"):
+            raise ConfigurationError(f"graph must be 'complete' or 'sparse', got {graph!r}")
+        if not 0 <= float(expected_dropout) < 1:
+            raise ConfigurationError(f"expected_dropout must be in [0, 1), got {expected_dropout!r}")
+        self.bits, self.mechanism, self.graph = int(bits), mechanism, graph
+        self.threshold, self.k, self.min_clients = threshold, k, min_clients
+        self.expected_dropout = float(expected_dropout)
+        self.dropout_round = dropout_round
+        self.rotation_seed, self.k_stddevs = int(rotation_seed), float(k_stddevs)
+        self.secure_sum = secure_sum
+        self._params_cache: dict[tuple, DistributedDP] = {}
+
+    def params_for(self, n: int, d: int, dropout=None) -> DistributedDP:
+        """The :class:`DistributedDP` parameters used for ``n`` clients of dimension ``d``."""
+        rate = self.expected_dropout
+        if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
+            rate = max(rate, float(dropout))
+        n_min = self.min_clients if self.min_clients is not None else max(1, math.ceil(n * (1 - rate) - 1e-9))
+        n_min = min(int(n_min), n)
+        key = (n, d, n_min)
+        if key not in self._params_cache:
+            self._params_cache[key] = DistributedDP(
+                clip=self.clip,
+                noise_multiplier=self.noise_multiplier,
+                num_clients=n,
+                dim=d,
+                bits=self.bits,
+                mechanism=self.mechanism,
+                min_clients=n_min,
+                k_stddevs=self.k_stddevs,
+                rotation_seed=self.rotation_seed,
+            )
+        return self._params_cache[key]
+
+    def aggregate(self, updates, *, dropout: float | Mapping[int, str] | None = None, rng=None) -> AggregationResult:
+        arr = validate_updates(updates)
+        n, d = arr.shape
+        params = self.params_for(n, d, dropout)
+        options: dict[str, Any] = {}
+        if self.secure_sum is None:
+            options.update(threshold=self.threshold, graph=self.graph)
+            if self.k is not None:
+                options["k"] = self.k
+            if self.dropout_round is not None:
+                options["dropout_round"] = self.dropout_round
+        res = distributed_dp_sum(
+            arr, params, dropout=dropout, rng=rng, delta=self.delta, secure_sum=self.secure_sum, **options
+        )
+        info = dict(res.info)
+        info.update(
+            noise_multiplier=self.noise_multiplier,
+            dp_event=res.event,
+            round_epsilon=res.epsilon,
+            epsilon_achieved=res.epsilon,
+            delta=self.delta,
+            mechanism=self.mechanism,
+            min_clients=params.min_clients,
+            local_stddev=params.local_stddev,
+            scale=params.scale,
+            bits=params.bits,
+            padded_dim=params.padded_dim,
+            encode_seconds=res.encode_seconds,
+        )
+        return AggregationResult(
+            total=res.total,
+            survivors=res.survivors,
+            bytes_up=res.bytes_up,
+            bytes_down=res.bytes_down,
+            client_seconds=res.client_seconds,
+            server_seconds=res.server_seconds,
+            noise_std=res.noise_std,
+            info=info,
+        )

@@ -1,0 +1,471 @@
+"""Distributed differential privacy over secure aggregation: DDG and Skellam.
+
+Implements the client/server pipeline of
+
+* Kairouz, Liu, Steinke, "The Distributed Discrete Gaussian Mechanism for Federated
+  Learning with Secure Aggregation", ICML 2021 (DDG), and
+* Agarwal, Kairouz, Liu, "The Skellam Mechanism for Differentially Private Federated
+  Learning", NeurIPS 2021 (Skellam),
+
+on top of the pairwise-mask secure sum of :mod:`secagg.masking`. No party ever sees
+an un-noised sum, and the server sees only the sum:
+
+client i (vector ``x_i``, float, shape ``(d,)``):
+
+1. clip to L2 norm ``c``;
+2. rotate: ``R x_i`` with the randomized Walsh-Hadamard transform (public seed, padded
+   to ``m = 2^ceil(log2 d)``), which preserves the norm and flattens the coordinates;
+3. scale by ``s = 1/gamma`` (chosen below so that the ring does not wrap);
+4. *conditional randomized rounding*: round each coordinate up or down at random
+   (unbiased) and retry until ``||round(s R x_i)||_2 <= B``, with
+   ``B = min(cs + sqrt(m), sqrt((cs)^2 + m/4 + sqrt(2 ln(1/beta)) (cs + sqrt(m)/2)))``
+   (KLS 2021, Thm 2; each attempt fails with probability at most ``beta``);
+5. add integer noise: discrete Gaussian ``N_Z(0, sigma_l^2)`` (DDG) or Skellam with
+   variance ``sigma_l^2``, where ``sigma_l = z c s / sqrt(n_min)`` so that
+   ``n_min`` surviving clients together add noise of standard deviation ``z c s``
+   (``z`` = noise multiplier, in units of the clip norm);
+6. reduce modulo ``2^bits`` and enter the secure sum.
+
+server: receives the ring sum of the survivors, maps it to signed integers, divides by
+``s``, applies the inverse rotation and drops the padding: an unbiased estimate of the
+sum of the clipped inputs plus noise of standard deviation
+``sqrt(n_survivors) sigma_l / s`` per coordinate.
+
+Choosing the scale (at most the value that makes ``sigma_l = 2^20``): with ``k`` standard deviations of headroom (default 4, as in KLS),
+the signed sum must stay inside ``(-2^(bits-1), 2^(bits-1))``:
+``k sqrt(s^2 c^2 (n^2/m + n z^2/n_min) + n/4) <= 2^(bits-1) - 1``, where ``n^2 c^2/m``
+bounds the per-coordinate energy of the rotated sum and ``n/4`` the rounding.
+
+Dropouts: the noise is fixed before anyone drops; if fewer than ``n_min`` clients
+survive the total noise is smaller than planned. :meth:`DistributedDP.dp_event`
+builds the privacy event for the *actual* number of survivors, and
+:func:`distributed_dp_sum` reports the epsilon actually achieved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..errors import ConfigurationError, InputError, ProtocolAbort
+from ..quantize import default_rng, ring_dtype
+from .accountant import DistributedDiscreteGaussianEvent, DpEvent, RdpAccountant, SkellamEvent
+from .rotation import RandomizedHadamard, next_power_of_two
+from .samplers import discrete_gaussian, skellam
+
+__all__ = [
+    "DistributedDP",
+    "DistributedDPResult",
+    "SecureSumOutput",
+    "distributed_dp_sum",
+    "masking_secure_sum",
+    "plain_ring_sum",
+]
+
+MECHANISMS = ("ddg", "skellam")
+_MAX_LOCAL_STDDEV = 2.0**20
+
+
+@dataclass(frozen=True)
+class DistributedDP:
+    """Parameters and client/server transforms of one distributed-DP aggregation.
+
+    Parameters
+    ----------
+    clip:
+        L2 norm bound ``c`` of each client's vector (float units).
+    noise_multiplier:
+        ``z``: the total noise std, with ``n_min`` survivors, is ``z * c`` (float units).
+    num_clients:
+        ``n``: the most vectors that will be summed (sets the headroom).
+    dim:
+        ``d``: vector length.
+    bits:
+        ring size (default 32: uint32 vectors; 33..64 use uint64).
+    mechanism:
+        ``"ddg"`` (distributed discrete Gaussian) or ``"skellam"``.
+    min_clients:
+        ``n_min``: fewest survivors the noise is calibrated for (default ``n``).
+    beta:
+        conditional-rounding failure probability per attempt (default ``exp(-1/2)``).
+    k_stddevs:
+        headroom against modular wrap, in standard deviations (default 4).
+    rotation_seed:
+        public seed of the random signs (int).
+
+    Raises
+    ------
+    ConfigurationError
+        for a ring too small to hold the noisy sum, or inconsistent parameters.
+    """
+
+    clip: float
+    noise_multiplier: float
+    num_clients: int
+    dim: int
+    bits: int = 32
+    mechanism: str = "ddg"
+    min_clients: int | None = None
+    beta: float = math.exp(-0.5)
+    k_stddevs: float = 4.0
+    rotation_seed: int = 0
+    max_rounding_tries: int = 1000
+    padded_dim: int = field(init=False)
+    scale: float = field(init=False)
+    local_stddev: float = field(init=False)
+    l2_bound: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        c, z = float(self.clip), float(self.noise_multiplier)
+        if not (math.isfinite(c) and c > 0):
+            raise ConfigurationError(f"clip (L2 norm) must be a positive finite number, got {self.clip!r}")
+        if not (math.isfinite(z) and z > 0):
+            raise ConfigurationError(f"noise_multiplier must be a positive finite number, got {self.noise_multiplier!r}")
+        n = int(self.num_clients)
+        if n < 1 or int(self.dim) < 1:
+            raise ConfigurationError(f"num_clients and dim must be >= 1, got {self.num_clients}, {self.dim}")
+        n_min = n if self.min_clients is None else int(self.min_clients)
+        if not 1 <= n_min <= n:
+            raise ConfigurationError(f"min_clients must be in [1, num_clients={n}], got {self.min_clients!r}")
+        if self.mechanism not in MECHANISMS:
+            raise ConfigurationError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
+        if not 0 < self.beta < 1:
+            raise ConfigurationError(f"beta must be in (0, 1), got {self.beta!r}")
+        ring_dtype(self.bits)
+        m = next_power_of_two(int(self.dim))
+        avail = ((1 << (int(self.bits) - 1)) - 1) / float(self.k_stddevs)
+        spare = avail**2 - n / 4.0
+        if spare <= 0:
+            raise ConfigurationError(f"a {self.bits}-bit ring cannot hold the rounding noise of {n} clients; use more bits")
+        s = math.sqrt(spare / (c * c * (n * n / m + n * z * z / n_min)))
+        # keep every integer far inside float64's exact range, and the local noise std at
+        # most 2^20 (numpy's Poisson sampler loses precision for means near 2^52; beyond
+        # cs >> sqrt(m) a larger scale buys nothing: the rounding slack is already tiny)
+        s = min(s, 2.0**40 / c, _MAX_LOCAL_STDDEV * math.sqrt(n_min) / (z * c))
+        cs = c * s
+        bound = min(
+            cs + math.sqrt(m),
+            math.sqrt(cs * cs + m / 4.0 + math.sqrt(2 * math.log(1 / self.beta)) * (cs + math.sqrt(m) / 2.0)),
+        )
+        if cs < 1.0:
+            raise ConfigurationError(
+                f"the {self.bits}-bit ring leaves a scale of {s:.3g}: clipped vectors would round to zero. "
+                "Use more bits, fewer clients or a smaller noise multiplier."
+            )
+        object.__setattr__(self, "clip", c)
+        object.__setattr__(self, "noise_multiplier", z)
+        object.__setattr__(self, "num_clients", n)
+        object.__setattr__(self, "dim", int(self.dim))
+        object.__setattr__(self, "bits", int(self.bits))
+        object.__setattr__(self, "min_clients", n_min)
+        object.__setattr__(self, "padded_dim", m)
+        object.__setattr__(self, "scale", s)
+        object.__setattr__(self, "local_stddev", z * cs / math.sqrt(n_min))
+        object.__setattr__(self, "l2_bound", bound)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def rotation(self) -> RandomizedHadamard:
+        """The shared randomized Hadamard rotation (built on demand, cached)."""
+        rot = self.__dict__.get("_rotation")
+        if rot is None:
+            rot = RandomizedHadamard(self.dim, self.rotation_seed)
+            object.__setattr__(self, "_rotation", rot)
+        return rot
+
+    @property
+    def l1_bound(self) -> float:
+        """L1 bound of a rounded client vector: ``B * min(sqrt(m), B)`` (integers: |v| <= v^2)."""
+        return self.l2_bound * min(math.sqrt(self.padded_dim), self.l2_bound)
+
+    def noise_std(self, survivors: int) -> float:
+        """Std of the noise in each coordinate of the decoded sum (float units)."""
+        return math.sqrt(int(survivors)) * self.local_stddev / self.scale
+
+    def dp_event(self, survivors: int) -> DpEvent:
+        """Privacy event of one aggregation with ``survivors`` noisy contributions.
+
+        Sensitivity is that of one client's rounded integer vector (add/remove one client).
+        """
+        k = int(survivors)
+        if k < 1:
+            raise InputError(f"survivors must be >= 1, got {survivors!r}")
+        if self.mechanism == "ddg":
+            return DistributedDiscreteGaussianEvent(self.local_stddev, k, self.l2_bound, self.l1_bound, self.padded_dim)
+        return SkellamEvent(k * self.local_stddev**2, self.l2_bound, self.l1_bound)
+
+    def epsilon(self, survivors: int, delta: float, rounds: int = 1) -> float:
+        """Epsilon after ``rounds`` aggregations with ``survivors`` clients each, at ``delta``."""
+        return RdpAccountant().compose(self.dp_event(survivors), int(rounds)).get_epsilon(delta)
+
+    # ------------------------------------------------------------------ client
+    def encode(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Client side: clip, rotate, scale, round conditionally, add noise, wrap.
+
+        ``x``: float array ``(d,)`` or ``(k, d)``. Returns the ring dtype array of shape
+        ``(m,)`` / ``(k, m)``. Raises :class:`InputError` for a wrong shape or NaN/inf.
+        """
+        gen = default_rng(rng)
+        ints = self.round_and_noise(x, gen)
+        dt = ring_dtype(self.bits)
+        out = ints.astype(np.uint64) if dt == np.uint64 else ints.astype(dt)
+        if self.bits < dt.itemsize * 8:
+            out &= dt.type((1 << self.bits) - 1)
+        return out
+
+    def round_and_noise(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Steps 1-5 of the client pipeline; returns signed int64 (before the wrap)."""
+        gen = default_rng(rng)
+        arr = np.asarray(x, dtype=np.float64)
+        single = arr.ndim == 1
+        rows = arr[None, :] if single else arr
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise InputError(f"client vectors must have shape ({self.dim},) or (k, {self.dim}), got {arr.shape}")
+        if not np.all(np.isfinite(rows)):
+            raise InputError("client vectors contain NaN or infinity")
+        norms = np.linalg.norm(rows, axis=1)
+        factor = np.minimum(1.0, self.clip / np.maximum(norms, 1e-300))
+        scaled = self.rotation.forward(rows * factor[:, None]) * self.scale
+        ints = self._conditional_round(scaled, gen)
+        if self.mechanism == "ddg":
+            ints += discrete_gaussian(self.local_stddev, ints.shape, gen)
+        else:
+            ints += skellam(self.local_stddev**2, ints.shape, gen)
+        return ints[0] if single else ints
+
+    def _conditional_round(self, scaled: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+        floor = np.floor(scaled)
+        frac = scaled - floor
+        out = np.empty(scaled.shape, dtype=np.int64)
+        todo = np.arange(scaled.shape[0])
+        bound2 = self.l2_bound**2
+        for _ in range(self.max_rounding_tries):
+            r = floor[todo] + (gen.random((todo.size, scaled.shape[1])) < frac[todo])
+            ok = np.einsum("ij,ij->i", r, r) <= bound2
+            out[todo[ok]] = r[ok].astype(np.int64)
+            todo = todo[~ok]
+            if todo.size == 0:
+                return out
+        raise ProtocolAbort(f"conditional rounding failed {self.max_rounding_tries} times; beta={self.beta} is too small")
+
+    # ------------------------------------------------------------------ server
+    def decode(self, ring_sum, count: int) -> np.ndarray:
+        """Server side: ring sum (shape ``(m,)``) of ``count`` encodings -> float sum ``(d,)``."""
+        arr = np.asarray(ring_sum)
+        if arr.shape != (self.padded_dim,) or arr.dtype.kind != "u":
+            raise InputError(f"ring sum must be an unsigned array of shape ({self.padded_dim},), got {arr.dtype} {arr.shape}")
+        if not 0 <= int(count) <= self.num_clients:
+            raise InputError(f"count must be in [0, {self.num_clients}], got {count!r}")
+        if self.bits == 64:
+            signed = arr.astype(np.uint64).view(np.int64)
+        else:
+            vals = arr.astype(np.int64) & ((1 << self.bits) - 1)
+            signed = np.where(vals >= (1 << (self.bits - 1)), vals - (1 << self.bits), vals)
+        return self.rotation.inverse(signed.astype(np.float64) / self.scale)
+
+
+@dataclass
+class SecureSumOutput:
+    """What a secure-sum backend returns to :func:`distributed_dp_sum`."""
+
+    ring_sum: np.ndarray
+    survivors: np.ndarray
+    bytes_up: np.ndarray
+    bytes_down: np.ndarray
+    client_seconds: np.ndarray
+    server_seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+SecureSum = Callable[..., SecureSumOutput]
+
+
+def plain_ring_sum(ring_vectors: np.ndarray, *, bits: int, dropout=None, rng=None, **_: Any) -> SecureSumOutput:
+    """A *non-secure* modular sum with the secure-sum interface: for unit tests of encode/decode only.
+
+    Dropout: ``None``, a rate (that fraction of rows, chosen with ``rng``, is removed) or
+    a mapping ``{row: round}``.
+    """
+    from ..aggregators import dropped_rows
+
+    n = ring_vectors.shape[0]
+    gone = dropped_rows(n, dropout, rng)
+    keep = np.setdiff1d(np.arange(n), gone)
+    dt = ring_dtype(bits)
+    total = ring_vectors[keep].sum(axis=0, dtype=dt)
+    if bits < dt.itemsize * 8:
+        total &= dt.type((1 << bits) - 1)
+    per = np.where(np.isin(np.arange(n), keep), ring_vectors.shape[1] * dt.itemsize, 0).astype(np.int64)
+    return SecureSumOutput(total, keep.astype(np.int64), per, np.zeros(n, dtype=np.int64), np.zeros(n), 0.0)
+
+
+def masking_secure_sum(
+    ring_vectors: np.ndarray,
+    *,
+    bits: int,
+    dropout=None,
+    rng=None,
+    threshold: int | None = None,
+    graph: str = "complete",
+    k: int | None = None,
+    **kwargs: Any,
+) -> SecureSumOutput:
+    """Pairwise-mask secure sum of ring vectors via ``secagg.masking.simulate_ring``.
+
+    Raises :class:`ConfigurationError` if :mod:`secagg.masking` is not installed.
+    """
+    try:
+        from ..masking.simulate import simulate_ring
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ConfigurationError(f"distributed DP needs secagg.masking.simulate_ring: {exc}") from None
+    options: dict[str, Any] = {"bits": bits, "threshold": threshold, "graph": graph, "dropout": dropout, "rng": rng}
+    if k is not None:
+        options["k"] = k
+    options.update(kwargs)
+    res = simulate_ring(ring_vectors, **options)
+    n = ring_vectors.shape[0]
+    return SecureSumOutput(
+        ring_sum=np.asarray(res.ring_sum),
+        survivors=np.asarray(res.survivors, dtype=np.int64),
+        bytes_up=_per_client(getattr(res, "bytes_sent", None), n),
+        bytes_down=_per_client(getattr(res, "bytes_received", None), n),
+        client_seconds=_per_client_seconds(res, n),
+        server_seconds=_server_seconds(res),
+        info={"secure_sum": "masking", "graph": graph},
+    )
+
+
+def _per_client(counts, n: int) -> np.ndarray:
+    """Sum per-round per-client byte counts (dict round -> (n,) or (n,) array) into (n,) int64."""
+    if counts is None:
+        return np.zeros(n, dtype=np.int64)
+    if isinstance(counts, Mapping):
+        total = np.zeros(n, dtype=np.int64)
+        for v in counts.values():
+            arr = np.asarray(v)
+            if arr.shape == (n,):
+                total += arr.astype(np.int64)
+        return total
+    arr = np.asarray(counts)
+    return arr.astype(np.int64) if arr.shape == (n,) else np.zeros(n, dtype=np.int64)
+
+
+def _per_client_seconds(res, n: int) -> np.ndarray:
+    """Client seconds summed over rounds (``{round: (n,) array}`` or an ``(n,)`` array)."""
+    v = getattr(res, "client_seconds", None)
+    if isinstance(v, Mapping):
+        total = np.zeros(n)
+        for arr in v.values():
+            arr = np.asarray(arr, dtype=np.float64)
+            if arr.shape == (n,):
+                total += arr
+        return total
+    if v is not None and np.asarray(v).shape == (n,):
+        return np.asarray(v, dtype=np.float64)
+    return np.zeros(n)
+
+
+def _server_seconds(res) -> float:
+    """Server seconds summed over rounds (``{round: float}`` or a float)."""
+    v = getattr(res, "server_seconds", None)
+    if isinstance(v, Mapping):
+        return float(sum(float(x) for x in v.values()))
+    return float(v) if v is not None else 0.0
+
+
+@dataclass
+class DistributedDPResult:
+    """Outcome of :func:`distributed_dp_sum`.
+
+    ``total`` float64 ``(d,)`` noisy sum of the survivors' clipped vectors;
+    ``survivors`` int64 row indices; ``noise_std`` per-coordinate noise std of ``total``;
+    ``epsilon`` achieved by this one aggregation at ``delta`` given the actual survivors
+    (None if no delta was given); ``event`` the privacy event to compose into an
+    accountant; byte counts and seconds per client (client seconds include the DP
+    encoding *and* the secure-sum client work).
+    """
+
+    total: np.ndarray
+    survivors: np.ndarray
+    noise_std: float
+    epsilon: float | None
+    delta: float | None
+    event: DpEvent
+    params: DistributedDP
+    bytes_up: np.ndarray
+    bytes_down: np.ndarray
+    client_seconds: np.ndarray
+    encode_seconds: np.ndarray
+    server_seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def distributed_dp_sum(
+    updates,
+    params: DistributedDP,
+    *,
+    dropout: float | Mapping[int, str] | None = None,
+    rng: np.random.Generator | None = None,
+    delta: float | None = 1e-5,
+    secure_sum: SecureSum | None = None,
+    **secure_sum_options: Any,
+) -> DistributedDPResult:
+    """Run one distributed-DP aggregation of the rows of ``updates`` (float ``(n, d)``).
+
+    Each client encodes its row (timed per client), the ring vectors go through
+    ``secure_sum`` (default :func:`masking_secure_sum`, i.e. SecAgg/SecAgg+; extra
+    keyword options such as ``threshold``, ``graph``, ``k`` are passed on), and the
+    server decodes the ring sum of the survivors.
+
+    Raises
+    ------
+    InputError
+        for a wrong shape or non-finite updates.
+    ProtocolAbort
+        when the secure sum aborts (too few survivors).
+    """
+    arr = np.asarray(updates, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != params.dim or arr.shape[0] > params.num_clients or arr.shape[0] < 1:
+        raise InputError(
+            f"updates must have shape (n <= {params.num_clients}, {params.dim}), got {arr.shape}"
+        )
+    gen = default_rng(rng)
+    n = arr.shape[0]
+    params.rotation  # build the shared rotation once, outside the per-client timings
+    dt = ring_dtype(params.bits)
+    ring = np.empty((n, params.padded_dim), dtype=dt)
+    enc_seconds = np.zeros(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        ring[i] = params.encode(arr[i], gen)
+        enc_seconds[i] = time.perf_counter() - t0
+    backend = masking_secure_sum if secure_sum is None else secure_sum
+    out = backend(ring, bits=params.bits, dropout=dropout, rng=gen, **secure_sum_options)
+    survivors = np.sort(np.asarray(out.survivors, dtype=np.int64))
+    t0 = time.perf_counter()
+    total = params.decode(out.ring_sum, len(survivors))
+    decode_seconds = time.perf_counter() - t0
+    count = len(survivors)
+    event = params.dp_event(max(count, 1))
+    eps = params.epsilon(count, delta) if (delta is not None and count >= 1) else None
+    client_seconds = enc_seconds + np.asarray(out.client_seconds, dtype=np.float64)
+    # clients that dropped before sending did not finish; keep their encode time (work done)
+    return DistributedDPResult(
+        total=total,
+        survivors=survivors,
+        noise_std=params.noise_std(count),
+        epsilon=eps,
+        delta=delta,
+        event=event,
+        params=params,
+        bytes_up=np.asarray(out.bytes_up, dtype=np.int64),
+        bytes_down=np.asarray(out.bytes_down, dtype=np.int64),
+        client_seconds=client_seconds,
+        encode_seconds=enc_seconds,
+        server_seconds=float(out.server_seconds) + decode_seconds,
+        info=dict(out.info),
+    )
