@@ -1,0 +1,72 @@
+"""Packed Paillier vector summation on python-paillier keys: fast enough to use.
+
+Paillier encryption (Paillier, EUROCRYPT 1999) is additively homomorphic: a server
+multiplies clients' ciphertexts and a key holder decrypts only the total. This package
+packs many quantized values into each plaintext (BatchCrypt, Zhang et al., USENIX ATC
+2020), encrypts with gmpy2 and optionally DJN-style short-exponent obfuscators on a
+fixed-base table (Damgard, Jurik, Nielsen, IJIS 2010), decrypts with the CRT, and
+serializes compactly. Keys are plain ``phe`` key objects.
+
+Quick use::
+
+    from secagg import Quantizer
+    from secagg import paillier
+    pk, sk = paillier.generate_keypair()            # 3072 bits by default
+    q = Quantizer(clip=1.0, num_clients=100, bits=16)
+    evs = [paillier.encrypt_vector(pk, x, q) for x in rows]
+    total = paillier.decrypt_vector(sk, paillier.sum(evs))
+"""
+
+from __future__ import annotations
+
+from .aggregator import PaillierAggregator
+from .encrypted_vector import (
+    EncryptedVector,
+    decrypt_quantized,
+    decrypt_vector,
+    encrypt_quantized,
+    encrypt_vector,
+    sum,
+)
+from .keys import (
+    DEFAULT_KEY_BITS,
+    MIN_KEY_BITS,
+    PaillierPrivateKey,
+    PaillierPublicKey,
+    generate_keypair,
+    key_fingerprint,
+    public_key_from_bytes,
+    public_key_to_bytes,
+)
+from .obfuscation import OBFUSCATIONS, Encryptor, get_encryptor
+from .packing import PackingLayout, layout_for
+from .threshold import KeyShare, PartialDecryption, combine_partial_decryptions, partial_decrypt, split_private_key
+
+__all__ = [
+    "DEFAULT_KEY_BITS",
+    "MIN_KEY_BITS",
+    "OBFUSCATIONS",
+    "EncryptedVector",
+    "KeyShare",
+    "PartialDecryption",
+    "Encryptor",
+    "PackingLayout",
+    "PaillierAggregator",
+    "PaillierPrivateKey",
+    "PaillierPublicKey",
+    "combine_partial_decryptions",
+    "decrypt_quantized",
+    "decrypt_vector",
+    "encrypt_quantized",
+    "encrypt_vector",
+    "generate_keypair",
+    "get_encryptor",
+    "key_fingerprint",
+    "layout_for",
+    "partial_decrypt",
+    "public_key_from_bytes",
+    "public_key_to_bytes",
+    "split_private_key",
+    "sum",
+]
+

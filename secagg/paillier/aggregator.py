@@ -1,0 +1,200 @@
+"""``PaillierAggregator``: the ``"paillier"`` technique of :func:`secagg.make_aggregator`.
+
+Simulates the three parties of packed Paillier summation in one process and measures
+each one's work and bytes:
+
+* each client quantizes, packs and encrypts its update under the key holder's public
+  key and sends ``EncryptedVector.to_bytes()`` (``bytes_up``); it first downloads the
+  public key (``bytes_down``, fixed-width encoding);
+* the server parses the ciphertexts and multiplies them (homomorphic sum); it never
+  holds the private key, so it sees no individual update and not the sum either;
+* the key holder (a party that does not collude with the server) decrypts the
+  aggregate only and returns the float sum.
+
+``server_seconds`` covers the server's parsing and homomorphic additions plus the key
+holder's decryption; ``info`` has them separately.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..aggregators import AggregationResult, Aggregator, dropped_rows, validate_updates
+from ..errors import ConfigurationError, ProtocolAbort
+from ..quantize import Quantizer
+from .encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum as he_sum
+from .keys import (
+    DEFAULT_KEY_BITS,
+    PaillierPrivateKey,
+    PaillierPublicKey,
+    _check_bits,
+    check_private_key,
+    check_public_key,
+    generate_keypair,
+    public_key_to_bytes,
+)
+from .obfuscation import OBFUSCATIONS, Encryptor
+
+__all__ = ["PaillierAggregator"]
+
+
+class PaillierAggregator(Aggregator):
+    """Packed Paillier summation behind the common :class:`~secagg.aggregators.Aggregator` interface.
+
+    Parameters
+    ----------
+    clip:
+        coordinate bound of every update (values are clipped to ``[-clip, clip]``).
+    bits:
+        quantizer ring bits per value (2..64; default 32, the same resolution as the
+        ``secagg`` masking aggregators). The slot width is at most ``bits``, so 16 bits
+        packs twice as many values per ciphertext as 32.
+    key_bits:
+        modulus size for the key pair generated on first use (default 3072; 2048 is the
+        minimum without ``allow_insecure``). Ignored when ``keypair`` is given.
+    keypair:
+        ``(phe.PaillierPublicKey, phe.PaillierPrivateKey)`` to use instead of generating one.
+    allow_insecure:
+        permit ``key_bits < 2048`` (tests only).
+    obfuscation:
+        ``"full"`` (default, textbook Paillier) or ``"fast"`` (DJN-style short exponents;
+        see :mod:`secagg.paillier.obfuscation`).
+    num_clients:
+        summand capacity of the quantizer; default: the number of rows passed to
+        :meth:`aggregate` (the headroom is then exactly what one round needs).
+    rounding:
+        quantizer rounding, ``"stochastic"`` (unbiased, default) or ``"nearest"``.
+
+    Notes
+    -----
+    The key pair is generated once per aggregator (lazily) and reused across rounds;
+    one per-process :class:`~secagg.paillier.Encryptor` stands in for every simulated
+    client.
+    """
+
+    name = "paillier"
+    hides_individual_updates = True
+
+    def __init__(
+        self,
+        clip: float = 1.0,
+        bits: int = 32,
+        key_bits: int = DEFAULT_KEY_BITS,
+        *,
+        keypair: tuple[PaillierPublicKey, PaillierPrivateKey] | None = None,
+        allow_insecure: bool = False,
+        obfuscation: str = "full",
+        num_clients: int | None = None,
+        rounding: str = "stochastic",
+    ) -> None:
+        if not np.isfinite(clip) or clip <= 0:
+            raise ConfigurationError(f"clip must be a positive finite number, got {clip!r}")
+        if obfuscation not in OBFUSCATIONS:
+            raise ConfigurationError(f"obfuscation must be one of {OBFUSCATIONS}, got {obfuscation!r}")
+        if num_clients is not None and (not isinstance(num_clients, int) or num_clients < 1):
+            raise ConfigurationError(f"num_clients must be a positive integer or None, got {num_clients!r}")
+        Quantizer(clip=clip, num_clients=num_clients or 1, bits=bits, rounding=rounding)  # validate early
+        if keypair is not None:
+            if not isinstance(keypair, tuple) or len(keypair) != 2:
+                raise ConfigurationError("keypair must be a (public_key, private_key) tuple")
+            pk, sk = check_public_key(keypair[0], allow_insecure=allow_insecure), check_private_key(keypair[1])
+            if int(sk.public_key.n) != int(pk.n):
+                raise ConfigurationError("the private key in keypair does not belong to its public key")
+            key_bits = int(pk.n).bit_length()
+        else:
+            _check_bits(key_bits, allow_insecure)
+        self.clip = float(clip)
+        self.bits = int(bits)
+        self.key_bits = int(key_bits)
+        self.allow_insecure = bool(allow_insecure)
+        self.obfuscation = obfuscation
+        self.num_clients = num_clients
+        self.rounding = rounding
+        self._keypair = keypair
+        self._encryptor: Encryptor | None = None
+
+    @property
+    def keypair(self) -> tuple[PaillierPublicKey, PaillierPrivateKey]:
+        """The key pair (generated on first access)."""
+        if self._keypair is None:
+            self._keypair = generate_keypair(self.key_bits, allow_insecure=self.allow_insecure)
+        return self._keypair
+
+    def quantizer(self, n: int) -> Quantizer:
+        """The quantizer used for a round of ``n`` clients."""
+        cap = self.num_clients if self.num_clients is not None else n
+        if cap < n:
+            raise ConfigurationError(f"this aggregator was built for at most {cap} clients, got {n}")
+        return Quantizer(clip=self.clip, num_clients=cap, bits=self.bits, rounding=self.rounding)
+
+    def aggregate(
+        self,
+        updates: np.ndarray,
+        *,
+        dropout: float | Mapping[int, str] | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> AggregationResult:
+        """Encrypt each surviving row, sum the ciphertexts, decrypt the total.
+
+        ``updates``: float array ``(n, d)``. Dropped rows (rate or mapping) send nothing
+        and are simply not multiplied in. Raises :class:`InputError` for bad updates and
+        :class:`ProtocolAbort` if every row dropped.
+        """
+        arr = validate_updates(updates)
+        n, d = arr.shape
+        gone = dropped_rows(n, dropout, rng)
+        keep = np.setdiff1d(np.arange(n, dtype=np.int64), gone)
+        if keep.size == 0:
+            raise ProtocolAbort("every client dropped: there is nothing to aggregate")
+        quantizer = self.quantizer(n)
+        pk, sk = self.keypair
+        if self._encryptor is None:
+            self._encryptor = Encryptor(pk, obfuscation=self.obfuscation)
+        pk_bytes = len(public_key_to_bytes(pk))
+
+        client_seconds = np.zeros(n)
+        bytes_up = np.zeros(n, dtype=np.int64)
+        bytes_down = np.zeros(n, dtype=np.int64)
+        payloads: list[bytes] = []
+        for i in keep:
+            t0 = time.perf_counter()
+            payload = encrypt_vector(pk, arr[i], quantizer, rng=rng, encryptor=self._encryptor).to_bytes()
+            client_seconds[i] = time.perf_counter() - t0
+            bytes_up[i] = len(payload)
+            bytes_down[i] = pk_bytes
+            payloads.append(payload)
+
+        t0 = time.perf_counter()
+        total_ev = he_sum(EncryptedVector.from_bytes(p, pk) for p in payloads)
+        to_key_holder = total_ev.to_bytes()
+        add_seconds = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        total = decrypt_vector(sk, EncryptedVector.from_bytes(to_key_holder, pk))
+        decrypt_seconds = time.perf_counter() - t0
+
+        layout = total_ev.layout
+        info: dict[str, Any] = {
+            "key_bits": int(pk.n).bit_length(),
+            "obfuscation": self.obfuscation,
+            "slot_bits": layout.slot_bits,
+            "slots_per_ciphertext": layout.slots,
+            "ciphertexts": layout.num_ciphertexts,
+            "quantizer_bits": quantizer.bits,
+            "resolution": quantizer.resolution,
+            "server_add_seconds": add_seconds,
+            "decrypt_seconds": decrypt_seconds,
+            "bytes_to_key_holder": len(to_key_holder),
+        }
+        return AggregationResult(
+            total=total,
+            survivors=keep,
+            bytes_up=bytes_up,
+            bytes_down=bytes_down,
+            client_seconds=client_seconds,
+            server_seconds=add_seconds + decrypt_seconds,
+            info=info,
+        )

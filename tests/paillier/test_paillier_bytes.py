@@ -1,0 +1,152 @@
+"""Versioned bytes of encrypted vectors and public keys: round trips and validation on decode."""
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg import Quantizer
+from secagg import paillier as P
+from secagg.errors import DecodeError, IncompatibleError, InsecureParameterError, IntegrityError, SecAggError
+
+HEADER = 52
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return P.generate_keypair(512, allow_insecure=True)
+
+
+@pytest.fixture(scope="module")
+def blob(keys):
+    pk, _ = keys
+    q = Quantizer(clip=1.0, num_clients=4, bits=16, rounding="nearest")
+    ev = P.encrypt_vector(pk, np.linspace(-1, 1, 70), q) + np.full(70, 0.5)
+    return ev, ev.to_bytes()
+
+
+def test_round_trip_preserves_everything(keys, blob):
+    pk, sk = keys
+    ev, data = blob
+    width = (int(pk.n) ** 2).bit_length() // 8 + (1 if (int(pk.n) ** 2).bit_length() % 8 else 0)
+    assert len(data) == HEADER + ev.layout.num_ciphertexts * width
+    back = P.EncryptedVector.from_bytes(data, pk)
+    assert back.count == 2 and back.dim == 70
+    assert back.layout == ev.layout and back.quantizer == ev.quantizer
+    assert [int(c) for c in back.ciphertexts] == [int(c) for c in ev.ciphertexts]
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, back), P.decrypt_quantized(sk, ev))
+    assert back.to_bytes() == data
+
+
+@settings(deadline=None, max_examples=25)
+@given(dim=st.integers(1, 200), bits=st.sampled_from([8, 16, 21, 32]), count=st.integers(1, 3))
+def test_round_trip_property(keys, dim, bits, count):
+    pk, sk = keys
+    q = Quantizer(clip=3.0, num_clients=3, bits=bits, rounding="nearest")
+    x = np.linspace(-4, 4, dim)
+    ev = P.encrypt_vector(pk, x, q, obfuscation="fast") * count
+    back = P.EncryptedVector.from_bytes(ev.to_bytes(), pk)
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, back), count * q.quantize(x))
+
+
+def test_public_key_bytes_round_trip_fixed_width(keys):
+    pk, _ = keys
+    data = P.public_key_to_bytes(pk)
+    assert len(data) == 7 + 64  # header + 512-bit n, big-endian
+    assert int.from_bytes(data[7:], "big") == pk.n
+    assert P.public_key_from_bytes(data, allow_insecure=True) == pk
+    with pytest.raises(InsecureParameterError):
+        P.public_key_from_bytes(data)  # a 512-bit key is below the floor without the flag
+    assert len(P.key_fingerprint(pk)) == 16
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d[:-1],  # truncated
+        lambda d: d + b"\x00",  # trailing garbage
+        lambda d: b"XXXX" + d[4:],  # magic
+        lambda d: d[:4] + b"\x02" + d[5:],  # version
+        lambda d: d[:5] + b"\x01\x00" + d[7:],  # length field too small for n
+        lambda d: d[:-1] + bytes([d[-1] & 0xFE]),  # even modulus
+    ],
+)
+def test_malformed_public_key_bytes_raise(keys, mutate):
+    data = P.public_key_to_bytes(keys[0])
+    with pytest.raises(DecodeError):
+        P.public_key_from_bytes(mutate(data), allow_insecure=True)
+
+
+def _patch(data: bytes, fmt: str, offset: int, value) -> bytes:
+    size = struct.calcsize(fmt)
+    return data[:offset] + struct.pack(fmt, value) + data[offset + size :]
+
+
+# header offsets: magic 0, version 4, fingerprint 5, width 21, clip 23, num_clients 31,
+# bits 35, rounding 36, slot_bits 37, slots 38, count 40, dim 44
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d[:10],
+        lambda d: d[:-1],
+        lambda d: d + b"\x00",
+        lambda d: b"NOPE" + d[4:],
+        lambda d: _patch(d, ">B", 4, 9),
+        lambda d: _patch(d, ">H", 21, 7),
+        lambda d: _patch(d, ">d", 23, float("nan")),
+        lambda d: _patch(d, ">d", 23, -1.0),
+        lambda d: _patch(d, ">I", 31, 0),
+        lambda d: _patch(d, ">B", 35, 99),
+        lambda d: _patch(d, ">B", 36, 5),
+        lambda d: _patch(d, ">B", 37, 17),
+        lambda d: _patch(d, ">H", 38, 3),
+        lambda d: _patch(d, ">I", 40, 5),  # count above the capacity of 4
+        lambda d: _patch(d, ">Q", 44, 3 * 31 + 1),  # dim that needs a 4th ciphertext (31 slots each)
+        lambda d: _patch(d, ">Q", 44, 0),
+        lambda d: _patch(d, ">Q", 44, 2**63),
+        lambda d: d[:HEADER] + b"\x00" * (len(d) - HEADER),  # zero ciphertexts
+        lambda d: d[:HEADER] + b"\xff" * (len(d) - HEADER),  # ciphertexts >= n^2
+    ],
+)
+def test_malformed_vector_bytes_raise_decode_error(keys, blob, mutate):
+    _, data = blob
+    with pytest.raises(DecodeError):
+        P.EncryptedVector.from_bytes(mutate(data), keys[0])
+
+
+def test_bytes_under_another_key_raise_incompatible(keys, blob):
+    other, _ = P.generate_keypair(512, allow_insecure=True)
+    with pytest.raises(IncompatibleError, match="encrypted under key"):
+        P.EncryptedVector.from_bytes(blob[1], other)
+
+
+@settings(deadline=None, max_examples=60)
+@given(data=st.binary(max_size=400), keep=st.integers(0, HEADER + 10))
+def test_garbage_never_escapes_the_error_tree(keys, blob, data, keep):
+    """Arbitrary bytes (alone or after a valid prefix) raise the library's errors, never others."""
+    for candidate in (data, blob[1][:keep] + data):
+        try:
+            P.EncryptedVector.from_bytes(candidate, keys[0])
+        except (DecodeError, IncompatibleError):
+            pass
+        else:  # only possible if the candidate is a valid encoding
+            assert candidate[:4] == b"SGPV"
+
+
+def test_tampered_ciphertext_or_count_is_detected_at_decryption(keys):
+    pk, sk = keys
+    q = Quantizer(clip=1.0, num_clients=3, bits=16, rounding="nearest")
+    ev = P.sum([P.encrypt_vector(pk, np.ones(40), q) for _ in range(3)])
+    n = int(pk.n)
+    # add 2^(|n|-2) to the first plaintext: bits above the packing layout
+    bad = P.EncryptedVector(pk, q, ev.layout, list(ev.ciphertexts), ev.count)
+    bad.ciphertexts[0] = bad.ciphertexts[0] * (1 + n * (1 << (n.bit_length() - 2))) % (n * n)
+    with pytest.raises(IntegrityError):
+        P.decrypt_vector(sk, bad)
+    # a server that under-reports the count produces impossible slot values
+    lied = P.EncryptedVector.from_bytes(_patch(ev.to_bytes(), ">I", 40, 1), pk)
+    with pytest.raises(IntegrityError, match="count"):
+        P.decrypt_vector(sk, lied)
+    assert issubclass(IntegrityError, SecAggError)

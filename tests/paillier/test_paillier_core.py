@@ -1,0 +1,270 @@
+"""Packed Paillier: encrypt/add/decrypt exactness, overflow accounting, key and encoding checks."""
+
+import builtins
+
+import numpy as np
+import phe
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg import Quantizer
+from secagg import paillier as P
+from secagg.errors import (
+    ConfigurationError,
+    IncompatibleError,
+    InputError,
+    InsecureParameterError,
+    SumOverflowError,
+)
+from secagg.paillier.packing import layout_for, offset_encode, pack, unpack
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return P.generate_keypair(512, allow_insecure=True)
+
+
+@pytest.fixture(scope="module")
+def other_keys():
+    return P.generate_keypair(512, allow_insecure=True)
+
+
+# ---------------------------------------------------------------- round trips
+@settings(deadline=None, max_examples=40)
+@given(
+    bits=st.sampled_from([4, 8, 13, 16, 24, 31, 32, 48, 64]),
+    num_clients=st.integers(1, 5),
+    data=st.data(),
+    obfuscation=st.sampled_from(["full", "fast"]),
+)
+def test_round_trip_including_negatives_and_extremes(keys, bits, num_clients, data, obfuscation):
+    pk, sk = keys
+    clip = data.draw(st.sampled_from([1e-3, 1.0, 7.5]))
+    q = Quantizer(clip=clip, num_clients=num_clients, bits=bits, rounding="nearest")
+    elems = st.one_of(
+        st.floats(-3 * clip, 3 * clip, allow_nan=False),
+        st.sampled_from([clip, -clip, 0.0, 1e300, -1e300, 5e-324]),
+    )
+    x = np.array(data.draw(st.lists(elems, min_size=1, max_size=80)))
+    ev = P.encrypt_vector(pk, x, q, obfuscation=obfuscation)
+    assert ev.count == 1 and ev.dim == x.size
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, ev), q.quantize(x))
+    decoded = P.decrypt_vector(sk, ev)
+    assert decoded.dtype == np.float64
+    assert np.all(np.abs(decoded - np.clip(x, -clip, clip)) <= 0.5 * q.resolution * (1 + 1e-9))
+
+
+@pytest.mark.parametrize("obfuscation", ["full", "fast"])
+@pytest.mark.parametrize("bits,k", [(16, 7), (13, 5), (32, 3), (64, 4)])
+def test_sum_of_k_vectors_equals_exact_sum_of_encodings(keys, obfuscation, bits, k):
+    pk, sk = keys
+    rng = np.random.default_rng(bits * 10 + k)
+    q = Quantizer(clip=2.0, num_clients=k, bits=bits)
+    xs = rng.uniform(-2.5, 2.5, size=(k, 97))
+    ints = [q.quantize(x, np.random.default_rng(i)) for i, x in enumerate(xs)]
+    evs = [P.encrypt_vector(pk, x, q, rng=np.random.default_rng(i), obfuscation=obfuscation) for i, x in enumerate(xs)]
+    total = P.sum(evs)
+    assert total.count == k
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, total), np.sum(ints, axis=0))
+    np.testing.assert_allclose(P.decrypt_vector(sk, total), q.dequantize(np.sum(ints, axis=0), k), rtol=0, atol=0)
+    # operator form and builtin sum agree with paillier.sum
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, builtins.sum(evs)), np.sum(ints, axis=0))
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, evs[0] + P.sum(evs[1:])), np.sum(ints, axis=0))
+
+
+def test_full_slots_at_capacity_do_not_carry(keys):
+    """num_clients summands at +clip (largest slot value) and at -clip (zero) decode exactly."""
+    pk, sk = keys
+    q = Quantizer(clip=1.0, num_clients=6, bits=12, rounding="nearest")
+    for value in (1.0, -1.0):
+        x = np.full(50, value)
+        total = P.sum([P.encrypt_vector(pk, x, q) for _ in range(6)])
+        np.testing.assert_array_equal(P.decrypt_quantized(sk, total), np.full(50, 6 * round(value * q.q_max)))
+    # alternating extremes: a carry from one slot would corrupt its neighbour
+    x = np.tile([1.0, -1.0], 25)
+    total = P.sum([P.encrypt_vector(pk, x, q) for _ in range(6)])
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, total), 6 * q.quantize(x))
+
+
+def test_plaintext_addition_and_scalar_multiplication(keys):
+    pk, sk = keys
+    q = Quantizer(clip=1.0, num_clients=10, bits=20, rounding="nearest")
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(-1, 1, size=(2, 40))
+    ev = P.encrypt_vector(pk, a, q)
+    plus = ev + b
+    assert plus.count == 2
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, plus), q.quantize(a) + q.quantize(b))
+    assert (b + ev).count == 2  # ndarray on the left defers to EncryptedVector
+    tripled = 3 * plus
+    assert tripled.count == 6
+    np.testing.assert_array_equal(P.decrypt_quantized(sk, tripled), 3 * (q.quantize(a) + q.quantize(b)))
+    zero = ev * 0
+    assert zero.count == 0
+    np.testing.assert_array_equal(P.decrypt_vector(sk, zero), np.zeros(40))
+
+
+def test_overflow_raised_at_the_right_count(keys):
+    pk, sk = keys
+    q = Quantizer(clip=1.0, num_clients=3, bits=8)
+    x = np.linspace(-1, 1, 30)
+    e = [P.encrypt_vector(pk, x, q) for _ in range(4)]
+    three = e[0] + e[1] + e[2]  # exactly at capacity: allowed
+    assert three.count == 3
+    with pytest.raises(SumOverflowError, match="at most 3"):
+        three + e[3]
+    with pytest.raises(SumOverflowError):
+        P.sum(e)
+    with pytest.raises(SumOverflowError):
+        three + x  # a plaintext counts as one summand
+    with pytest.raises(SumOverflowError):
+        (e[0] + e[1]) * 2
+    assert (e[0] * 3).count == 3
+    with pytest.raises(SumOverflowError):
+        e[0] * 4
+    # nothing was mutated by the failed operations
+    assert three.count == 3 and e[0].count == 1
+
+
+def test_scalar_must_be_a_non_negative_int(keys):
+    pk, _ = keys
+    ev = P.encrypt_vector(pk, np.zeros(3), Quantizer(clip=1.0, num_clients=4, bits=8))
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(InputError):
+            ev * bad
+    with pytest.raises(TypeError):
+        ev + 1.0
+
+
+# ---------------------------------------------------------------- mixing
+def test_mixing_keys_or_encodings_raises(keys, other_keys):
+    pk, sk = keys
+    pk2, sk2 = other_keys
+    q = Quantizer(clip=1.0, num_clients=4, bits=16)
+    x = np.ones(10)
+    ev = P.encrypt_vector(pk, x, q)
+    with pytest.raises(IncompatibleError, match="different Paillier public keys"):
+        ev + P.encrypt_vector(pk2, x, q)
+    for q2 in (
+        Quantizer(clip=2.0, num_clients=4, bits=16),
+        Quantizer(clip=1.0, num_clients=5, bits=16),
+        Quantizer(clip=1.0, num_clients=4, bits=17),
+    ):
+        with pytest.raises(IncompatibleError, match="different encodings"):
+            ev + P.encrypt_vector(pk, x, q2)
+    with pytest.raises(IncompatibleError, match="dim"):
+        ev + P.encrypt_vector(pk, np.ones(11), q)
+    with pytest.raises(IncompatibleError):
+        ev + np.ones(11)
+    with pytest.raises(IncompatibleError):
+        P.decrypt_vector(sk2, ev)
+    with pytest.raises(IncompatibleError):
+        P.encrypt_vector(pk, x, q, encryptor=P.Encryptor(pk2))
+
+
+def test_bad_inputs_raise_input_errors(keys):
+    pk, sk = keys
+    q = Quantizer(clip=1.0, num_clients=2, bits=16)
+    for bad in (np.zeros((2, 2)), np.zeros(0), np.array([1.0, np.nan]), np.array([np.inf])):
+        with pytest.raises(InputError):
+            P.encrypt_vector(pk, bad, q)
+    with pytest.raises(InputError):
+        P.encrypt_vector(object(), np.zeros(3), q)
+    with pytest.raises(InputError):
+        P.encrypt_vector(pk, np.zeros(3), "not a quantizer")
+    with pytest.raises(InputError):
+        P.encrypt_quantized(pk, np.array([q.q_max + 1]), q)
+    with pytest.raises(InputError):
+        P.sum([])
+    with pytest.raises(InputError):
+        P.decrypt_vector(pk, P.encrypt_vector(pk, np.zeros(3), q))  # public key is not a private key
+    with pytest.raises(ConfigurationError):
+        P.encrypt_vector(pk, np.zeros(3), q, obfuscation="none")
+
+
+# ---------------------------------------------------------------- keys
+def test_insecure_key_size_requires_the_flag():
+    with pytest.raises(InsecureParameterError, match="2048"):
+        P.generate_keypair(1024)
+    with pytest.raises(InsecureParameterError):
+        P.generate_keypair(512, allow_insecure=False)
+    pk, sk = P.generate_keypair(256, allow_insecure=True)
+    assert isinstance(pk, phe.PaillierPublicKey) and isinstance(sk, phe.PaillierPrivateKey)
+    assert int(pk.n).bit_length() == 256
+    with pytest.raises(ConfigurationError):
+        P.generate_keypair(2048.0)
+
+
+def test_phe_keys_interoperate(keys):
+    """Our ciphertexts are ordinary Paillier ciphertexts: phe's raw_decrypt recovers the packed plaintext."""
+    pk, sk = keys
+    q = Quantizer(clip=1.0, num_clients=3, bits=16, rounding="nearest")
+    x = np.linspace(-1, 1, 20)
+    for obfuscation in ("full", "fast"):
+        ev = P.encrypt_vector(pk, x, q, obfuscation=obfuscation)
+        layout = layout_for(q, int(pk.n).bit_length(), 20)
+        expected = pack(offset_encode(q.quantize(x), q), layout)
+        assert [sk.raw_decrypt(int(c)) for c in ev.ciphertexts] == [int(m) for m in expected]
+        # and a phe ciphertext of a packed plaintext decrypts with ours
+        phe_ct = phe.EncryptedNumber(pk, pk.raw_encrypt(int(expected[0])))
+        ev.ciphertexts[0] = type(ev.ciphertexts[0])(phe_ct.ciphertext(be_secure=False))
+        np.testing.assert_array_equal(P.decrypt_quantized(sk, ev), q.quantize(x))
+
+
+# ---------------------------------------------------------------- packing and layout
+@pytest.mark.parametrize("slot_bits", [1, 5, 8, 11, 16, 23, 32, 47, 64])
+def test_pack_unpack_inverse(slot_bits):
+    from secagg.paillier.packing import PackingLayout
+
+    rng = np.random.default_rng(slot_bits)
+    layout = PackingLayout(slot_bits=slot_bits, slots=max(1, 300 // slot_bits), dim=1000)
+    hi = np.iinfo(np.uint64).max if slot_bits == 64 else (1 << slot_bits) - 1
+    vals = rng.integers(0, hi, size=1000, dtype=np.uint64, endpoint=True)
+    vals[:3] = [0, hi, hi]
+    pts = pack(vals, layout)
+    assert len(pts) == layout.num_ciphertexts
+    assert all(int(m).bit_length() <= layout.plaintext_bits for m in pts)
+    assert int(pts[0]) & ((1 << slot_bits) - 1) == 0  # slot 0 holds value 0 at the low bits
+    np.testing.assert_array_equal(unpack(pts, layout), vals)
+
+
+def test_layout_formula_and_expansion_target():
+    """d = 100,000 at 16-bit values, 100 summands, 2048-bit key: expansion <= 3x (from the layout)."""
+    q = Quantizer(clip=1.0, num_clients=100, bits=16)
+    layout = layout_for(q, 2048, 100_000)
+    assert layout.slot_bits == int(100 * 2 * q.q_max).bit_length() == 16
+    assert layout.slots == 2047 // 16 == 127
+    wire = 52 + layout.num_ciphertexts * 512  # header + ciphertexts of byte_length(n^2)
+    expansion = wire / (4 * 100_000)
+    assert expansion <= 3.0
+    assert expansion == pytest.approx(1.0085, abs=1e-3)
+    # 32-bit values fit 63 slots: the bound the issue quotes
+    assert layout_for(Quantizer(clip=1.0, num_clients=100, bits=32), 2048, 10).slots == 63
+
+
+# ---------------------------------------------------------------- obfuscation
+def test_encryption_is_randomized_and_pool_is_used_once(keys):
+    pk, sk = keys
+    q = Quantizer(clip=1.0, num_clients=2, bits=16)
+    x = np.zeros(5)
+    for obfuscation in ("full", "fast"):
+        enc = P.Encryptor(pk, obfuscation=obfuscation)
+        a = P.encrypt_vector(pk, x, q, encryptor=enc)
+        b = P.encrypt_vector(pk, x, q, encryptor=enc)
+        assert a.ciphertexts != b.ciphertexts  # same plaintext, different ciphertexts
+        enc.precompute(5)
+        assert enc.pooled == 5
+        obs = enc.obfuscators(7)
+        assert enc.pooled == 0 and len(set(int(o) for o in obs)) == 7
+        c = P.encrypt_vector(pk, np.full(5, 0.5), q, encryptor=enc)
+        np.testing.assert_allclose(P.decrypt_vector(sk, a + c), np.full(5, 0.5), atol=q.resolution)
+    threaded = P.Encryptor(pk, workers=2)
+    ev = P.encrypt_vector(pk, np.linspace(-1, 1, 200), q, encryptor=threaded)
+    np.testing.assert_allclose(P.decrypt_vector(sk, ev, workers=2), np.linspace(-1, 1, 200), atol=q.resolution)
+
+
+@pytest.mark.parametrize("kwargs", [{"obfuscation": "djn"}, {"exponent_bits": 100}, {"exponent_bits": 257}, {"workers": 0}])
+def test_encryptor_rejects_bad_configuration(keys, kwargs):
+    with pytest.raises(ConfigurationError):
+        P.Encryptor(keys[0], **kwargs)
