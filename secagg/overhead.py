@@ -75,10 +75,11 @@ class SweepConfig:
 PRESETS: dict[str, SweepConfig] = {
     "quick": SweepConfig(n_values=(4, 8, 16), d_values=(256, 1024, 4096), n_fixed=8, d_fixed=1024, repeats=2),
     "default": SweepConfig(
-        n_values=(8, 16, 32, 64), d_values=(1000, 4000, 16000, 64000), n_fixed=16, d_fixed=4000, repeats=3
+        n_values=(16, 32, 64, 128, 256), d_values=(1_000, 10_000, 100_000), n_fixed=64, d_fixed=10_000, repeats=3
     ),
     "large": SweepConfig(
-        n_values=(16, 64, 256), d_values=(10_000, 100_000, 1_000_000), n_fixed=64, d_fixed=100_000, repeats=3
+        n_values=(64, 128, 256, 512, 1024), d_values=(10_000, 100_000, 1_000_000), n_fixed=128,
+        d_fixed=100_000, repeats=3,
     ),
 }
 
@@ -106,7 +107,7 @@ class BenchPoint:
 
 def _technique_options(name: str, cfg: SweepConfig, n: int) -> dict[str, Any]:
     if name == "paillier":
-        return {"clip": 1.0, "key_bits": cfg.key_bits}
+        return {"clip": 1.0, "key_bits": cfg.key_bits, "obfuscation": "fast"}
     if name == "distributed-dp":
         return {"clip": 1.0, "noise_multiplier": 1.0}
     if name in ("secagg", "secagg+"):

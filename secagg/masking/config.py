@@ -70,9 +70,12 @@ class MaskingConfig:
     quantizer:
         optional :class:`~secagg.quantize.Quantizer`; its ``bits`` must equal ``bits``.
 
-    Raises :class:`ConfigurationError` for impossible values and
-    :class:`InsecureParameterError` for a threshold at or below half the holders without
-    ``allow_low_threshold``.
+    Raises
+    ------
+    ConfigurationError
+        impossible values.
+    InsecureParameterError
+        a threshold at or below half the holders without ``allow_low_threshold``.
     """
 
     n: int

@@ -177,7 +177,10 @@ def simulate_ring(
     progress:
         show a tqdm progress bar over rounds and clients.
 
-    Returns a :class:`SimulationResult` with ``sum=None``.
+    Returns
+    -------
+    SimulationResult
+        with ``sum=None`` (the ring sum is in ``ring_sum``).
 
     Raises
     ------
