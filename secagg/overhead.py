@@ -75,7 +75,7 @@ class SweepConfig:
 PRESETS: dict[str, SweepConfig] = {
     "quick": SweepConfig(n_values=(4, 8, 16), d_values=(256, 1024, 4096), n_fixed=8, d_fixed=1024, repeats=2),
     "default": SweepConfig(
-        n_values=(16, 32, 64, 128, 256), d_values=(1_000, 10_000, 100_000), n_fixed=64, d_fixed=10_000, repeats=3
+        n_values=(16, 32, 64, 128), d_values=(1_000, 10_000, 100_000), n_fixed=32, d_fixed=10_000, repeats=3
     ),
     "large": SweepConfig(
         n_values=(64, 128, 256, 512, 1024), d_values=(10_000, 100_000, 1_000_000), n_fixed=128,

@@ -1,0 +1,67 @@
+"""One FedAvg round per aggregator vs the plain baseline (breast cancer, 10 clients, d = 31).
+
+Each technique's group holds the plain round and the technique's round in the same run;
+``extra_info`` records the measured ratios (round time, bytes up per client) to plain.
+Run: ``pytest benchmarks/bench_fl.py --benchmark-only``.
+"""
+
+import numpy as np
+import pytest
+
+from fl.data import load_dataset
+from fl.server import FedAvg, FedAvgConfig, make_clients
+from secagg import make_aggregator
+from secagg.errors import ConfigurationError
+
+TECHNIQUES = {
+    "secagg": {},
+    "secagg+": {},
+    "paillier": {"key_bits": 2048},
+    "central-dp": {"noise_multiplier": 1.0},
+    "local-dp": {"noise_multiplier": 1.0},
+    "distributed-dp": {"noise_multiplier": 1.0},
+}
+_CACHE: dict = {}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ds = load_dataset("breast_cancer", seed=0)
+    clients, _ = make_clients(ds, 10, rng=np.random.default_rng(0))
+    return ds, clients
+
+
+def _fed(setup, name, options):
+    ds, clients = setup
+    cfg = FedAvgConfig(rounds=1, aggregator=name, clip=1.0, noise_multiplier=options.get("noise_multiplier"))
+    try:
+        agg = make_aggregator(name, clip=1.0, **options)
+    except ConfigurationError as exc:
+        pytest.skip(str(exc))
+    return FedAvg(clients, ds.X_test, ds.y_test, cfg, seed=0, aggregator=agg)
+
+
+def _round(fed):
+    return fed.run().history[0]
+
+
+@pytest.mark.parametrize("name", list(TECHNIQUES))
+def test_round_plain(benchmark, setup, name):
+    benchmark.group = f"fedavg-round-{name}"
+    fed = _fed(setup, "plain", {})
+    rec = benchmark(_round, fed)
+    _CACHE[name, "plain"] = (benchmark.stats.stats.median, rec.bytes_up_per_client)
+    benchmark.extra_info["bytes_up_per_client"] = rec.bytes_up_per_client
+
+
+@pytest.mark.parametrize("name", list(TECHNIQUES))
+def test_round_technique(benchmark, setup, name):
+    benchmark.group = f"fedavg-round-{name}"
+    fed = _fed(setup, name, TECHNIQUES[name])
+    rec = benchmark.pedantic(_round, args=(fed,), rounds=5 if name == "paillier" else 10, iterations=1)
+    t = benchmark.stats.stats.median
+    benchmark.extra_info["bytes_up_per_client"] = rec.bytes_up_per_client
+    if (name, "plain") in _CACHE:
+        t0, b0 = _CACHE[name, "plain"]
+        benchmark.extra_info["time_ratio_vs_plain"] = t / t0
+        benchmark.extra_info["bytes_up_ratio_vs_plain"] = rec.bytes_up_per_client / b0

@@ -1,0 +1,468 @@
+"""Measured experiments: the federated-vs-distributed comparison and the full demo.
+
+:func:`run_compare` turns the table of articles such as "Federated Learning vs
+Distributed Learning" (where data lives, what the server sees, communication,
+heterogeneous devices, dropouts, secure aggregation by SMPC or homomorphic encryption)
+into measurements on one dataset, one partition, one device fleet and one seed:
+
+==================  ===========================================================
+setting             what runs
+==================  ===========================================================
+``centralized``     all raw training rows uploaded to a server, one model trained there
+``distributed``     rows pooled and split evenly over workers, gradient averaging every step
+``fedavg``          FedAvg, plain aggregation (server sees every update)
+``secagg``          FedAvg + pairwise-mask secure sum, complete graph
+``secagg+``         FedAvg + pairwise-mask secure sum, sparse graph
+``paillier``        FedAvg + packed Paillier summation
+``distributed-dp``  FedAvg + distributed discrete Gaussian noise under secure aggregation
+==================  ===========================================================
+
+Every setting does the same amount of training work (epochs = rounds x local epochs)
+and is judged on the same held-out test split. :func:`evaluate_claims` checks each
+article claim against the numbers. :func:`run_demo` is what ``secagg demo`` runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from secagg import make_aggregator
+from secagg.errors import ConfigurationError
+
+from .client import FLOPS_PER_EXAMPLE_PARAM
+from .data import load_dataset, partition
+from .devices import DeviceFleet, device_times
+from .distributed import DistributedConfig, run_distributed
+from .model import LogisticRegression, n_params
+from .report import (fixed_table, markdown_table, plot_accuracy_vs_epsilon, plot_accuracy_vs_round,
+                     plot_bytes_per_round, write_json)
+from .server import FedAvgConfig, FedAvgResult, run_fedavg
+
+__all__ = [
+    "COMPARE_SETTINGS",
+    "CompareOptions",
+    "compare_markdown",
+    "evaluate_claims",
+    "run_compare",
+    "run_demo",
+]
+
+COMPARE_SETTINGS = ("centralized", "distributed", "fedavg", "secagg", "secagg+", "paillier", "distributed-dp")
+
+#: what the server can see, per setting
+SERVER_SEES = {
+    "centralized": "every raw training row",
+    "distributed": "every raw row (pooled) and every worker's gradient",
+    "fedavg": "each client's model update",
+    "secagg": "only the sum of surviving updates",
+    "secagg+": "only the sum of surviving updates",
+    "paillier": "only the sum (decrypted by the key holder)",
+    "distributed-dp": "only the noisy sum of surviving updates",
+    "central-dp": "each update; releases a noisy sum",
+    "local-dp": "each client's noisy update",
+}
+
+#: the server (trusted party) that trains the centralized model: a 100 GFLOP/s machine
+SERVER_FLOPS = 1.0e11
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Inputs of :func:`run_compare` (the ``secagg compare`` flags)."""
+
+    dataset: str = "breast_cancer"
+    clients: int = 10
+    rounds: int = 20
+    partition: str = "iid"
+    alpha: float = 0.5
+    dropout: float = 0.3
+    seed: int = 0
+    local_epochs: int = 1
+    lr: float = 0.1
+    clip: float = 1.0
+    dp_epsilon: float = 8.0
+    delta: float = 1e-5
+    key_bits: int = 2048
+    allow_insecure_keys: bool = False
+    settings: tuple[str, ...] = COMPARE_SETTINGS
+    repeats: int = 3
+
+    def validate(self) -> None:
+        """Raise ConfigurationError for impossible options (before anything runs)."""
+        unknown = [s for s in self.settings if s not in COMPARE_SETTINGS]
+        if unknown:
+            raise ConfigurationError(f"unknown settings {unknown}; choose from {', '.join(COMPARE_SETTINGS)}")
+        if self.clients < 2:
+            raise ConfigurationError(f"compare needs at least 2 clients, got {self.clients}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigurationError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.rounds < 1:
+            raise ConfigurationError(f"rounds must be >= 1, got {self.rounds}")
+        if self.repeats < 1:
+            raise ConfigurationError(f"repeats must be >= 1, got {self.repeats}")
+
+
+def _fedavg_config(opt: CompareOptions, aggregator: str, **extra: Any) -> FedAvgConfig:
+    base = dict(rounds=opt.rounds, local_epochs=opt.local_epochs, lr=opt.lr, clip=opt.clip, aggregator=aggregator,
+                dropout=opt.dropout, delta=opt.delta)
+    base.update(extra)
+    return FedAvgConfig(**base)
+
+
+def _data_bytes(n_rows: np.ndarray | int, d: int) -> np.ndarray:
+    """Raw bytes of rows: float32 features plus an int64 label each."""
+    return np.asarray(n_rows) * (4 * d + 8)
+
+
+def _fed_row(setting: str, res: FedAvgResult, wall: float, opt: CompareOptions) -> dict:
+    completed = sum(1 for r in res.history if not r.aborted)
+    up = float(np.mean([r.bytes_up_per_client for r in res.history]))
+    down = float(np.mean([r.bytes_down_per_client for r in res.history]))
+    return {
+        "setting": setting, "accuracy": res.accuracy, "bytes_total": res.bytes_total, "epsilon": res.epsilon,
+        "dropout": opt.dropout, "wall_seconds": wall, "simulated_seconds": res.simulated_seconds,
+        "raw_data_leaves_clients": False, "server_sees": SERVER_SEES.get(setting, ""),
+        "dropout_survived": opt.dropout if completed == opt.rounds else None,
+        "rounds_completed": completed, "bytes_up_per_client_round": up, "bytes_down_per_client_round": down,
+        "crypto_seconds": float(sum(r.crypto_client_seconds + r.crypto_server_seconds for r in res.history)),
+        "train_seconds": float(sum(r.train_seconds for r in res.history)),
+        "noise_multiplier": res.noise_multiplier, "accuracy_per_round": [r.test_accuracy for r in res.history],
+    }
+
+
+def run_compare(opt: CompareOptions = CompareOptions(), *, progress: bool = True,
+                log: Callable[[str], None] | None = None) -> tuple[list[dict], dict]:
+    """Run every setting of ``opt.settings`` ``opt.repeats`` times; returns ``(rows, context)``.
+
+    ``rows``: one dict per setting with at least ``setting``, ``accuracy`` (mean test
+    accuracy over the repeats, in [0, 1]), ``bytes_total``, ``epsilon`` (None without
+    DP), ``dropout``, ``wall_seconds``, plus ``accuracy_std``, ``accuracy_runs``,
+    ``simulated_seconds``, ``raw_data_leaves_clients``, ``server_sees``,
+    ``dropout_survived``. Repeat ``i`` uses seed ``opt.seed + i`` for the split, the
+    partition, the devices and every statistical choice; numbers are means over repeats.
+    ``context``: dataset, partition and device facts. Configuration errors are raised
+    before anything trains.
+    """
+    opt.validate()
+    log = log or (lambda s: None)
+    # build every aggregator first: an unavailable or misconfigured one fails before training
+    aggs: dict[str, Any] = {}
+    for s in opt.settings:
+        if s in ("fedavg", "secagg", "secagg+"):
+            aggs[s] = make_aggregator("plain" if s == "fedavg" else s, clip=opt.clip)
+        elif s == "paillier":
+            aggs[s] = make_aggregator("paillier", clip=opt.clip, key_bits=opt.key_bits,
+                                      allow_insecure=opt.allow_insecure_keys)
+        elif s == "distributed-dp":
+            aggs[s] = None  # built by FedAvg once the noise multiplier is solved from the budget
+            make_aggregator("distributed-dp", clip=opt.clip, noise_multiplier=1.0)
+    runs = []
+    for i in range(opt.repeats):
+        if opt.repeats > 1:
+            log(f"repeat {i + 1}/{opt.repeats}")
+        runs.append(_run_once(dataclasses.replace(opt, seed=opt.seed + i), aggs, progress, log))
+    rows = []
+    for j, first in enumerate(runs[0][0]):
+        group = [r[0][j] for r in runs]
+        row = dict(first)
+        for key, v in first.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and all(
+                    isinstance(g.get(key), (int, float)) for g in group):
+                vals = [float(g[key]) for g in group]
+                row[key] = int(round(np.mean(vals))) if isinstance(v, int) else float(np.mean(vals))
+        accs = [g["accuracy"] for g in group]
+        row["accuracy_runs"] = accs
+        row["accuracy_std"] = float(np.std(accs))
+        if first["setting"] not in ("centralized", "distributed"):
+            row["dropout_survived"] = opt.dropout if all(g["dropout_survived"] is not None for g in group) else None
+        rows.append(row)
+    context = dict(runs[0][1], repeats=opt.repeats, seeds=[opt.seed + i for i in range(opt.repeats)])
+    return rows, context
+
+
+def _run_once(opt: CompareOptions, aggs: dict, progress: bool, log: Callable[[str], None]) -> tuple[list[dict], dict]:
+    ds = load_dataset(opt.dataset, seed=opt.seed)
+    fleet = DeviceFleet.sample(opt.clients, opt.seed)
+    d, P = ds.n_features, n_params(ds.n_features, ds.n_classes)
+    epochs = opt.rounds * opt.local_epochs
+    # the same partition run_fedavg draws from this seed (validates the partition options, too)
+    parts = partition(ds.y_train, opt.clients, opt.partition, alpha=opt.alpha,
+                      rng=np.random.default_rng(np.random.SeedSequence(opt.seed).spawn(2)[0]))
+    sizes = np.array([len(p) for p in parts])
+    rows: list[dict] = []
+    upload_time = float(np.max(device_times(fleet, bytes_up=_data_bytes(sizes, d))))
+    for s in opt.settings:
+        t0 = time.perf_counter()
+        log(f"running {s} ...")
+        if s == "centralized":
+            model = LogisticRegression(l2=1e-3, lr=opt.lr, epochs=epochs, batch_size=16, random_state=opt.seed)
+            model.fit(ds.X_train, ds.y_train)
+            flops = FLOPS_PER_EXAMPLE_PARAM * epochs * len(ds.y_train) * P
+            rows.append({
+                "setting": s, "accuracy": model.score(ds.X_test, ds.y_test),
+                "bytes_total": int(_data_bytes(len(ds.y_train), d)), "epsilon": None, "dropout": 0.0,
+                "wall_seconds": time.perf_counter() - t0, "simulated_seconds": upload_time + flops / SERVER_FLOPS,
+                "raw_data_leaves_clients": True, "server_sees": SERVER_SEES[s], "dropout_survived": None,
+                "rounds_completed": None, "bytes_up_per_client_round": None, "bytes_down_per_client_round": None,
+            })
+        elif s == "distributed":
+            cfg = DistributedConfig(num_workers=opt.clients, epochs=epochs, batch_size=max(64, opt.clients),
+                                    lr=opt.lr)
+            res = run_distributed(ds, cfg, devices=fleet, seed=opt.seed, progress=progress)
+            homog = DeviceFleet.uniform(opt.clients, flops=float(np.median(fleet.flops)),
+                                        uplink=float(np.median(fleet.uplink)),
+                                        downlink=float(np.median(fleet.downlink)),
+                                        latency=float(np.median(fleet.latency)))
+            res_h = run_distributed(ds, cfg, devices=homog, seed=opt.seed)
+            steps = sum(r.steps for r in res.history)
+            rows.append({
+                "setting": s, "accuracy": res.accuracy, "bytes_total": res.bytes_total, "epsilon": None,
+                "dropout": 0.0, "wall_seconds": time.perf_counter() - t0,
+                "simulated_seconds": upload_time + res.simulated_seconds,
+                "simulated_seconds_homogeneous": upload_time + res_h.simulated_seconds,
+                "raw_data_leaves_clients": True, "server_sees": SERVER_SEES[s], "dropout_survived": 0.0,
+                "rounds_completed": steps, "bytes_up_per_client_round": res.history[0].bytes_up / max(
+                    1, res.history[0].steps * opt.clients),
+                "bytes_down_per_client_round": res.history[0].bytes_down / max(1, res.history[0].steps * opt.clients),
+                "bytes_data_moved": res.bytes_data_moved, "steps": steps,
+            })
+        else:
+            extra: dict[str, Any] = {}
+            if s == "distributed-dp":
+                extra = {"target_epsilon": opt.dp_epsilon}
+            name = "plain" if s == "fedavg" else s
+            res = run_fedavg(ds, _fedavg_config(opt, name, **extra), num_clients=opt.clients,
+                             partition_scheme=opt.partition, alpha=opt.alpha, seed=opt.seed, devices=fleet,
+                             aggregator=aggs.get(s), progress=progress, desc=s)
+            rows.append(_fed_row(s, res, time.perf_counter() - t0, opt))
+    context = {"dataset": ds.describe(), "dataset_name": ds.name, "clients": opt.clients, "rounds": opt.rounds,
+               "local_epochs": opt.local_epochs, "partition": opt.partition, "alpha": opt.alpha,
+               "dropout": opt.dropout, "seed": opt.seed, "dp_epsilon": opt.dp_epsilon, "delta": opt.delta,
+               "clip": opt.clip, "paillier_key_bits": opt.key_bits, "devices": fleet.to_dict(), "params": P}
+    return rows, context
+
+
+def evaluate_claims(rows: list[dict]) -> list[dict]:
+    """Check the article's claims against the measured rows.
+
+    Returns one dict per claim: ``claim``, ``measurement`` (a sentence with the numbers),
+    ``supported`` (True / False / None when the needed settings were not run).
+    """
+    by = {r["setting"]: r for r in rows}
+    out: list[dict] = []
+
+    def add(claim: str, needs: tuple[str, ...], judge: Callable[[], tuple[bool, str]]) -> None:
+        if all(k in by for k in needs):
+            ok, text = judge()
+            out.append({"claim": claim, "measurement": text, "supported": bool(ok)})
+        else:
+            out.append({"claim": claim, "measurement": f"not measured (needs {', '.join(needs)})", "supported": None})
+
+    def data_stays():
+        fed = [k for k in ("fedavg", "secagg", "secagg+", "paillier", "distributed-dp") if k in by]
+        ok = all(not by[k]["raw_data_leaves_clients"] for k in fed) and by["distributed"]["raw_data_leaves_clients"]
+        return ok, (f"distributed ships {by['distributed']['bytes_data_moved']:,} B of raw rows; "
+                    f"federated settings ship 0 B of raw rows")
+
+    def less_comm():
+        f, dd = by["fedavg"]["bytes_total"], by["distributed"]["bytes_total"]
+        return f < dd, f"fedavg moved {f:,} B in total vs distributed {dd:,} B ({dd / f:.1f}x)"
+
+    def secure_bigger():
+        base = by["fedavg"]["bytes_up_per_client_round"]
+        parts = [(k, by[k]["bytes_up_per_client_round"] / base) for k in ("secagg", "secagg+", "paillier") if k in by]
+        return all(r > 1 for _, r in parts), "upload per client per round vs plain: " + ", ".join(
+            f"{k} {r:.1f}x" for k, r in parts)
+
+    def hetero():
+        f, dd = by["fedavg"]["simulated_seconds"], by["distributed"]["simulated_seconds"]
+        return f < dd, (f"simulated time on the same heterogeneous devices: fedavg {f:.1f} s vs "
+                        f"synchronous data-parallel {dd:.1f} s (homogeneous cluster: "
+                        f"{by['distributed'].get('simulated_seconds_homogeneous', float('nan')):.1f} s)")
+
+    def dropouts():
+        s = by["secagg"]
+        p = by["fedavg"]["dropout"]
+        ok = s["dropout_survived"] is not None and p > 0
+        return ok, (f"with {p:.0%} of clients dropping each round secagg completed {s['rounds_completed']} rounds "
+                    f"(accuracy {s['accuracy']:.3f}); synchronous data-parallel has no dropout path"
+                    + ("" if p > 0 else " (run with --dropout > 0 to test)"))
+
+    def same_accuracy():
+        f, c = by["fedavg"]["accuracy"], by["centralized"]["accuracy"]
+        return abs(f - c) <= 0.02, f"fedavg {f:.3f} vs centralized {c:.3f} (IID within 2 points?)"
+
+    def secure_lossless():
+        f = by["fedavg"]["accuracy"]
+        parts = [(k, by[k]["accuracy"]) for k in ("secagg", "secagg+", "paillier") if k in by]
+        return all(abs(a - f) <= 0.005 for _, a in parts), "accuracy: " + ", ".join(
+            f"{k} {a:.3f}" for k, a in parts) + f" vs plain {f:.3f}"
+
+    def dp_cost():
+        f, p = by["fedavg"]["accuracy"], by["distributed-dp"]
+        return p["accuracy"] <= f, (f"distributed-dp at epsilon {p['epsilon']:.2f}: accuracy {p['accuracy']:.3f} "
+                                    f"vs {f:.3f} without DP")
+
+    add("Data stays on the clients in FL; distributed learning moves it to the cluster",
+        ("distributed", "fedavg"), data_stays)
+    add("FL needs less communication than distributed training", ("distributed", "fedavg"), less_comm)
+    add("Secure aggregation (SMPC / HE) makes federated updates larger, not smaller",
+        ("fedavg", "secagg"), secure_bigger)
+    add("FL is scalable over heterogeneous devices", ("distributed", "fedavg"), hetero)
+    add("FL handles node dropouts gracefully", ("fedavg", "secagg"), dropouts)
+    add("FL on IID data reaches the accuracy of centralized training", ("fedavg", "centralized"), same_accuracy)
+    add("Secure aggregation costs no accuracy (only quantization)", ("fedavg", "secagg"), secure_lossless)
+    add("Differential privacy costs accuracy", ("fedavg", "distributed-dp"), dp_cost)
+    return out
+
+
+COMPARE_COLUMNS = [
+    ("setting", "setting"), ("accuracy", "accuracy"), ("accuracy_std", "+- sd"), ("bytes_total", "bytes moved"),
+    ("raw_data_leaves_clients", "raw data leaves clients"), ("server_sees", "server sees"),
+    ("dropout_survived", "dropout survived"), ("simulated_seconds", "simulated s (hetero devices)"),
+    ("epsilon", "epsilon"), ("wall_seconds", "wall s"),
+]
+CLAIM_COLUMNS = [("claim", "article claim"), ("measurement", "measurement"), ("supported", "supported?")]
+
+
+def _survived_text(row: dict) -> str:
+    v = row.get("dropout_survived")
+    if row["setting"] == "centralized":
+        return "n/a (one server)"
+    if row["setting"] == "distributed":
+        return "0% (a lost worker stalls every step)"
+    if v is None:
+        return f"no ({row.get('rounds_completed')} rounds completed)"
+    return f"{v:.0%} per round"
+
+
+def compare_markdown(rows: list[dict], claims: list[dict], context: dict) -> str:
+    """The comparison as a markdown document: settings table and claims table."""
+    rows = [dict(r, dropout_survived=_survived_text(r)) for r in rows]
+    head = (f"# Federated vs distributed learning, measured\n\n{context['dataset']}; {context['clients']} clients, "
+            f"means over {context.get('repeats', 1)} seeds {context.get('seeds', [context['seed']])}, "
+            f"{context['rounds']} rounds x {context['local_epochs']} local epochs, partition {context['partition']}, "
+            f"dropout {context['dropout']:.0%} per round in the federated settings, "
+            f"Paillier key {context['paillier_key_bits']} bits, distributed DP budget epsilon "
+            f"{context['dp_epsilon']} (delta {context['delta']:g}).\n")
+    return "\n".join([head, markdown_table(rows, COMPARE_COLUMNS), "", "## The article's claims", "",
+                      markdown_table(claims, CLAIM_COLUMNS), ""])
+
+
+# ---------------------------------------------------------------------------- the demo
+@dataclass(frozen=True)
+class DemoOptions:
+    """Inputs of :func:`run_demo` (kept small: the demo must finish in < 3 minutes on 2 cores)."""
+
+    dataset: str = "breast_cancer"
+    clients: int = 10
+    rounds: int = 20
+    seed: int = 0
+    clip: float = 1.0
+    noise_multiplier: float = 1.0
+    key_bits: int = 2048
+    dropout: float = 0.3
+    epsilon_noise: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0, 0.6)
+    epsilon_seeds: int = 3
+
+
+def run_demo(out: str, opt: DemoOptions = DemoOptions(), *, progress: bool = True,
+             print_fn: Callable[[str], None] = print) -> dict:
+    """Train with every technique, print the results table, write plots and JSON into ``out``.
+
+    Files: ``accuracy_vs_round.png``, ``accuracy_vs_epsilon.png``, ``bytes_per_round.png``,
+    ``results.json``, ``results.md``. Returns the JSON document.
+    """
+    t_start = time.perf_counter()
+    ds = load_dataset(opt.dataset, seed=opt.seed)
+    os.makedirs(out, exist_ok=True)
+    fleet = DeviceFleet.sample(opt.clients, opt.seed)
+    base = dict(rounds=opt.rounds, clip=opt.clip)
+    runs = [
+        ("plain", "plain", {}),
+        ("secagg", "secagg", {}),
+        ("secagg+", "secagg+", {}),
+        ("paillier", "paillier", {"aggregator_options": {"key_bits": opt.key_bits}}),
+        (f"secagg+ ({opt.dropout:.0%} dropout)", "secagg+", {"dropout": opt.dropout}),
+        ("central-dp", "central-dp", {"noise_multiplier": opt.noise_multiplier}),
+        ("distributed-dp", "distributed-dp", {"noise_multiplier": opt.noise_multiplier}),
+        ("local-dp", "local-dp", {"noise_multiplier": opt.noise_multiplier}),
+    ]
+    print_fn(f"secagg demo: {ds.describe()}; {opt.clients} clients, {opt.rounds} FedAvg rounds, seed {opt.seed}")
+    # build (and so validate) everything before training anything
+    configs = [(label, FedAvgConfig(aggregator=name, **base, **extra)) for label, name, extra in runs]
+    results: dict[str, FedAvgResult] = {}
+    rows = []
+    for label, cfg in configs:
+        t0 = time.perf_counter()
+        res = run_fedavg(ds, cfg, num_clients=opt.clients, seed=opt.seed, devices=fleet, progress=progress,
+                         desc=label)
+        results[label] = res
+        h = res.history
+        rows.append({
+            "technique": label, "accuracy": res.accuracy, "epsilon": res.epsilon,
+            "up_per_client": float(np.mean([r.bytes_up_per_client for r in h])),
+            "down_per_client": float(np.mean([r.bytes_down_per_client for r in h])),
+            "bytes_total": res.bytes_total,
+            "train_s": float(sum(r.train_seconds for r in h)),
+            "crypto_s": float(sum(r.crypto_client_seconds + r.crypto_server_seconds for r in h)),
+            "simulated_s": res.simulated_seconds, "wall_s": time.perf_counter() - t0,
+            "hides_updates": res.hides_individual_updates,
+        })
+    # accuracy vs epsilon: central and distributed DP over a noise sweep, a few seeds each
+    sweep: dict[str, list[tuple[float, float, float]]] = {"central-dp": [], "distributed-dp": []}
+    jobs = [(name, z) for name in sweep for z in opt.epsilon_noise]
+    it = jobs
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(jobs, desc="accuracy vs epsilon", leave=False, unit="run")
+    for name, z in it:
+        accs, eps = [], None
+        for s in range(opt.epsilon_seeds):
+            r = run_fedavg(ds, FedAvgConfig(aggregator=name, noise_multiplier=z, **base), num_clients=opt.clients,
+                           seed=opt.seed + 1000 + s, devices=fleet)
+            accs.append(r.accuracy)
+            eps = r.epsilon
+        sweep[name].append((float(eps), float(np.mean(accs)), float(np.std(accs) / np.sqrt(len(accs)))))
+    columns = [("technique", "technique"), ("accuracy", "accuracy"), ("epsilon", "epsilon"),
+               ("up_per_client", "B up/client/round"), ("down_per_client", "B down/client/round"),
+               ("train_s", "train s"), ("crypto_s", "crypto s"), ("simulated_s", "simulated s"),
+               ("wall_s", "wall s"), ("hides_updates", "server sees only sum")]
+    print_fn("")
+    print_fn(fixed_table(rows, columns))
+    print_fn("")
+    print_fn("accuracy vs epsilon (mean over %d seeds):" % opt.epsilon_seeds)
+    for name, pts in sweep.items():
+        print_fn(f"  {name:15s} " + "  ".join(f"eps {e:7.2f}: {a:.3f}" for e, a, _ in sorted(pts)))
+    files = {
+        "accuracy_vs_round": plot_accuracy_vs_round({k: [r.test_accuracy for r in v.history]
+                                                     for k, v in results.items()},
+                                                    os.path.join(out, "accuracy_vs_round.png"),
+                                                    title=f"FedAvg on {ds.name}: test accuracy per round"),
+        "accuracy_vs_epsilon": plot_accuracy_vs_epsilon(sweep, os.path.join(out, "accuracy_vs_epsilon.png"),
+                                                        baseline=results["plain"].accuracy),
+        "bytes_per_round": plot_bytes_per_round({r["technique"]: r["up_per_client"] for r in rows},
+                                                {r["technique"]: r["down_per_client"] for r in rows},
+                                                os.path.join(out, "bytes_per_round.png")),
+    }
+    doc = {"dataset": ds.describe(), "options": opt.__dict__, "table": rows,
+           "accuracy_vs_epsilon": {k: [{"epsilon": e, "accuracy": a, "stderr": s} for e, a, s in sorted(v)]
+                                   for k, v in sweep.items()},
+           "runs": {k: v.to_dict() for k, v in results.items()},
+           "wall_seconds": time.perf_counter() - t_start}
+    files["results_json"] = write_json(doc, os.path.join(out, "results.json"))
+    with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as fh:
+        fh.write(f"# secagg demo\n\n{ds.describe()}\n\n{markdown_table(rows, columns)}\n")
+    files["results_md"] = os.path.join(out, "results.md")
+    print_fn("")
+    for k, v in files.items():
+        print_fn(f"wrote {v}")
+    print_fn(f"demo finished in {doc['wall_seconds']:.1f} s")
+    doc["files"] = files
+    return doc

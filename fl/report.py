@@ -1,0 +1,157 @@
+"""Tables, PNG plots and JSON for the federated experiments (demo and compare).
+
+Plots use matplotlib's non-interactive Agg backend (no display needed). JSON is written
+with numpy scalars and arrays converted to plain Python, NaN written as null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "fixed_table",
+    "markdown_table",
+    "plot_accuracy_vs_epsilon",
+    "plot_accuracy_vs_round",
+    "plot_bytes_per_round",
+    "to_jsonable",
+    "write_json",
+]
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Recursively convert numpy types, tuples and non-finite floats into JSON-ready values."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> str:
+    """Write ``obj`` as indented JSON (via :func:`to_jsonable`); returns the path."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(to_jsonable(obj), fh, indent=2, allow_nan=False)
+        fh.write("\n")
+    return str(path)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if not math.isfinite(f):
+            return "-"
+        if f != 0 and (abs(f) >= 1e5 or abs(f) < 1e-3):
+            return f"{f:.3g}"
+        return f"{f:.4g}" if abs(f) >= 1 else f"{f:.4f}"
+    return str(v)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """A GitHub markdown table; ``columns`` is a list of ``(key, header)``."""
+    head = "| " + " | ".join(h for _, h in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(_fmt(r.get(k)) for k, _ in columns) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def fixed_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """A fixed-width plain-text table for the terminal."""
+    cells = [[h for _, h in columns]] + [[_fmt(r.get(k)) for k, _ in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths)))
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy_vs_round(curves: Mapping[str, Sequence[float]], path: str | os.PathLike,
+                           title: str = "Test accuracy per FedAvg round") -> str:
+    """One line per technique: ``curves[name]`` = accuracy after each round."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, acc in curves.items():
+        ax.plot(np.arange(1, len(acc) + 1), acc, marker=".", label=name)
+    ax.set_xlabel("round")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def plot_accuracy_vs_epsilon(series: Mapping[str, Iterable[tuple[float, float, float]]], path: str | os.PathLike,
+                             baseline: float | None = None, title: str = "Accuracy vs privacy budget") -> str:
+    """``series[name]`` = iterable of ``(epsilon, mean accuracy, std error)``; log-x axis."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, pts in series.items():
+        pts = sorted(pts)
+        e, a, s = (np.array(v, dtype=float) for v in zip(*pts))
+        ax.errorbar(e, a, yerr=s, marker="o", capsize=3, label=name)
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", ls="--", label="no DP (plain FedAvg)")
+    ax.set_xscale("log")
+    ax.set_xlabel("epsilon (delta = 1e-5)")
+    ax.set_ylabel("final test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def plot_bytes_per_round(bytes_up: Mapping[str, float], bytes_down: Mapping[str, float], path: str | os.PathLike,
+                         title: str = "Bytes per client per round") -> str:
+    """Grouped bars: mean bytes up and down per client per round, per technique (log scale)."""
+    plt = _plt()
+    names = list(bytes_up)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ax.bar(x - 0.2, [bytes_up[n] for n in names], width=0.4, label="up (client -> server)")
+    ax.bar(x + 0.2, [bytes_down.get(n, 0.0) for n in names], width=0.4, label="down (incl. model)")
+    ax.set_xticks(x, names, rotation=25, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("bytes per client per round")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y", which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
