@@ -25,6 +25,7 @@ name               technique
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -152,8 +153,10 @@ class PlainAggregator(Aggregator):
     name = "plain"
     hides_individual_updates = False
 
-    def __init__(self, **_ignored: Any) -> None:
-        pass
+    def __init__(self, clip: float | None = None) -> None:
+        # ``clip`` is accepted so callers can pass the same options to every technique;
+        # the plain sum does not clip.
+        self.clip = clip
 
     def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
         arr = validate_updates(updates)
@@ -220,10 +223,19 @@ def make_aggregator(name: str, **options: Any) -> Aggregator:
             f"unknown aggregator {name!r}; choose one of {', '.join(available_aggregators())}"
         ) from None
     if isinstance(target, type):
-        return target(**options)
-    module_name, _, cls_name = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), cls_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"aggregator {name!r} is not available: {exc}") from None
+        cls = target
+    else:
+        module_name, _, cls_name = target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), cls_name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"aggregator {name!r} is not available: {exc}") from None
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(options) - set(params))
+        if unknown:
+            raise ConfigurationError(
+                f"aggregator {name!r} has no option(s) {', '.join(unknown)}; "
+                f"it accepts: {', '.join(p for p in params if p != 'self')}"
+            )
     return cls(**options)

@@ -66,3 +66,9 @@ def test_register_custom_aggregator(monkeypatch):
     register_aggregator("doubler", Doubler)
     res = make_aggregator("doubler").aggregate(np.ones((2, 3)))
     np.testing.assert_allclose(res.total, 4.0)
+
+
+@pytest.mark.parametrize("name", ["plain", "secagg", "secagg+", "paillier", "central-dp", "local-dp", "distributed-dp"])
+def test_misspelled_option_is_refused_with_the_accepted_ones(name):
+    with pytest.raises(ConfigurationError, match="has no option.*clipp.*accepts: .*clip"):
+        make_aggregator(name, clipp=1.0)

@@ -98,7 +98,6 @@ class CentralDPAggregator(Aggregator):
         delta: float = 1e-5,
         rounds: int = 1,
         resolution: float | None = None,
-        **_ignored: Any,
     ) -> None:
         self.clip = _check_clip(clip)
         self.delta = float(delta)
@@ -175,7 +174,6 @@ class LocalDPAggregator(Aggregator):
         delta: float = 1e-5,
         rounds: int = 1,
         resolution: float | None = None,
-        **_ignored: Any,
     ) -> None:
         self.clip = _check_clip(clip)
         self.delta = float(delta)
@@ -276,7 +274,6 @@ class DistributedDPAggregator(Aggregator):
         rotation_seed: int = 0,
         k_stddevs: float = 4.0,
         secure_sum=None,
-        **_ignored: Any,
     ) -> None:
         self.clip = _check_clip(clip)
         self.delta = float(delta)

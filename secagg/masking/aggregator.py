@@ -3,7 +3,7 @@ CCS 2017; Bell et al. CCS 2020): clip, quantize, run the simulated protocol, dec
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -41,7 +41,6 @@ class SecAggAggregator(Aggregator):
         k: int | None = None,
         dropout_round: str = "masked_input",
         consistency_check: bool = True,
-        **_ignored: Any,
     ) -> None:
         if not np.isfinite(clip) or clip <= 0:
             raise ConfigurationError(f"clip must be a positive finite number, got {clip!r}")
