@@ -1,0 +1,253 @@
+"""Ray backend for the secure-sum simulation: the clients of SecAgg / SecAgg+ (Bonawitz et
+al. CCS 2017; Bell et al. CCS 2020) run in Ray actors spread over the cores of one machine
+or a Ray cluster, the server runs in the driver, and only message bytes travel.
+
+:func:`simulate_ray` has the signature and result of :func:`secagg.masking.simulate`
+(:func:`simulate_ring_ray` of :func:`~secagg.masking.simulate_ring`) plus ``num_workers``;
+:func:`simulate_with_backend` dispatches on ``backend="inprocess" | "ray"``. For the same
+inputs, ``rng`` seed and dropout schedule the sums equal the in-process ones exactly:
+the statistical randomness (stochastic rounding, dropout choice) is drawn in the driver in
+the same order as the in-process driver, and the protocol's cryptographic secrets (fresh
+in every run, from the OS CSPRNG in each actor) cancel out of the sum.
+
+Ray is optional (``pip install secagg[ray]``). If Ray is not initialised, the first call
+runs ``ray.init(include_dashboard=False, log_to_driver=False)``; call ``ray.init`` yourself
+to join a cluster (``ray.init(address="auto")``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Mapping
+
+import numpy as np
+
+from . import keys
+from .errors import ConfigurationError, InputError
+from .masking.config import MaskingConfig
+from .masking.messages import decode_message
+from .masking.rounds import ROUNDS
+from .masking.server import Server
+from .masking.simulate import SimulationResult, resolve_dropout
+from .quantize import Quantizer, default_rng, ring_dtype
+
+__all__ = ["simulate_ray", "simulate_ring_ray", "simulate_with_backend", "BACKENDS"]
+
+BACKENDS = ("inprocess", "ray")
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise ConfigurationError(
+            "backend='ray' needs the optional dependency ray: pip install 'secagg[ray]'"
+        ) from None
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    return ray
+
+
+class _ClientShard:
+    """A Ray actor hosting the protocol clients of a subset of ids (sans-IO, bytes in/out)."""
+
+    def __init__(self, ids, cfg, graph, vectors, signing_keys, directory):
+        from .masking.client import Client
+
+        arr = np.asarray(vectors)
+        self.clients = {}
+        for i, u in enumerate(ids):
+            sk = keys.SigningKey.from_bytes(signing_keys[i]) if signing_keys is not None else None
+            self.clients[int(u)] = Client(int(u), cfg, graph, arr[int(u)], signing_key=sk, directory=directory)
+
+    def step(self, datas):
+        """``datas``: encoded server messages for clients of this shard. Returns a list of
+        ``(id, [reply bytes], seconds)`` in the same order."""
+        out = []
+        for data in datas:
+            t0 = time.perf_counter()
+            msg = decode_message(data)
+            u = msg.recipient
+            replies = [m.to_bytes() for m in self.clients[u].receive(msg)]
+            out.append((u, replies, time.perf_counter() - t0))
+        return out
+
+
+def simulate_ring_ray(
+    vectors: np.ndarray,
+    *,
+    bits: int,
+    threshold: int | None = None,
+    graph: str = "complete",
+    k: int | None = None,
+    dropout: float | Mapping[int, str] | None = None,
+    dropout_round: str = "masked_input",
+    rng: np.random.Generator | None = None,
+    consistency_check: bool = True,
+    allow_low_threshold: bool = False,
+    delta: float = 0.1,
+    gamma: float = 0.1,
+    keep_masked: tuple[int, ...] = (),
+    progress: bool = False,
+    num_workers: int | None = None,
+) -> SimulationResult:
+    """:func:`secagg.masking.simulate_ring` with the clients in ``num_workers`` Ray actors
+    (default: the cluster's CPU count, at most ``n``).
+
+    ``vectors`` is ``(n, d)`` uint32/uint64 ring elements. Same parameters, result and
+    exceptions as the in-process driver; ``client_seconds`` are measured inside the actors
+    and ``round_seconds`` is the wall time of each round with the actors in parallel.
+    ``progress`` is accepted for signature compatibility and ignored.
+    """
+    ray = _ray()
+    arr = np.asarray(vectors)
+    dt = ring_dtype(bits)
+    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
+        raise InputError(f"vectors must have shape (n_clients >= 2, dim >= 1), got {arr.shape}")
+    if arr.dtype != dt:
+        raise InputError(f"ring vectors for a {bits}-bit ring must have dtype {dt}, got {arr.dtype}")
+    if bits < dt.itemsize * 8 and arr.size and int(arr.max()) >> bits:
+        raise InputError(f"ring vectors have values >= 2^{bits}")
+    n, d = arr.shape
+    cfg = MaskingConfig(
+        n=n, dim=d, bits=bits, threshold=threshold, graph=graph, k=k, consistency_check=consistency_check,
+        allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
+    )
+    schedule = resolve_dropout(n, dropout, dropout_round, rng)
+    rounds = [r for r in ROUNDS if cfg.consistency_check or r != "consistency_check"]
+    drop_at = {}
+    for u, r in schedule.items():
+        if r == "consistency_check" and not cfg.consistency_check:
+            r = "unmasking"
+        drop_at[u] = rounds.index(r)
+    if num_workers is None:
+        num_workers = max(1, int(ray.available_resources().get("CPU", 1)))
+    if not isinstance(num_workers, int) or num_workers < 1:
+        raise InputError(f"num_workers must be a positive integer, got {num_workers!r}")
+    num_workers = min(num_workers, n)
+
+    graph_obj = cfg.build_graph(secrets.token_bytes(32))
+    signing = directory = None
+    if cfg.consistency_check:
+        signing = [keys.SigningKey.generate() for _ in range(n)]
+        directory = {u: sk.public_bytes() for u, sk in enumerate(signing)}
+    server = Server(cfg, graph_obj, directory=directory)
+
+    shard_of = np.arange(n) % num_workers
+    Actor = ray.remote(num_cpus=1)(_ClientShard)
+    vec_ref = ray.put(np.ascontiguousarray(arr))
+    actors = []
+    for w in range(num_workers):
+        ids = [int(u) for u in np.flatnonzero(shard_of == w)]
+        sks = [signing[u].to_bytes() for u in ids] if signing else None
+        actors.append(Actor.remote(ids, cfg, graph_obj, vec_ref, sks, directory))
+
+    zeros_i = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
+    sent = {r: zeros_i() for r in rounds}
+    recv = {r: zeros_i() for r in rounds}
+    csec = {r: np.zeros(n) for r in rounds}
+    s_sent = {r: 0 for r in rounds}
+    s_recv = {r: 0 for r in rounds}
+    ssec = {r: 0.0 for r in rounds}
+    rsec = {r: 0.0 for r in rounds}
+    masked: dict[int, np.ndarray] = {}
+
+    try:
+        t0 = time.perf_counter()
+        outgoing = [m.to_bytes() for m in server.start()]
+        ssec[rounds[0]] += time.perf_counter() - t0
+        for ri, rname in enumerate(rounds):
+            r_start = time.perf_counter()
+            batches: list[list[bytes]] = [[] for _ in range(num_workers)]
+            for data in outgoing:
+                s_sent[rname] += len(data)
+                u = decode_message(data).recipient
+                if drop_at.get(u, len(rounds)) <= ri:
+                    continue
+                recv[rname][u] += len(data)
+                batches[shard_of[u]].append(data)
+            futures = [a.step.remote(b) for a, b in zip(actors, batches) if b]
+            replies = [item for part in ray.get(futures) for item in part]
+            replies.sort(key=lambda item: item[0])  # feed the server in id order, like the in-process driver
+            ts = time.perf_counter()
+            for u, reps, seconds in replies:
+                csec[rname][u] += seconds
+                for rep in reps:
+                    sent[rname][u] += len(rep)
+                    s_recv[rname] += len(rep)
+                    rmsg = decode_message(rep)
+                    if u in keep_masked and type(rmsg).__name__ == "MaskedInput":
+                        masked[u] = rmsg.vector.copy()
+                    server.receive(rmsg)
+            outgoing = [m.to_bytes() for m in server.close_round()]
+            ssec[rname] += time.perf_counter() - ts
+            rsec[rname] += time.perf_counter() - r_start
+    finally:
+        for a in actors:
+            ray.kill(a)
+
+    return SimulationResult(
+        sum=None, ring_sum=server.result, survivors=server.survivors, bytes_sent=sent, bytes_received=recv,
+        server_bytes_sent=s_sent, server_bytes_received=s_recv, client_seconds=csec, server_seconds=ssec,
+        round_seconds=rsec, dropped=dict(schedule), config=cfg, masked_inputs=masked,
+    )
+
+
+def simulate_ray(
+    inputs: np.ndarray,
+    *,
+    threshold: int | None = None,
+    graph: str = "complete",
+    k: int | None = None,
+    dropout: float | Mapping[int, str] | None = None,
+    dropout_round: str = "masked_input",
+    quantizer: Quantizer | None = None,
+    rng: np.random.Generator | None = None,
+    clip: float = 1.0,
+    bits: int = 32,
+    num_workers: int | None = None,
+    **options,
+) -> SimulationResult:
+    """:func:`secagg.masking.simulate` with the clients in Ray actors: quantize ``(n, d)``
+    floats exactly as the in-process driver does (same ``rng`` draws in the same order),
+    run :func:`simulate_ring_ray`, decode. Returns a :class:`SimulationResult` whose
+    ``sum`` equals the in-process one for the same seed and schedule."""
+    try:
+        x = np.asarray(inputs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"inputs must be a numeric (n, d) array: {exc}") from None
+    if x.ndim != 2:
+        raise InputError(f"inputs must have shape (n_clients, dim), got {x.shape}")
+    n = x.shape[0]
+    gen = default_rng(rng)
+    if quantizer is None:
+        quantizer = Quantizer(clip=clip, num_clients=max(n, 1), bits=bits)
+    elif not isinstance(quantizer, Quantizer):
+        raise InputError(f"quantizer must be a secagg.quantize.Quantizer, got {type(quantizer).__name__}")
+    if quantizer.num_clients < n:
+        raise ConfigurationError(
+            f"quantizer leaves headroom for {quantizer.num_clients} summands but there are {n} clients"
+        )
+    ring = quantizer.encode(x, gen)
+    res = simulate_ring_ray(
+        ring, bits=quantizer.bits, threshold=threshold, graph=graph, k=k, dropout=dropout,
+        dropout_round=dropout_round, rng=gen, num_workers=num_workers, **options,
+    )
+    res.sum = quantizer.decode(res.ring_sum, len(res.survivors))
+    return res
+
+
+def simulate_with_backend(inputs: np.ndarray, *, backend: str = "inprocess", **kwargs) -> SimulationResult:
+    """``backend="inprocess"``: :func:`secagg.masking.simulate`; ``"ray"``: :func:`simulate_ray`.
+
+    Raises :class:`ConfigurationError` for an unknown backend (or ``"ray"`` without Ray).
+    """
+    if backend == "inprocess":
+        from .masking.simulate import simulate
+
+        kwargs.pop("num_workers", None)
+        return simulate(inputs, **kwargs)
+    if backend == "ray":
+        return simulate_ray(inputs, **kwargs)
+    raise ConfigurationError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

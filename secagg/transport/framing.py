@@ -1,0 +1,151 @@
+"""Length-prefixed framing of the secure-aggregation wire protocol over a byte stream
+(TCP or TLS), plus the transport's own control frames (hello, welcome, done, abort).
+
+Every frame is ``u32 big-endian length || payload`` (the framing of RFC 1035 §4.2.2 for
+DNS over TCP, widened to 32 bits). The length is checked against the receiver's limit
+*before* a single payload byte is read or allocated, so a peer claiming a 4 GB frame costs
+the receiver four bytes. Payload layout::
+
+    kind u8 | body
+
+``kind`` is :data:`KIND_PROTOCOL` (body = the bytes of one
+:mod:`secagg.masking.messages` message, moved verbatim: the transport contains no protocol
+logic) or one of the control kinds, whose body is a UTF-8 JSON object:
+
+==============  =============  ==========================================================
+kind            direction      body
+==============  =============  ==========================================================
+``HELLO``       client->server ``{"v": 1, "verify_key": hex32, "id": int|null}``
+``WELCOME``     server->client assigned ``id``, session config, graph seed, key directory
+``DONE``        server->client ``{"survivors": [...], "status": "ok"}``
+``ABORT``       either way     ``{"reason": str}`` (the sender closes the connection next)
+==============  =============  ==========================================================
+
+Only :class:`secagg.errors.DecodeError` is raised for malformed frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any
+
+from ..errors import ConfigurationError, DecodeError
+
+__all__ = [
+    "HEADER",
+    "KIND_PROTOCOL",
+    "KIND_HELLO",
+    "KIND_WELCOME",
+    "KIND_DONE",
+    "KIND_ABORT",
+    "CONTROL_KINDS",
+    "TRANSPORT_VERSION",
+    "max_frame_size",
+    "encode_frame",
+    "read_frame",
+    "write_frame",
+    "control_payload",
+    "parse_control",
+    "split_payload",
+]
+
+HEADER = struct.Struct(">I")
+#: version of the control-frame vocabulary (carried in HELLO)
+TRANSPORT_VERSION = 1
+
+KIND_PROTOCOL = 0x01
+KIND_HELLO = 0x10
+KIND_WELCOME = 0x11
+KIND_DONE = 0x12
+KIND_ABORT = 0x13
+CONTROL_KINDS = frozenset({KIND_HELLO, KIND_WELCOME, KIND_DONE, KIND_ABORT})
+_KINDS = CONTROL_KINDS | {KIND_PROTOCOL}
+
+#: bytes reserved per party for list entries (key broadcasts ~135 B, share ciphertexts
+#: ~115 B, unmasking shares ~45 B, directory entries in WELCOME ~80 B) with slack
+_PER_PARTY = 256
+#: fixed slack: headers, session id, bitmaps of small sessions, JSON keys
+_SLACK = 8192
+#: hard ceiling whatever the session (1 GiB)
+ABSOLUTE_MAX_FRAME = 1 << 30
+
+
+def max_frame_size(n: int, dim: int, bits: int = 32) -> int:
+    """Largest frame a session of ``n`` clients and ``dim``-element vectors in a
+    ``bits``-bit ring can legitimately need, in bytes.
+
+    The bound covers the masked input (``dim`` elements of 4 or 8 bytes), per-party lists
+    (``256 * n`` bytes: key broadcasts, share ciphertexts, directory), two party bitmaps
+    and 8 KiB of headers. Use it as the receive limit on both sides.
+
+    Raises :class:`ConfigurationError` for non-positive sizes.
+    """
+    if n < 1 or dim < 1 or not 2 <= bits <= 64:
+        raise ConfigurationError(f"max_frame_size needs n >= 1, dim >= 1, bits in 2..64; got {n}, {dim}, {bits}")
+    item = 4 if bits <= 32 else 8
+    size = _SLACK + item * int(dim) + _PER_PARTY * (int(n) + 1) + 2 * (int(n) // 8 + 1)
+    return min(size, ABSOLUTE_MAX_FRAME)
+
+
+def encode_frame(kind: int, body: bytes, max_size: int | None = None) -> bytes:
+    """``u32 length || kind || body``. Raises :class:`DecodeError` if the payload would
+    exceed ``max_size`` (the peer would reject it) or ``kind`` is unknown."""
+    if kind not in _KINDS:
+        raise DecodeError(f"unknown frame kind {kind:#x}")
+    size = 1 + len(body)
+    limit = ABSOLUTE_MAX_FRAME if max_size is None else max_size
+    if size > limit:
+        raise DecodeError(f"frame of {size} bytes exceeds the limit of {limit} bytes")
+    return HEADER.pack(size) + bytes((kind,)) + body
+
+
+async def read_frame(reader: asyncio.StreamReader, max_size: int) -> bytes:
+    """Read one frame's payload (``kind || body``) from ``reader``.
+
+    The 4-byte length is checked against ``max_size`` before the payload is read, so an
+    oversized claim never allocates. Raises :class:`DecodeError` for an empty or oversized
+    frame and :class:`asyncio.IncompleteReadError` if the stream ends mid-frame (an EOF
+    before the header yields ``IncompleteReadError`` with ``partial == b""``).
+    """
+    header = await reader.readexactly(HEADER.size)
+    (size,) = HEADER.unpack(header)
+    if size == 0:
+        raise DecodeError("empty frame (a frame carries at least its kind byte)")
+    if size > max_size:
+        raise DecodeError(f"frame of {size} bytes announced, above the limit of {max_size} bytes")
+    return await reader.readexactly(size)
+
+
+async def write_frame(writer: asyncio.StreamWriter, kind: int, body: bytes) -> None:
+    """Write one frame and wait until the transport's buffer drained."""
+    writer.write(encode_frame(kind, body))
+    await writer.drain()
+
+
+def split_payload(payload: bytes) -> tuple[int, bytes]:
+    """``(kind, body)`` of a frame payload; raises :class:`DecodeError` for an unknown kind."""
+    if not payload:
+        raise DecodeError("empty frame payload")
+    kind = payload[0]
+    if kind not in _KINDS:
+        raise DecodeError(f"unknown frame kind {kind:#x}")
+    return kind, payload[1:]
+
+
+def control_payload(obj: dict[str, Any]) -> bytes:
+    """JSON body of a control frame (compact, UTF-8)."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def parse_control(body: bytes, what: str) -> dict[str, Any]:
+    """Parse a control frame body into a dict; raises :class:`DecodeError` if it is not a
+    UTF-8 JSON object."""
+    try:
+        obj = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DecodeError(f"{what} frame is not UTF-8 JSON") from None
+    if not isinstance(obj, dict):
+        raise DecodeError(f"{what} frame must be a JSON object, got {type(obj).__name__}")
+    return obj
