@@ -15,12 +15,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,fl,docs]"
 	touch $(STAMP)
 
+# the test suite also exercises the optional Ray backend, so CI installs that extra too
+RAY_STAMP := $(VENV)/.installed-ray
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,fl,docs,ray]"
+	touch $(RAY_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/secagg demo --out $(OUT)
 
-test: $(STAMP)
+test: $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider
 
 bench: $(STAMP)

@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from secagg import keys
 from secagg.aggregators import PlainAggregator
 from secagg.masking import Client, MaskingConfig, Server, simulate_ring
-from secagg.masking import messages as M
 
 D = 100_000
 

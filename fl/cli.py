@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+from secagg.errors import ConfigurationError
+
 from .data import DATASETS, PARTITIONS
 
 __all__ = ["register", "run_compare_command", "run_default_demo", "run_fedavg_command"]
@@ -68,6 +70,8 @@ def register(commands, demos) -> None:
     f.add_argument("--noise-multiplier", type=float, default=None)
     f.add_argument("--epsilon", type=float, default=None, help="privacy budget (DP aggregators)")
     f.add_argument("--threshold", type=int, default=None, help="secure-aggregation threshold")
+    f.add_argument("--backend", choices=("inprocess", "ray"), default="inprocess",
+                   help="where the masking protocol's clients run (secagg, secagg+): this process or Ray actors")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--json", help="write the run's JSON here")
     f.set_defaults(func=run_fedavg_command)
@@ -115,6 +119,10 @@ def run_fedavg_command(args: argparse.Namespace) -> int:
     from .server import FedAvgConfig, run_fedavg
 
     options = {} if args.threshold is None else {"threshold": args.threshold}
+    if args.backend != "inprocess":
+        if args.aggregator not in ("secagg", "secagg+"):
+            raise ConfigurationError(f"--backend {args.backend} applies to secagg and secagg+, not {args.aggregator}")
+        options["backend"] = args.backend
     cfg = FedAvgConfig(rounds=args.rounds, fraction=args.fraction, sampling=args.sampling, clip=args.clip, lr=args.lr,
                        aggregator=args.aggregator, aggregator_options=options, dropout=args.dropout,
                        dropout_round=args.dropout_round, deadline=args.deadline,

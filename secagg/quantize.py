@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from randomgen import AESCounter
 
-from .errors import ConfigurationError, EncodingError, InputError, SumOverflowError
+from .errors import ConfigurationError, InputError, SumOverflowError
 
 __all__ = ["Quantizer", "clip_l2", "ring_dtype", "ring_sum", "default_rng", "secure_generator"]
 

@@ -30,7 +30,7 @@ from .masking.messages import decode_message
 from .masking.rounds import ROUNDS
 from .masking.server import Server
 from .masking.simulate import SimulationResult, resolve_dropout
-from .quantize import Quantizer, default_rng, ring_dtype
+from .quantize import ring_dtype
 
 __all__ = ["simulate_ray", "simulate_ring_ray", "simulate_with_backend", "BACKENDS"]
 
@@ -194,60 +194,20 @@ def simulate_ring_ray(
     )
 
 
-def simulate_ray(
-    inputs: np.ndarray,
-    *,
-    threshold: int | None = None,
-    graph: str = "complete",
-    k: int | None = None,
-    dropout: float | Mapping[int, str] | None = None,
-    dropout_round: str = "masked_input",
-    quantizer: Quantizer | None = None,
-    rng: np.random.Generator | None = None,
-    clip: float = 1.0,
-    bits: int = 32,
-    num_workers: int | None = None,
-    **options,
-) -> SimulationResult:
-    """:func:`secagg.masking.simulate` with the clients in Ray actors: quantize ``(n, d)``
-    floats exactly as the in-process driver does (same ``rng`` draws in the same order),
-    run :func:`simulate_ring_ray`, decode. Returns a :class:`SimulationResult` whose
-    ``sum`` equals the in-process one for the same seed and schedule."""
-    try:
-        x = np.asarray(inputs, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"inputs must be a numeric (n, d) array: {exc}") from None
-    if x.ndim != 2:
-        raise InputError(f"inputs must have shape (n_clients, dim), got {x.shape}")
-    n = x.shape[0]
-    gen = default_rng(rng)
-    if quantizer is None:
-        quantizer = Quantizer(clip=clip, num_clients=max(n, 1), bits=bits)
-    elif not isinstance(quantizer, Quantizer):
-        raise InputError(f"quantizer must be a secagg.quantize.Quantizer, got {type(quantizer).__name__}")
-    if quantizer.num_clients < n:
-        raise ConfigurationError(
-            f"quantizer leaves headroom for {quantizer.num_clients} summands but there are {n} clients"
-        )
-    ring = quantizer.encode(x, gen)
-    res = simulate_ring_ray(
-        ring, bits=quantizer.bits, threshold=threshold, graph=graph, k=k, dropout=dropout,
-        dropout_round=dropout_round, rng=gen, num_workers=num_workers, **options,
-    )
-    res.sum = quantizer.decode(res.ring_sum, len(res.survivors))
-    return res
+def simulate_ray(inputs: np.ndarray, **kwargs) -> SimulationResult:
+    """:func:`secagg.masking.simulate` with the clients in Ray actors.
+
+    Same parameters (plus ``num_workers``) and result; the quantization draws the same
+    ``rng`` values in the same order, so ``sum`` equals the in-process one for the same
+    seed and dropout schedule.
+    """
+    from .masking.simulate import simulate
+
+    return simulate(inputs, backend="ray", **kwargs)
 
 
 def simulate_with_backend(inputs: np.ndarray, *, backend: str = "inprocess", **kwargs) -> SimulationResult:
-    """``backend="inprocess"``: :func:`secagg.masking.simulate`; ``"ray"``: :func:`simulate_ray`.
+    """:func:`secagg.masking.simulate` with ``backend`` (``"inprocess"`` or ``"ray"``)."""
+    from .masking.simulate import simulate
 
-    Raises :class:`ConfigurationError` for an unknown backend (or ``"ray"`` without Ray).
-    """
-    if backend == "inprocess":
-        from .masking.simulate import simulate
-
-        kwargs.pop("num_workers", None)
-        return simulate(inputs, **kwargs)
-    if backend == "ray":
-        return simulate_ray(inputs, **kwargs)
-    raise ConfigurationError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return simulate(inputs, backend=backend, **kwargs)

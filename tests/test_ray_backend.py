@@ -47,3 +47,24 @@ def test_ring_sum_exact_and_abort_propagates(ray_session):
 def test_unknown_backend_is_rejected():
     with pytest.raises(ConfigurationError, match="backend"):
         simulate_with_backend(np.zeros((3, 2)), backend="spark")
+
+
+def test_aggregator_backend_ray_matches_inprocess(ray_session):
+    from secagg import make_aggregator
+
+    x = np.random.default_rng(3).uniform(-1, 1, size=(6, 50))
+    sums = {}
+    for backend in ("inprocess", "ray"):
+        agg = make_aggregator("secagg+", clip=1.0, backend=backend, num_workers=2)
+        res = agg.aggregate(x, dropout={1: "masked_input"}, rng=np.random.default_rng(9))
+        sums[backend] = (res.total, res.survivors.tolist())
+    np.testing.assert_array_equal(sums["inprocess"][0], sums["ray"][0])
+    assert sums["inprocess"][1] == sums["ray"][1] == [0, 2, 3, 4, 5]
+
+
+def test_simulate_rejects_unknown_backend():
+    from secagg.errors import ConfigurationError
+    from secagg.masking import simulate
+
+    with pytest.raises(ConfigurationError, match="backend"):
+        simulate(np.zeros((3, 2)), backend="spark")

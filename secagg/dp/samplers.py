@@ -58,7 +58,6 @@ at the speed of PCG64 (AES-NI). Pass a seeded generator only for reproducible te
 from __future__ import annotations
 
 import math
-import secrets
 from fractions import Fraction
 
 import numpy as np

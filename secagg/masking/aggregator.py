@@ -21,7 +21,8 @@ class SecAggAggregator(Aggregator):
     Parameters: ``clip`` (coordinate bound, default 1.0), ``bits`` (ring, 32),
     ``threshold`` (default smallest ``t`` above half the holders), ``k`` (sparse degree,
     SecAgg+ only), ``dropout_round`` (where rate-based dropouts happen, default
-    ``"masked_input"``), ``consistency_check`` (active variant, default True).
+    ``"masked_input"``), ``consistency_check`` (active variant, default True),
+    ``backend`` (``"inprocess"`` or ``"ray"``: clients as Ray actors) and ``num_workers``.
 
     ``aggregate`` returns ``bytes_up``/``bytes_down`` per client summed over rounds (real
     encodings), ``client_seconds`` per client, ``server_seconds``; ``info`` holds the
@@ -41,7 +42,11 @@ class SecAggAggregator(Aggregator):
         k: int | None = None,
         dropout_round: str = "masked_input",
         consistency_check: bool = True,
+        backend: str = "inprocess",
+        num_workers: int | None = None,
     ) -> None:
+        if backend not in ("inprocess", "ray"):
+            raise ConfigurationError(f"backend must be 'inprocess' or 'ray', got {backend!r}")
         if not np.isfinite(clip) or clip <= 0:
             raise ConfigurationError(f"clip must be a positive finite number, got {clip!r}")
         self.clip = float(clip)
@@ -50,6 +55,8 @@ class SecAggAggregator(Aggregator):
         self.k = k
         self.dropout_round = dropout_round
         self.consistency_check = bool(consistency_check)
+        self.backend = backend
+        self.num_workers = num_workers
 
     def aggregate(
         self,
@@ -65,6 +72,7 @@ class SecAggAggregator(Aggregator):
         res = simulate(
             arr, quantizer=q, threshold=self.threshold, graph=self._graph, k=self.k, dropout=dropout,
             dropout_round=self.dropout_round, rng=gen, consistency_check=self.consistency_check,
+            backend=self.backend, num_workers=self.num_workers,
         )
         return AggregationResult(
             total=res.sum,

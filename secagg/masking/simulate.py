@@ -153,6 +153,8 @@ def simulate_ring(
     gamma: float = 0.1,
     keep_masked: tuple[int, ...] = (),
     progress: bool = False,
+    backend: str = "inprocess",
+    num_workers: int | None = None,
 ) -> SimulationResult:
     """Run SecAgg (``graph="complete"``) or SecAgg+ (``"sparse"``) on ring vectors.
 
@@ -176,6 +178,10 @@ def simulate_ring(
         client ids whose masked input (the server's view) is returned in ``masked_inputs``.
     progress:
         show a tqdm progress bar over rounds and clients.
+    backend, num_workers:
+        ``"inprocess"`` (default) runs every party in this process; ``"ray"`` runs the
+        clients in ``num_workers`` Ray actors (:mod:`secagg.ray_backend`, needs the
+        ``ray`` extra) with the same messages, sums and exceptions.
 
     Returns
     -------
@@ -189,6 +195,17 @@ def simulate_ring(
     ProtocolAbort
         fewer than ``threshold`` live share holders at some round (no partial result).
     """
+    if backend != "inprocess":
+        if backend != "ray":
+            raise ConfigurationError(f"backend must be 'inprocess' or 'ray', got {backend!r}")
+        from ..ray_backend import simulate_ring_ray
+
+        return simulate_ring_ray(
+            vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout,
+            dropout_round=dropout_round, rng=rng, consistency_check=consistency_check,
+            allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
+            keep_masked=keep_masked, progress=progress, num_workers=num_workers,
+        )
     arr = np.asarray(vectors)
     dt = ring_dtype(bits)
     if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:

@@ -388,7 +388,7 @@ def test_bit_flips_only_raise_library_errors(idx, pos, bit):
 @given(idx=st.integers(0, len(MSGS) - 1), pos=st.integers(0, 10**6), bit=st.integers(0, 7))
 def test_bit_flipped_messages_fed_to_parties_only_raise_library_errors(idx, pos, bit):
     """Fresh session each time; the flipped message goes to its natural receiver."""
-    msgs, server, clients = MSGS, None, None
+
     cfg, server, clients, _, _ = make_session(n=4)
     out = run_rounds(server, clients, 2)  # clients now wait for ForwardShares
     target = out[0]
