@@ -316,7 +316,7 @@ def _plot(points: Sequence[BenchPoint], axis: str, metric: str, ylabel: str, pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 4.2))
     for tech in dict.fromkeys(p.technique for p in points):
         sel = [p for p in points if p.technique == tech and p.axis == axis]
         xs = [getattr(p, axis) for p in sel]
@@ -335,7 +335,7 @@ def _plot(points: Sequence[BenchPoint], axis: str, metric: str, ylabel: str, pat
     ax.set_ylabel(ylabel)
     ax.set_title(f"{ylabel} vs {axis} ({other} = {fixed})")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
