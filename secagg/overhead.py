@@ -373,11 +373,11 @@ def write_report(points: Sequence[BenchPoint], cfg: SweepConfig, out: str | Path
         "# secagg overhead report",
         "",
         f"Measured on {meta['machine']} with Python {meta['python']}, numpy {meta['numpy']}; "
-        f"{cfg.repeats} repeats per point (min / median); Paillier keys of {cfg.key_bits} bits; "
-        f"dropout {cfg.dropout:.0%}. Sweep took {wall_seconds:.0f} s.",
+        f"{cfg.repeats} repeats per point (min / median); Paillier keys of {cfg.key_bits} bits "
+        f"with the fast obfuscator; dropout {cfg.dropout:.0%}. Sweep took {wall_seconds:.0f} s.",
         "",
-        "Ratios compare with the plain sum measured in the same run (plain clients do no "
-        "crypto work, so the client ratio is shown only where the plain client time is positive). "
+        "Ratios compare with the plain sum measured in the same run (a plain client only "
+        "serializes its float32 vector, so client ratios are large by construction). "
         "Expansion is bytes a client sends divided by 4d. `*` marks the scalar python-paillier "
         "reference, whose per-element costs are timed on a sample and scaled to d.",
         "",
