@@ -218,13 +218,31 @@ class LogisticRegression(_Mixin, _Base):
 
     Parameters
     ----------
-    l2: L2 penalty on the weights (``l2 / 2 * ||W||^2`` added to the mean loss).
-    lr: SGD step size. epochs: passes over the data. batch_size: rows per step.
-    clip, noise_multiplier: per-example clipping norm and DP-SGD noise (see :func:`sgd`).
-    random_state: int seed or numpy Generator for shuffling and noise (None: OS entropy).
+    l2
+        L2 penalty on the weights (``l2 / 2 * ||W||^2`` added to the mean loss).
+    lr
+        SGD step size.
+    epochs
+        passes over the data.
+    batch_size
+        rows per step.
+    clip, noise_multiplier
+        per-example clipping norm and DP-SGD noise (see :func:`sgd`).
+    random_state
+        int seed or numpy Generator for shuffling and noise (None: OS entropy).
 
-    Learned attributes: ``classes_`` (original labels), ``coef_`` ``(K, d)``,
-    ``intercept_`` ``(K,)``, ``params_`` (flat vector), ``n_iter_`` (SGD steps).
+    Attributes
+    ----------
+    classes_
+        original labels.
+    coef_
+        weights, shape ``(K, d)``.
+    intercept_
+        biases, shape ``(K,)``.
+    params_
+        flat parameter vector.
+    n_iter_
+        SGD steps taken.
     """
 
     def __init__(self, l2: float = 1e-3, lr: float = 0.1, epochs: int = 50, batch_size: int = 32,
