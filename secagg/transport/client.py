@@ -135,11 +135,20 @@ async def run_client(
         called as ``on_welcome(id, inputs, ring_vector)`` once registered, before round 1
         (e.g. to record what this client contributes).
 
-    Returns a :class:`ClientOutcome`. Raises :class:`ProtocolAbort` when the server aborts,
-    refuses the HELLO, or the connection is lost; :class:`ProtocolError` /
-    :class:`IntegrityError` when the server's messages break the protocol (the client
-    tells the server and leaves); :class:`InputError` for inputs of the wrong shape;
-    :class:`~secagg.errors.ConfigurationError` for an unacceptable session.
+    Returns
+    -------
+    ClientOutcome
+
+    Raises
+    ------
+    ProtocolAbort
+        the server aborts, refuses the HELLO, or the connection is lost.
+    ProtocolError, IntegrityError
+        the server's messages break the protocol (the client tells the server and leaves).
+    InputError
+        inputs of the wrong shape.
+    ConfigurationError
+        an unacceptable session.
     """
     for name, value in (("crash_at", crash_at), ("stall_at", stall_at)):
         if value is not None and value not in ROUNDS:

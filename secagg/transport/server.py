@@ -186,7 +186,10 @@ class AggregationServer:
     max_frame:
         largest accepted frame in bytes; default :func:`~secagg.transport.framing.max_frame_size`.
 
-    Raises :class:`ConfigurationError` for non-positive timeouts or limits.
+    Raises
+    ------
+    ConfigurationError
+        non-positive timeouts or limits.
     """
 
     def __init__(
