@@ -101,7 +101,6 @@ def test_loopback_10_processes_with_kills(tmp_path):
     _check(tmp_path, n, kills, rc, out, err, results)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("graph", ["complete", "sparse"])
 def test_loopback_20_processes_25_percent_killed_at_random_rounds(tmp_path, graph):
     """The issue's acceptance run: 20 client processes, 5 SIGKILLed at rounds drawn with a
