@@ -125,6 +125,12 @@ def plot_accuracy_vs_epsilon(series: Mapping[str, Iterable[tuple[float, float, f
     if baseline is not None:
         ax.axhline(baseline, color="gray", ls="--", label="no DP (plain FedAvg)")
     ax.set_xscale("log")
+    # label the measured epsilons themselves; log-axis minor labels overlap at this range
+    ticks = sorted({round(float(p[0]), 6) for pts in series.values() for p in pts})
+    if ticks:
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:.3g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("epsilon (delta = 1e-5)")
     ax.set_ylabel("final test accuracy")
     ax.set_title(title)
