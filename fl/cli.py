@@ -15,6 +15,7 @@ import sys
 import time
 
 from secagg.errors import ConfigurationError
+from secagg.masking.rounds import ROUNDS
 
 from .data import DATASETS, PARTITIONS
 
@@ -63,7 +64,8 @@ def register(commands, demos) -> None:
     f.add_argument("--partition", default="iid", choices=PARTITIONS)
     f.add_argument("--alpha", type=float, default=0.5)
     f.add_argument("--dropout", type=float, default=0.0)
-    f.add_argument("--dropout-round", default="masked_input")
+    f.add_argument("--dropout-round", default="masked_input", choices=ROUNDS,
+                   help="protocol round at which dropped clients vanish (default masked_input)")
     f.add_argument("--deadline", type=float, default=None, help="simulated seconds per round (drop stragglers)")
     f.add_argument("--clip", type=float, default=1.0)
     f.add_argument("--lr", type=float, default=0.1)

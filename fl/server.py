@@ -123,6 +123,10 @@ class FedAvgConfig:
             raise ConfigurationError(f"clip must be a positive finite L2 norm, got {self.clip!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigurationError(f"dropout must be a rate in [0, 1), got {self.dropout!r}")
+        from secagg.masking.rounds import ROUNDS
+
+        if self.dropout_round not in ROUNDS:
+            raise ConfigurationError(f"dropout_round must be one of {', '.join(ROUNDS)}, got {self.dropout_round!r}")
         if self.deadline is not None and not self.deadline > 0:
             raise ConfigurationError(f"deadline must be positive seconds or None, got {self.deadline!r}")
         if not 0.0 < self.delta < 1.0:

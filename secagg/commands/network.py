@@ -95,6 +95,16 @@ def _parse_server(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _write(path, write) -> None:
+    """``write(path)``; an OSError becomes a one-line :class:`ConfigurationError`."""
+    from ..errors import ConfigurationError
+
+    try:
+        write(path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -122,25 +132,29 @@ def run_serve(args: argparse.Namespace) -> int:
     )
 
     async def main():
-        port = await server.start()
+        try:
+            port = await server.start()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
         print(f"listening on {args.host}:{port} for {cfg.n} clients (threshold {cfg.threshold}, "
               f"{'TLS' if ctx else 'plain TCP'})", flush=True)
         if args.port_file:
-            Path(args.port_file).write_text(str(port))
+            _write(args.port_file, lambda p: Path(p).write_text(str(port)))
         return await server.run()
 
-    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    # the output folders must exist before the session runs, not after its result is known
+    for folder in {out.parent, summary_path.parent} | ({Path(args.ring_out).parent} if args.ring_out else set()):
+        _write(folder, lambda p: Path(p).mkdir(parents=True, exist_ok=True))
     try:
         result = asyncio.run(main())
     except ProtocolAbort as exc:
-        summary_path.write_text(json.dumps({"status": "aborted", "reason": exc.reason}, indent=2))
+        _write(summary_path, lambda p: p.write_text(json.dumps({"status": "aborted", "reason": exc.reason}, indent=2)))
         print(f"secagg serve: session aborted: {exc.reason}", file=sys.stderr)
         return 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, result.sum)
+    _write(out, lambda p: np.save(p, result.sum))
     if args.ring_out:
-        np.save(args.ring_out, result.ring_sum)
-    summary_path.write_text(json.dumps({"status": "ok", **result.summary()}, indent=2))
+        _write(args.ring_out, lambda p: np.save(p, result.ring_sum))
+    _write(summary_path, lambda p: p.write_text(json.dumps({"status": "ok", **result.summary()}, indent=2)))
     print(f"sum of {len(result.survivors)} survivors ({len(result.dropped)} dropped) written to {out}; "
           f"summary in {summary_path}", flush=True)
     return 0
@@ -154,6 +168,8 @@ def run_client_cmd(args: argparse.Namespace) -> int:
     from ..transport.tls import client_context
 
     host, port = _parse_server(args.server)
+    if args.tls_server_name and not args.tls_ca:
+        raise InputError("--tls-server-name needs --tls-ca (without a CA the client would not use TLS)")
     if args.input:
         try:
             inputs = np.load(args.input, allow_pickle=False)

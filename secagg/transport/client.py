@@ -126,7 +126,8 @@ async def run_client(
         ``{id: 32-byte Ed25519 public key}`` distributed out of band; the WELCOME's
         directory must agree on every id it lists.
     timeout:
-        seconds to wait for any single frame from the server (registration included).
+        seconds to wait for any single frame from the server (registration included), and
+        for the server to read each frame this client writes.
     crash_at, stall_at:
         fault injection (tests, demos): on the message that opens round ``crash_at`` the
         connection is aborted (``on_crash(writer)``, e.g. :func:`kill_self`); on the one
@@ -185,6 +186,17 @@ async def _read(reader: asyncio.StreamReader, limit: int, timeout: float) -> tup
     return split_payload(payload)
 
 
+async def _drain(writer: asyncio.StreamWriter, timeout: float) -> None:
+    """Wait for the write buffer to drain, at most ``timeout`` seconds (a server that stops
+    reading must not block the client forever)."""
+    try:
+        await asyncio.wait_for(writer.drain(), timeout)
+    except asyncio.TimeoutError:
+        raise ProtocolAbort(f"the server did not read this client's frame within {timeout:g} s") from None
+    except (ConnectionError, OSError):
+        raise ProtocolAbort("the server closed the connection") from None
+
+
 def _build(welcome: dict, vk: bytes, expected_directory, allow_low_threshold: bool):
     try:
         uid = int(welcome["id"])
@@ -213,12 +225,22 @@ def _build(welcome: dict, vk: bytes, expected_directory, allow_low_threshold: bo
     return uid, cfg, cfg.build_graph(seed), directory, clip, max_frame
 
 
+def _done_survivors(done: dict) -> list[int]:
+    """The survivor ids of a DONE frame; :class:`DecodeError` unless a list of ints."""
+    survivors = done.get("survivors", [])
+    if not isinstance(survivors, list) or not all(
+        isinstance(u, int) and not isinstance(u, bool) for u in survivors
+    ):
+        raise DecodeError("DONE frame: survivors must be a list of integer ids")
+    return [int(u) for u in survivors]
+
+
 async def _session(reader, writer, inputs, *, rng, signing_key, requested_id, expected_directory,
                    allow_low_threshold, timeout, crash_at, stall_at, on_crash, on_welcome) -> ClientOutcome:
     vk = signing_key.public_bytes()
     hello = {"v": TRANSPORT_VERSION, "verify_key": vk.hex(), "id": requested_id}
     writer.write(encode_frame(KIND_HELLO, control_payload(hello)))
-    await writer.drain()
+    await _drain(writer, timeout)
     kind, body = await _read(reader, _WELCOME_MAX, timeout)
     if kind == KIND_ABORT:
         raise ProtocolAbort(f"the server refused to register this client: {parse_control(body, 'ABORT').get('reason')}")
@@ -251,8 +273,7 @@ async def _session(reader, writer, inputs, *, rng, signing_key, requested_id, ex
     while True:
         kind, body = await _read(reader, max_frame, timeout)
         if kind == KIND_DONE:
-            done = parse_control(body, "DONE")
-            survivors = [int(u) for u in done.get("survivors", [])]
+            survivors = _done_survivors(parse_control(body, "DONE"))
             return ClientOutcome(uid, survivors, uid in survivors, rounds, vec)
         if kind == KIND_ABORT:
             raise ProtocolAbort(f"the server aborted the session: {parse_control(body, 'ABORT').get('reason')}")
@@ -280,7 +301,7 @@ async def _session(reader, writer, inputs, *, rng, signing_key, requested_id, ex
             raise
         for rep in replies:
             writer.write(encode_frame(KIND_PROTOCOL, rep.to_bytes()))
-        await writer.drain()
+        await _drain(writer, timeout)
         if rname is not None:
             rounds.append(rname)
 

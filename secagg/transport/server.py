@@ -16,7 +16,11 @@ before its payload is read; bytes that do not decode, a message claiming another
 a message the protocol rejects (:class:`~secagg.errors.ProtocolError`,
 :class:`~secagg.errors.IntegrityError`) close *that* connection only and the client counts
 as dropped; a second HELLO claiming a taken id or a registered key, or any HELLO once the
-session started, is refused; connections above ``max_connections`` are closed at once.
+session started, is refused; connections above ``max_connections`` are closed at once; a
+TLS handshake must finish within ``hello_timeout``; a protocol frame before the session
+started, or more than :data:`MAX_QUEUED_PER_CONNECTION` messages waiting for the
+coordinator, closes the connection (so a client cannot make the server queue unbounded
+memory).
 One event-loop task (the coordinator) is the only caller of the protocol server, so no
 state is shared between connection tasks.
 """
@@ -58,6 +62,9 @@ log = logging.getLogger("secagg.transport")
 
 #: a HELLO is a small JSON object
 HELLO_MAX_FRAME = 4096
+#: protocol messages one connection may have waiting for the coordinator (an honest client
+#: has at most one: it answers each round once, after the server's message opened it)
+MAX_QUEUED_PER_CONNECTION = 2
 #: message type sent by the server at the start of each round -> round name
 _ROUND_OF_STATE = {
     "advertise_keys": "advertise_keys",
@@ -139,6 +146,7 @@ class _Conn:
     verify_key: bytes = b""
     alive: bool = True
     reason: str = ""
+    queued: int = 0  # protocol messages read but not yet taken by the coordinator
 
 
 @dataclass
@@ -248,8 +256,9 @@ class AggregationServer:
         """Bind and start accepting connections; returns the port."""
         self._full = asyncio.Event()
         self._queue = asyncio.Queue()
+        extra = {} if self.ssl_context is None else {"ssl_handshake_timeout": self.hello_timeout}
         self._server = await asyncio.start_server(
-            self._handle, self.host, self._port, ssl=self.ssl_context, limit=64 * 1024
+            self._handle, self.host, self._port, ssl=self.ssl_context, limit=64 * 1024, **extra
         )
         self._port = self._server.sockets[0].getsockname()[1]
         log.info("listening on %s:%d (tls=%s)", self.host, self._port, self.ssl_context is not None)
@@ -306,12 +315,18 @@ class AggregationServer:
                 self._bytes_in[self._round] = self._bytes_in.get(self._round, 0) + len(payload) + 4
                 kind, body = split_payload(payload)
                 if kind == KIND_PROTOCOL:
+                    if not self._started or conn.queued >= MAX_QUEUED_PER_CONNECTION:
+                        self._counters.bump("bad_frames")
+                        self._close(conn, "protocol message before the session started" if not self._started
+                                    else "sent messages faster than the rounds ask for them")
+                        break
                     msg = decode_message(body)
                     if getattr(msg, "sender", None) != conn.id:
                         self._counters.bump("impersonations")
                         self._close(conn, f"sent {type(msg).__name__} for sender "
                                           f"{getattr(msg, 'sender', None)} on the connection of client {conn.id}")
                         break
+                    conn.queued += 1
                     self._queue.put_nowait(("msg", conn, msg))
                 elif kind == KIND_ABORT:
                     reason = parse_control(body, "ABORT").get("reason", "")
@@ -524,6 +539,7 @@ class AggregationServer:
             if what == "gone":
                 pending.discard(conn.id)
                 continue
+            conn.queued -= 1
             try:
                 proto.receive(msg)
             except (ProtocolError, IntegrityError) as exc:

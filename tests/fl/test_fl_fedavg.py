@@ -152,3 +152,11 @@ def test_make_clients_partition_summary(cancer):
     clients, summary = make_clients(cancer, 5, "quantity", alpha=1.0, rng=np.random.default_rng(0))
     assert sum(c.n_examples for c in clients) == len(cancer.y_train)
     assert summary["sizes"] == [c.n_examples for c in clients]
+
+
+def test_unknown_dropout_round_is_refused_for_every_aggregator():
+    """A misspelled dropout round must not be silently ignored (the plain aggregator has
+    no rounds of its own)."""
+    with pytest.raises(ConfigurationError, match="dropout_round"):
+        FedAvgConfig(dropout=0.3, dropout_round="bogus").validate()
+    FedAvgConfig(dropout=0.3, dropout_round="share_keys").validate()

@@ -135,3 +135,45 @@ def test_tls_federation_with_cli(tmp_path):
         client_extra=("--tls-ca", str(cert), "--tls-server-name", "localhost"),
     )
     _check(tmp_path, 3, {}, rc, out, err, results)
+
+
+# ------------------------------------------------------------------ CLI errors (in process)
+def _serve_args(tmp: Path, port: int, out: Path | None = None) -> list[str]:
+    return ["serve", "--clients", "3", "--dim", "4", "--port", str(port), "--out", str(out or tmp / "sum.npy"),
+            "--join-timeout", "1", "--quiet"]
+
+
+def test_serve_on_a_busy_port_prints_one_line_and_exits_1(tmp_path, capsys):
+    import socket
+
+    from secagg.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        rc = main(_serve_args(tmp_path, port))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and err[0].startswith("secagg: error:") and str(port) in err[0]
+    assert not (tmp_path / "sum.npy").exists()
+
+
+def test_serve_with_unwritable_out_fails_before_the_session(tmp_path, capsys):
+    from secagg.cli import main
+
+    (tmp_path / "file").write_text("not a folder")
+    rc = main(_serve_args(tmp_path, 0, out=tmp_path / "file" / "sum.npy"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and err[0].startswith("secagg: error:")
+
+
+def test_client_tls_server_name_without_ca_is_refused(capsys):
+    """--tls-server-name alone would silently run over plain TCP: refuse it."""
+    from secagg.cli import main
+
+    rc = main(["client", "--server", "127.0.0.1:9", "--random", "--tls-server-name", "localhost", "--timeout", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and "--tls-ca" in err[0]

@@ -428,3 +428,145 @@ def test_pinned_directory_detects_substituted_keys():
     assert isinstance(outs[0], IntegrityError) and "pinned" in str(outs[0])
     check_result(res, vecs)
     assert res.survivors == [1, 2]
+
+
+# ------------------------------------------------------------------ review hardening
+def test_registered_client_cannot_flood_the_queue_before_the_session_starts():
+    """A registered client that sends protocol frames before its WELCOME (a legitimate one
+    never does) is closed at once instead of having every decoded frame queued."""
+    cfg = MaskingConfig(n=3, dim=8)
+
+    async def scenario():
+        srv = AggregationServer(cfg, clip=None, round_deadline=2.0, join_timeout=4.0, hello_timeout=2.0)
+        port = await srv.start()
+        task = asyncio.create_task(srv.run())
+        reader, writer, _, _ = await raw_register(port, requested_id=2, wait=False)
+        msg = AdvertiseKeys(secrets.token_bytes(16), 2, secrets.token_bytes(32), secrets.token_bytes(32), bytes(64))
+        frame = encode_frame(KIND_PROTOCOL, msg.to_bytes())
+        try:
+            for _ in range(50):
+                writer.write(frame)
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        closed = await asyncio.wait_for(wait_closed_by_peer(reader), 2.0)
+        queued = srv._queue.qsize()
+        writer.close()
+        res = (await asyncio.gather(task, return_exceptions=True))[0]
+        return closed, queued, res
+
+    closed, queued, res = asyncio.run(scenario())
+    assert closed is True
+    assert queued <= 2
+    assert isinstance(res, ProtocolAbort)  # nobody left: the session aborts cleanly
+
+
+def test_registered_client_cannot_flood_the_queue_during_a_round():
+    """More than a couple of unprocessed messages from one connection close it; the
+    honest clients still get the exact sum of the survivors."""
+    n = 4
+    cfg = MaskingConfig(n=n, dim=8)
+    vecs = ring_vectors(n, 8, seed=9)
+
+    async def evil(port):
+        reader, writer, kind, _ = await raw_register(port, requested_id=3)
+        assert kind == KIND_WELCOME
+        _, body = split_payload(await read_frame(reader, 1 << 20))
+        session = decode_message(body).session
+        msg = AdvertiseKeys(session, 3, secrets.token_bytes(32), secrets.token_bytes(32), bytes(64))
+        try:
+            for _ in range(200):
+                writer.write(encode_frame(KIND_PROTOCOL, msg.to_bytes()))
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        closed = await wait_closed_by_peer(reader)
+        writer.close()
+        return closed
+
+    res, outs, adv = asyncio.run(run_session(cfg, vecs, adversary=evil, ids=range(3)))
+    check_result(res, vecs)
+    assert adv is True
+    assert res.survivors == [0, 1, 2]
+    assert res.events["protocol_errors"] + res.events["bad_frames"] <= 3
+
+
+def test_tls_handshake_is_bounded_by_hello_timeout(certs):
+    """A TCP connection that never starts the TLS handshake is closed after
+    ``hello_timeout``, not after asyncio's default of 60 s."""
+    cert, key = certs
+    cfg = MaskingConfig(n=3, dim=4)
+    vecs = ring_vectors(3, 4)
+
+    async def silent(port):
+        reader, writer = await asyncio.open_connection(HOST, port)
+        t0 = asyncio.get_running_loop().time()
+        await asyncio.wait_for(wait_closed_by_peer(reader, timeout=10.0), 4.0)
+        writer.close()
+        return asyncio.get_running_loop().time() - t0
+
+    res, outs, adv = asyncio.run(
+        run_session(cfg, vecs, adversary=silent, head_start=2.5,
+                    server_kw={"ssl_context": server_context(cert, key), "hello_timeout": 0.5},
+                    client_kw={u: {"ssl_context": client_context(cert)} for u in range(3)})
+    )
+    assert not isinstance(adv, BaseException), adv
+    assert adv < 4.0
+    check_result(res, vecs)
+
+
+def test_client_write_is_bounded_by_timeout():
+    """A server that stops reading cannot block the client forever in ``drain()``."""
+    from secagg.transport.client import _session
+
+    class StuckWriter:
+        def write(self, data):
+            pass
+
+        async def drain(self):
+            await asyncio.Event().wait()
+
+    async def scenario():
+        reader = asyncio.StreamReader()
+        return await asyncio.wait_for(
+            _session(reader, StuckWriter(), np.zeros(4), rng=None, signing_key=keys.SigningKey.generate(),
+                     requested_id=None, expected_directory=None, allow_low_threshold=False, timeout=0.3,
+                     crash_at=None, stall_at=None, on_crash=None, on_welcome=None),
+            3.0,
+        )
+
+    with pytest.raises(ProtocolAbort, match="within"):
+        asyncio.run(scenario())
+
+
+def test_client_rejects_malformed_done_with_a_secagg_error():
+    """A DONE frame whose survivor list is not a list of ints raises DecodeError, not
+    ValueError/TypeError."""
+    from secagg.errors import DecodeError
+    from secagg.transport.framing import KIND_DONE
+
+    cfg = MaskingConfig(n=3, dim=4, consistency_check=False)
+
+    async def fake_server(reader, writer):
+        _, body = split_payload(await read_frame(reader, 4096))
+        vk = parse_control(body, "HELLO")["verify_key"]
+        welcome = {"id": 0, "directory": {"0": vk}, "n": cfg.n, "dim": cfg.dim, "bits": cfg.bits,
+                   "threshold": cfg.threshold, "graph": "complete", "k": cfg.k, "consistency_check": False,
+                   "graph_seed": "00" * 32, "clip": None, "max_frame": 1 << 16}
+        writer.write(encode_frame(KIND_WELCOME, control_payload(welcome)))
+        writer.write(encode_frame(KIND_DONE, control_payload({"status": "ok", "survivors": ["x", None]})))
+        await writer.drain()
+        await asyncio.sleep(1.0)
+        writer.close()
+
+    async def scenario():
+        srv = await asyncio.start_server(fake_server, HOST, 0)
+        port = srv.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.gather(
+                run_client(HOST, port, np.zeros(4, dtype=np.uint32), timeout=5), return_exceptions=True)
+        finally:
+            srv.close()
+
+    (out,) = asyncio.run(scenario())
+    assert isinstance(out, DecodeError), repr(out)
