@@ -24,7 +24,7 @@ from typing import Mapping
 import numpy as np
 
 from . import keys
-from .errors import ConfigurationError, InputError
+from .errors import ConfigurationError, InputError, ProtocolAbort, SecAggError
 from .masking.config import MaskingConfig
 from .masking.messages import decode_message
 from .masking.rounds import ROUNDS
@@ -168,7 +168,7 @@ def simulate_ring_ray(
                 recv[rname][u] += len(data)
                 batches[shard_of[u]].append(data)
             futures = [a.step.remote(b) for a, b in zip(actors, batches) if b]
-            replies = [item for part in ray.get(futures) for item in part]
+            replies = [item for part in _gather(ray, futures, rname) for item in part]
             replies.sort(key=lambda item: item[0])  # feed the server in id order, like the in-process driver
             ts = time.perf_counter()
             for u, reps, seconds in replies:
@@ -192,6 +192,23 @@ def simulate_ring_ray(
         server_bytes_sent=s_sent, server_bytes_received=s_recv, client_seconds=csec, server_seconds=ssec,
         round_seconds=rsec, dropped=dict(schedule), config=cfg, masked_inputs=masked,
     )
+
+
+def _gather(ray, futures, round_name: str):
+    """``ray.get`` that keeps the library's exception contract.
+
+    A protocol error raised inside an actor reaches the caller as that secagg error (Ray
+    re-raises task errors as subclasses of the original class); a worker that died or an
+    object that was lost is the simulated equivalent of clients vanishing mid-round, so it
+    becomes :class:`ProtocolAbort` naming the round. Other errors (bugs) propagate as is.
+    """
+    lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
+    try:
+        return ray.get(futures)
+    except SecAggError:
+        raise
+    except lost as exc:
+        raise ProtocolAbort(f"a Ray worker died during round {round_name!r} ({type(exc).__name__})") from exc
 
 
 def simulate_ray(inputs: np.ndarray, **kwargs) -> SimulationResult:

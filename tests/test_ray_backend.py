@@ -68,3 +68,29 @@ def test_simulate_rejects_unknown_backend():
 
     with pytest.raises(ConfigurationError, match="backend"):
         simulate(np.zeros((3, 2)), backend="spark")
+
+
+def test_dead_worker_becomes_protocol_abort(ray_session):
+    import os
+
+    from secagg.ray_backend import _gather
+
+    @ray.remote
+    class Doomed:
+        def step(self):
+            os._exit(1)
+
+    with pytest.raises(ProtocolAbort, match="worker died during round 'masked_input'"):
+        _gather(ray, [Doomed.remote().step.remote()], "masked_input")
+
+
+def test_protocol_error_inside_an_actor_keeps_its_class(ray_session):
+    from secagg.errors import ProtocolViolation
+    from secagg.ray_backend import _gather
+
+    @ray.remote
+    def violate():
+        raise ProtocolViolation("client 3 was asked for both shares of client 5")
+
+    with pytest.raises(ProtocolViolation, match="both shares"):
+        _gather(ray, [violate.remote()], "unmasking")
