@@ -94,8 +94,11 @@ class Client:
             raise InputError(f"client vector has values outside the {config.bits}-bit ring")
         if config.consistency_check and (signing_key is None or directory is None):
             raise InputError("the active variant (consistency_check=True) needs signing_key and directory")
-        if graph.n != config.n:
-            raise InputError(f"graph has {graph.n} clients, config has {config.n}")
+        if not isinstance(graph, Graph) or graph.n != config.n or graph.k != config.k:
+            raise InputError(
+                f"graph ({getattr(graph, 'n', '?')} clients, degree {getattr(graph, 'k', '?')}) is not the "
+                f"config's ({config.n} clients, degree {config.k}): the threshold is set for the config's graph"
+            )
         self.id = int(party_id)
         self.config = config
         self.graph = graph
@@ -326,7 +329,8 @@ class Client:
             ids = [int(v) for v, _ in m.signatures]
             if len(set(ids)) != len(ids):
                 raise ProtocolViolation(f"UnmaskRequest for {where} lists a signer twice")
-            bad = [v for v in ids if v not in self._holder_set or v not in m.survivors or v not in self._directory]
+            survivor_set = frozenset(m.survivors)  # a tuple scan here was O(n) per signer
+            bad = [v for v in ids if v not in self._holder_set or v not in survivor_set or v not in self._directory]
             if bad:
                 raise ProtocolViolation(f"UnmaskRequest for {where} carries signatures of non-holders {bad[:5]}")
             payload = survivors_payload(self.session, m.n, m.survivors)

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import ConfigurationError, InsecureParameterError
 from ..quantize import Quantizer, ring_dtype
 from .graph import Graph, choose_k, complete_graph, default_threshold, harary_graph
+from .messages import MAX_PARTIES
 
 __all__ = ["MaskingConfig"]
 
@@ -21,9 +22,10 @@ SEED_LEN = 32
 
 
 def pair_info(session: bytes, u: int, v: int, purpose: bytes) -> bytes:
-    """HKDF ``info`` = session || u32 min || u32 max || purpose (binds the pair and session)."""
+    """HKDF ``info`` = u8 len(session) || session || u32 min || u32 max || purpose (binds
+    the pair and session; the length prefix makes the encoding injective)."""
     a, b = (u, v) if u < v else (v, u)
-    return session + struct.pack(">II", a, b) + purpose
+    return bytes((len(session),)) + session + struct.pack(">II", a, b) + purpose
 
 
 def advertise_payload(session: bytes, sender: int, c_pk: bytes, s_pk: bytes) -> bytes:
@@ -95,6 +97,10 @@ class MaskingConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.n, (int, np.integer)) or self.n < 2:
             raise ConfigurationError(f"secure aggregation needs n >= 2 clients, got {self.n!r}")
+        if self.n > MAX_PARTIES:
+            raise ConfigurationError(
+                f"at most {MAX_PARTIES} clients (Shamir x-coordinates id + 1 must stay below the prime), got {self.n}"
+            )
         if not isinstance(self.dim, (int, np.integer)) or self.dim < 1:
             raise ConfigurationError(f"dim must be a positive integer, got {self.dim!r}")
         ring_dtype(self.bits)

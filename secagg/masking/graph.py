@@ -191,7 +191,7 @@ def choose_k(
     Returns ``(k, t)``; when no ``k < n - 1`` satisfies them, ``(n - 1, n // 2 + 1)``
     (the complete graph). Raises :class:`ConfigurationError` for out-of-range rates.
 
-    Example: ``choose_k(1000)`` (10 % dropouts, 10 % corrupt) gives ``k`` in the 30s.
+    Example: ``choose_k(1000)`` (10 % dropouts, 10 % corrupt) gives ``(60, 31)``.
     """
     _check_n(n)
     if not (0 <= delta < 1 and 0 <= gamma < 1 and delta + gamma < 1):

@@ -27,6 +27,7 @@ from typing import ClassVar, Iterable, Union
 import numpy as np
 
 from ..errors import DecodeError, InputError
+from ..shamir import PRIME
 
 __all__ = [
     "VERSION",
@@ -50,7 +51,9 @@ VERSION = 1
 KEY_LEN = 32
 SIG_LEN = 64
 _U32 = struct.Struct(">I")
-MAX_PARTIES = 1 << 24
+#: party ids and set sizes: what Shamir can share to (x = id + 1 < PRIME); also bounds the
+#: Python ints a party-set bitmap decodes to
+MAX_PARTIES = PRIME - 1
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -108,13 +111,21 @@ class _Reader:
 
 
 def ids_to_bitmap(ids: Iterable[int], n: int) -> bytes:
-    """Encode a set of party ids in ``[0, n)`` as ``u32 n || packbits`` bytes."""
-    bits = np.zeros(n, dtype=bool)
-    arr = np.fromiter(ids, dtype=np.int64)
+    """Encode a set of party ids in ``[0, n)`` as ``u32 n || packbits`` bytes.
+
+    Raises :class:`InputError` for ``n`` outside ``0..MAX_PARTIES`` or ids that are not
+    integers in ``[0, n)``.
+    """
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 0 <= n <= MAX_PARTIES:
+        raise InputError(f"a party set has size 0..{MAX_PARTIES}, got {n!r}")
+    arr = np.asarray(ids if isinstance(ids, (list, tuple, np.ndarray)) else list(ids))
+    if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
+        raise InputError(f"party ids must be a flat sequence of integers, got {arr.dtype} of shape {arr.shape}")
     if arr.size and (arr.min() < 0 or arr.max() >= n):
         raise InputError(f"party ids must be in [0, {n}) to fit the bitmap")
-    bits[arr] = True
-    return _U32.pack(n) + np.packbits(bits).tobytes()
+    bits = np.zeros(int(n), dtype=bool)
+    bits[arr.astype(np.int64)] = True
+    return _U32.pack(int(n)) + np.packbits(bits).tobytes()
 
 
 def bitmap_to_ids(raw: bytes, n: int) -> tuple[int, ...]:

@@ -90,8 +90,11 @@ class Server:
             raise InputError("session id must be 16..32 bytes")
         if config.consistency_check and directory is None:
             raise InputError("the active variant (consistency_check=True) needs the directory of verification keys")
-        if graph.n != config.n:
-            raise InputError(f"graph has {graph.n} clients, config has {config.n}")
+        if not isinstance(graph, Graph) or graph.n != config.n or graph.k != config.k:
+            raise InputError(
+                f"graph ({getattr(graph, 'n', '?')} clients, degree {getattr(graph, 'k', '?')}) is not the "
+                f"config's ({config.n} clients, degree {config.k}): the threshold is set for the config's graph"
+            )
         self.config = config
         self.graph = graph
         self.session = bytes(session)
@@ -100,6 +103,8 @@ class Server:
         self._holders = None if config.is_complete else np.stack([graph.holders(u) for u in range(n)])
         self.state = "idle"
         self.u1: dict[int, tuple[bytes, bytes, bytes]] = {}  # id -> (c_pk, s_pk, sig)
+        self._advertised: set[bytes] = set()  # every public key in u1 (updated with it)
+        self._probe_key = keys.AgreementKey.generate()  # only to test advertised points
         self.u2: dict[int, dict[int, bytes]] = {}  # sender -> {recipient: ciphertext}
         self.u3: frozenset[int] = frozenset()
         self.u4: dict[int, bytes] = {}  # id -> signature over U3
@@ -210,7 +215,21 @@ class Server:
                 raise IntegrityError(f"{where}: invalid signature on the advertised keys") from None
         elif m.signature:
             raise ProtocolViolation(f"{where}: a signature in a session without consistency check")
+        # Keys that every neighbour would refuse (Bonawitz et al. Fig. 4: "all public keys
+        # differ"; a low-order point gives an all-zero secret) are refused here, so one
+        # client cannot make all its honest neighbours reject their KeysBroadcast.
+        pks = (m.c_pk, m.s_pk)
+        if not all(isinstance(pk, bytes) and len(pk) == keys.PUBLIC_KEY_SIZE for pk in pks):
+            raise ProtocolViolation(f"{where}: public keys must be {keys.PUBLIC_KEY_SIZE} bytes each")
+        if m.c_pk == m.s_pk or any(pk in self._advertised for pk in pks):
+            raise ProtocolViolation(f"{where}: a public key equal to another advertised key (all keys must differ)")
+        try:
+            for pk in pks:
+                self._probe_key.exchange(pk)
+        except IntegrityError:
+            raise ProtocolViolation(f"{where}: a public key is a low-order X25519 point") from None
         self.u1 = {**self.u1, m.sender: (m.c_pk, m.s_pk, m.signature)}
+        self._advertised.update(pks)
 
     def _on_ShareKeys(self, m, where: str) -> None:
         recips = [int(v) for v, _ in m.ciphertexts]
