@@ -17,7 +17,6 @@ to join a cluster (``ray.init(address="auto")``).
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Mapping
 
@@ -25,12 +24,8 @@ import numpy as np
 
 from . import keys
 from .errors import ConfigurationError, InputError, ProtocolAbort, SecAggError
-from .masking.config import MaskingConfig
 from .masking.messages import decode_message
-from .masking.rounds import ROUNDS
-from .masking.server import Server
-from .masking.simulate import SimulationResult, resolve_dropout
-from .quantize import ring_dtype
+from .masking.simulate import SimulationResult, _Run
 
 __all__ = ["simulate_ray", "simulate_ring_ray", "simulate_with_backend", "BACKENDS"]
 
@@ -101,57 +96,27 @@ def simulate_ring_ray(
     ``progress`` is accepted for signature compatibility and ignored.
     """
     ray = _ray()
-    arr = np.asarray(vectors)
-    dt = ring_dtype(bits)
-    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
-        raise InputError(f"vectors must have shape (n_clients >= 2, dim >= 1), got {arr.shape}")
-    if arr.dtype != dt:
-        raise InputError(f"ring vectors for a {bits}-bit ring must have dtype {dt}, got {arr.dtype}")
-    if bits < dt.itemsize * 8 and arr.size and int(arr.max()) >> bits:
-        raise InputError(f"ring vectors have values >= 2^{bits}")
-    n, d = arr.shape
-    cfg = MaskingConfig(
-        n=n, dim=d, bits=bits, threshold=threshold, graph=graph, k=k, consistency_check=consistency_check,
-        allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
+    run = _Run.setup(
+        vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout, dropout_round=dropout_round,
+        rng=rng, consistency_check=consistency_check, allow_low_threshold=allow_low_threshold, delta=delta,
+        gamma=gamma,
     )
-    schedule = resolve_dropout(n, dropout, dropout_round, rng)
-    rounds = [r for r in ROUNDS if cfg.consistency_check or r != "consistency_check"]
-    drop_at = {}
-    for u, r in schedule.items():
-        if r == "consistency_check" and not cfg.consistency_check:
-            r = "unmasking"
-        drop_at[u] = rounds.index(r)
+    n, cfg, rounds, server = run.cfg.n, run.cfg, run.rounds, run.server
     if num_workers is None:
         num_workers = max(1, int(ray.available_resources().get("CPU", 1)))
     if not isinstance(num_workers, int) or num_workers < 1:
         raise InputError(f"num_workers must be a positive integer, got {num_workers!r}")
     num_workers = min(num_workers, n)
 
-    graph_obj = cfg.build_graph(secrets.token_bytes(32))
-    signing = directory = None
-    if cfg.consistency_check:
-        signing = [keys.SigningKey.generate() for _ in range(n)]
-        directory = {u: sk.public_bytes() for u, sk in enumerate(signing)}
-    server = Server(cfg, graph_obj, directory=directory)
-
     shard_of = np.arange(n) % num_workers
     Actor = ray.remote(num_cpus=1)(_ClientShard)
-    vec_ref = ray.put(np.ascontiguousarray(arr))
+    vec_ref = ray.put(np.ascontiguousarray(run.vectors))
     actors = []
     for w in range(num_workers):
         ids = [int(u) for u in np.flatnonzero(shard_of == w)]
-        sks = [signing[u].to_bytes() for u in ids] if signing else None
-        actors.append(Actor.remote(ids, cfg, graph_obj, vec_ref, sks, directory))
-
-    zeros_i = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
-    sent = {r: zeros_i() for r in rounds}
-    recv = {r: zeros_i() for r in rounds}
-    csec = {r: np.zeros(n) for r in rounds}
-    s_sent = {r: 0 for r in rounds}
-    s_recv = {r: 0 for r in rounds}
-    ssec = {r: 0.0 for r in rounds}
-    rsec = {r: 0.0 for r in rounds}
-    masked: dict[int, np.ndarray] = {}
+        sks = [run.signing[u].to_bytes() for u in ids] if run.signing else None
+        actors.append(Actor.remote(ids, cfg, run.graph, vec_ref, sks, run.directory))
+    recv, csec, s_sent, ssec, rsec = run.recv, run.csec, run.s_sent, run.ssec, run.rsec
 
     try:
         t0 = time.perf_counter()
@@ -163,7 +128,7 @@ def simulate_ring_ray(
             for data in outgoing:
                 s_sent[rname] += len(data)
                 u = decode_message(data).recipient
-                if drop_at.get(u, len(rounds)) <= ri:
+                if run.drop_at.get(u, len(rounds)) <= ri:
                     continue
                 recv[rname][u] += len(data)
                 batches[shard_of[u]].append(data)
@@ -174,12 +139,7 @@ def simulate_ring_ray(
             for u, reps, seconds in replies:
                 csec[rname][u] += seconds
                 for rep in reps:
-                    sent[rname][u] += len(rep)
-                    s_recv[rname] += len(rep)
-                    rmsg = decode_message(rep)
-                    if u in keep_masked and type(rmsg).__name__ == "MaskedInput":
-                        masked[u] = rmsg.vector.copy()
-                    server.receive(rmsg)
+                    run.to_server(u, rname, rep, keep_masked)
             outgoing = [m.to_bytes() for m in server.close_round()]
             ssec[rname] += time.perf_counter() - ts
             rsec[rname] += time.perf_counter() - r_start
@@ -187,11 +147,7 @@ def simulate_ring_ray(
         for a in actors:
             ray.kill(a)
 
-    return SimulationResult(
-        sum=None, ring_sum=server.result, survivors=server.survivors, bytes_sent=sent, bytes_received=recv,
-        server_bytes_sent=s_sent, server_bytes_received=s_recv, client_seconds=csec, server_seconds=ssec,
-        round_seconds=rsec, dropped=dict(schedule), config=cfg, masked_inputs=masked,
-    )
+    return run.result()
 
 
 def _gather(ray, futures, round_name: str):

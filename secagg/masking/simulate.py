@@ -137,6 +137,89 @@ def resolve_dropout(
     return {int(u): dropout_round for u in chosen}
 
 
+class _Run:
+    """Everything a driver needs for one session, whatever moves the bytes.
+
+    The in-process driver and the Ray driver (:mod:`secagg.ray_backend`) share it:
+    input validation, the configuration, the dropout schedule as round indices, the
+    graph from a fresh secret seed (the trusted setup), the signing-key directory, the
+    server, and the per-round byte and time counters that become the result.
+    """
+
+    def __init__(self, vectors, cfg: MaskingConfig, schedule: dict[int, str]) -> None:
+        self.vectors = vectors
+        self.cfg = cfg
+        self.schedule = schedule
+        n = cfg.n
+        self.rounds = [r for r in ROUNDS if cfg.consistency_check or r != "consistency_check"]
+        self.drop_at: dict[int, int] = {}
+        for u, r in schedule.items():
+            if r == "consistency_check" and not cfg.consistency_check:
+                r = "unmasking"  # the next time such a client would speak
+            self.drop_at[u] = self.rounds.index(r)
+        self.graph = cfg.build_graph(secrets.token_bytes(32))
+        self.signing = self.directory = None
+        if cfg.consistency_check:
+            self.signing = [keys.SigningKey.generate() for _ in range(n)]
+            self.directory = {u: sk.public_bytes() for u, sk in enumerate(self.signing)}
+        self.server = Server(cfg, self.graph, directory=self.directory)
+        self.sent = {r: np.zeros(n, dtype=np.int64) for r in self.rounds}
+        self.recv = {r: np.zeros(n, dtype=np.int64) for r in self.rounds}
+        self.csec = {r: np.zeros(n) for r in self.rounds}
+        self.s_sent = {r: 0 for r in self.rounds}
+        self.s_recv = {r: 0 for r in self.rounds}
+        self.ssec = {r: 0.0 for r in self.rounds}
+        self.rsec = {r: 0.0 for r in self.rounds}
+        self.masked: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def setup(cls, vectors, *, bits, threshold, graph, k, dropout, dropout_round, rng, consistency_check,
+              allow_low_threshold, delta, gamma) -> "_Run":
+        arr = np.asarray(vectors)
+        dt = ring_dtype(bits)
+        if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
+            raise InputError(f"vectors must have shape (n_clients >= 2, dim >= 1), got {arr.shape}")
+        if arr.dtype != dt:
+            raise InputError(f"ring vectors for a {bits}-bit ring must have dtype {dt}, got {arr.dtype}")
+        if bits < dt.itemsize * 8 and arr.size and int(arr.max()) >> bits:
+            raise InputError(f"ring vectors have values >= 2^{bits}")
+        n, d = arr.shape
+        cfg = MaskingConfig(
+            n=n, dim=d, bits=bits, threshold=threshold, graph=graph, k=k, consistency_check=consistency_check,
+            allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
+        )
+        return cls(arr, cfg, resolve_dropout(n, dropout, dropout_round, rng))
+
+    def signing_key(self, u: int):
+        return self.signing[u] if self.signing else None
+
+    def to_server(self, u: int, round_name: str, data: bytes, keep_masked=()) -> None:
+        """Count and deliver one encoded reply of client ``u`` to the server."""
+        self.sent[round_name][u] += len(data)
+        self.s_recv[round_name] += len(data)
+        msg = decode_message(data)
+        if u in keep_masked and type(msg).__name__ == "MaskedInput":
+            self.masked[u] = msg.vector.copy()
+        self.server.receive(msg)
+
+    def result(self) -> SimulationResult:
+        return SimulationResult(
+            sum=None,
+            ring_sum=self.server.result,
+            survivors=self.server.survivors,
+            bytes_sent=self.sent,
+            bytes_received=self.recv,
+            server_bytes_sent=self.s_sent,
+            server_bytes_received=self.s_recv,
+            client_seconds=self.csec,
+            server_seconds=self.ssec,
+            round_seconds=self.rsec,
+            dropped=dict(self.schedule),
+            config=self.cfg,
+            masked_inputs=self.masked,
+        )
+
+
 def simulate_ring(
     vectors: np.ndarray,
     *,
@@ -206,47 +289,17 @@ def simulate_ring(
             allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
             keep_masked=keep_masked, progress=progress, num_workers=num_workers,
         )
-    arr = np.asarray(vectors)
-    dt = ring_dtype(bits)
-    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
-        raise InputError(f"vectors must have shape (n_clients >= 2, dim >= 1), got {arr.shape}")
-    if arr.dtype != dt:
-        raise InputError(f"ring vectors for a {bits}-bit ring must have dtype {dt}, got {arr.dtype}")
-    if bits < dt.itemsize * 8 and arr.size and int(arr.max()) >> bits:
-        raise InputError(f"ring vectors have values >= 2^{bits}")
-    n, d = arr.shape
-    cfg = MaskingConfig(
-        n=n, dim=d, bits=bits, threshold=threshold, graph=graph, k=k, consistency_check=consistency_check,
-        allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
+    run = _Run.setup(
+        vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout, dropout_round=dropout_round,
+        rng=rng, consistency_check=consistency_check, allow_low_threshold=allow_low_threshold, delta=delta,
+        gamma=gamma,
     )
-    schedule = resolve_dropout(n, dropout, dropout_round, rng)
-    rounds = [r for r in ROUNDS if cfg.consistency_check or r != "consistency_check"]
-    drop_at = {}
-    for u, r in schedule.items():
-        if r == "consistency_check" and not cfg.consistency_check:
-            r = "unmasking"
-        drop_at[u] = rounds.index(r)
-
-    graph_obj = cfg.build_graph(secrets.token_bytes(32))
-    signing = directory = None
-    if cfg.consistency_check:
-        signing = [keys.SigningKey.generate() for _ in range(n)]
-        directory = {u: sk.public_bytes() for u, sk in enumerate(signing)}
-    server = Server(cfg, graph_obj, directory=directory)
+    n, rounds, drop_at, server = run.cfg.n, run.rounds, run.drop_at, run.server
     clients = [
-        Client(u, cfg, graph_obj, arr[u], signing_key=signing[u] if signing else None, directory=directory)
+        Client(u, run.cfg, run.graph, run.vectors[u], signing_key=run.signing_key(u), directory=run.directory)
         for u in range(n)
     ]
-
-    zeros_i = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
-    sent = {r: zeros_i() for r in rounds}
-    recv = {r: zeros_i() for r in rounds}
-    csec = {r: np.zeros(n) for r in rounds}
-    s_sent = {r: 0 for r in rounds}
-    s_recv = {r: 0 for r in rounds}
-    ssec = {r: 0.0 for r in rounds}
-    rsec = {r: 0.0 for r in rounds}
-    masked: dict[int, np.ndarray] = {}
+    recv, csec, s_sent, ssec, rsec = run.recv, run.csec, run.s_sent, run.ssec, run.rsec
 
     bar = None
     if progress:
@@ -272,13 +325,8 @@ def simulate_ring(
                 replies = [m.to_bytes() for m in clients[u].receive(msg)]
                 csec[rname][u] += time.perf_counter() - tc
                 for rep in replies:
-                    sent[rname][u] += len(rep)
-                    s_recv[rname] += len(rep)
                     ts = time.perf_counter()
-                    rmsg = decode_message(rep)
-                    if u in keep_masked and type(rmsg).__name__ == "MaskedInput":
-                        masked[u] = rmsg.vector.copy()
-                    server.receive(rmsg)
+                    run.to_server(u, rname, rep, keep_masked)
                     ssec[rname] += time.perf_counter() - ts
                 if bar is not None:
                     bar.update(1)
@@ -290,21 +338,7 @@ def simulate_ring(
         if bar is not None:
             bar.close()
 
-    return SimulationResult(
-        sum=None,
-        ring_sum=server.result,
-        survivors=server.survivors,
-        bytes_sent=sent,
-        bytes_received=recv,
-        server_bytes_sent=s_sent,
-        server_bytes_received=s_recv,
-        client_seconds=csec,
-        server_seconds=ssec,
-        round_seconds=rsec,
-        dropped=dict(schedule),
-        config=cfg,
-        masked_inputs=masked,
-    )
+    return run.result()
 
 
 def simulate(
