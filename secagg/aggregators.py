@@ -129,11 +129,17 @@ def dropped_rows(n: int, dropout, rng: np.random.Generator | None) -> np.ndarray
     if dropout is None:
         return np.zeros(0, dtype=np.int64)
     if isinstance(dropout, Mapping):
-        rows = np.array(sorted(int(k) for k in dropout), dtype=np.int64)
+        try:
+            rows = np.array(sorted(int(k) for k in dropout), dtype=np.int64)
+        except (TypeError, ValueError):
+            raise InputError(f"dropout mapping keys must be row indices, got {list(dropout)!r}") from None
         if rows.size and (rows.min() < 0 or rows.max() >= n):
             raise InputError(f"dropout rows must be in [0, {n}), got {rows.tolist()}")
         return rows
-    rate = float(dropout)
+    try:
+        rate = float(dropout)
+    except (TypeError, ValueError):
+        raise InputError(f"dropout must be None, a rate in [0, 1) or a mapping, got {dropout!r}") from None
     if not 0.0 <= rate < 1.0:
         raise InputError(f"dropout rate must be in [0, 1), got {dropout!r}")
     gen = rng if rng is not None else np.random.default_rng()
@@ -160,6 +166,8 @@ class PlainAggregator(Aggregator):
 
     def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
         arr = validate_updates(updates)
+        if np.abs(arr).max() > np.finfo(np.float32).max:
+            raise InputError("updates exceed the float32 range of the plain wire format (would sum to inf)")
         n, d = arr.shape
         gone = dropped_rows(n, dropout, rng)
         keep = np.setdiff1d(np.arange(n), gone)

@@ -24,6 +24,7 @@ Decoding maps the ring sum back to the signed range and divides by ``scale``.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field
 
@@ -165,11 +166,17 @@ class Quantizer:
                 f"each summand would get less than one quantization level. Use more bits "
                 f"(at least {int(self.num_clients).bit_length() + 2}) or fewer clients."
             )
+        scale = q_max / float(self.clip)
+        if not math.isfinite(scale) or not math.isfinite(float(self.clip) * int(self.num_clients)):
+            raise ConfigurationError(
+                f"clip={self.clip!r} with num_clients={self.num_clients} leaves float64's range: the scale "
+                f"q_max / clip ({scale!r}) and the largest decoded sum clip * num_clients must be finite"
+            )
         object.__setattr__(self, "clip", float(self.clip))
         object.__setattr__(self, "num_clients", int(self.num_clients))
         object.__setattr__(self, "bits", int(self.bits))
         object.__setattr__(self, "q_max", int(q_max))
-        object.__setattr__(self, "scale", q_max / float(self.clip))
+        object.__setattr__(self, "scale", scale)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -195,7 +202,7 @@ class Quantizer:
         discrete DP noise work in; :meth:`encode` then reduces it into the ring.
         """
         arr = _as_finite_float(x, "x")
-        scaled = np.clip(arr, -self.clip, self.clip)
+        scaled = np.asarray(np.clip(arr, -self.clip, self.clip))  # 0-d input: keep an array for out=
         scaled *= self.scale
         if self.rounding == "nearest":
             ints = np.rint(scaled, out=scaled)

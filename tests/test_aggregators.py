@@ -72,3 +72,16 @@ def test_register_custom_aggregator(monkeypatch):
 def test_misspelled_option_is_refused_with_the_accepted_ones(name):
     with pytest.raises(ConfigurationError, match="has no option.*clipp.*accepts: .*clip"):
         make_aggregator(name, clipp=1.0)
+
+
+# ---------------------------------------------------------------- review R2
+def test_plain_refuses_values_that_overflow_the_float32_wire_format():
+    # float32(1e39) is inf: the sum would silently be inf
+    with pytest.raises(InputError, match="float32"):
+        PlainAggregator().aggregate(np.array([[1e39, 0.0], [1.0, 2.0]]))
+
+
+@pytest.mark.parametrize("dropout", ["abc", {"a": "masked_input"}, [0.1]])
+def test_malformed_dropout_raises_input_error(dropout):
+    with pytest.raises(InputError):
+        dropped_rows(10, dropout, np.random.default_rng(0))

@@ -244,3 +244,31 @@ def test_clip_l2_bad_norm_raises(max_norm):
 def test_clip_l2_nan_raises():
     with pytest.raises(InputError, match="NaN"):
         clip_l2(np.array([1.0, np.nan]), 1.0)
+
+
+# ---------------------------------------------------------------- review R2: float range of the scale
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(clip=1e-300, num_clients=1),  # scale = q_max / clip overflows to inf
+        dict(clip=5e-324, num_clients=3, bits=64),
+        dict(clip=1e308, num_clients=10),  # a sum of 10 clipped values is not a finite float
+    ],
+)
+def test_clip_whose_scale_or_sum_is_not_a_finite_float_is_refused(kwargs):
+    with pytest.raises(ConfigurationError, match="clip"):
+        Quantizer(**kwargs)
+
+
+def test_largest_finite_clip_still_decodes_exactly():
+    q = Quantizer(clip=1e307, num_clients=10, rounding="nearest")
+    total = ring_sum(np.stack([q.encode([1e307, -1e307])] * 10), 32)
+    np.testing.assert_allclose(q.decode(total, 10), [1e308, -1e308], rtol=1e-9)
+
+
+def test_zero_dimensional_input_is_encoded_like_a_scalar():
+    for rounding in ("nearest", "stochastic"):
+        q = Quantizer(clip=1.0, num_clients=2, rounding=rounding)
+        enc = q.encode(0.5, np.random.default_rng(0))
+        assert enc.shape == () and enc.dtype == np.uint32
+        assert abs(float(q.decode(enc, 1)) - 0.5) <= q.resolution

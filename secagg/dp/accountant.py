@@ -94,6 +94,13 @@ def _nonneg(value, name: str) -> float:
     return v
 
 
+def _count(value, name: str) -> int:
+    """A non-negative integer count (bools and non-integral numbers refused: int(2.5) under-counts)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InputError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
 class DpEvent:
     """Base class of privacy events (immutable descriptions of a mechanism run)."""
 
@@ -153,7 +160,11 @@ class DistributedDiscreteGaussianEvent(DpEvent):
     def __post_init__(self) -> None:
         if _nonneg(self.local_stddev, "local_stddev") <= 0:
             raise InputError("local_stddev must be > 0")
-        if int(self.num_clients) < 1 or int(self.dim) < 1:
+        try:
+            n, d = int(self.num_clients), int(self.dim)
+        except (TypeError, ValueError):
+            raise InputError(f"num_clients and dim must be integers, got {self.num_clients!r}, {self.dim!r}") from None
+        if n < 1 or d < 1:
             raise InputError(f"num_clients and dim must be >= 1, got {self.num_clients}, {self.dim}")
         _nonneg(self.l2_sensitivity, "l2_sensitivity")
         _nonneg(self.l1_sensitivity, "l1_sensitivity")
@@ -197,12 +208,27 @@ class SelfComposedEvent(DpEvent):
     event: DpEvent
     count: int
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.event, DpEvent):
+            raise InputError(f"event must be a DpEvent, got {type(self.event).__name__}")
+        object.__setattr__(self, "count", _count(self.count, "count"))
+
 
 @dataclass(frozen=True)
 class ComposedEvent(DpEvent):
     """Several events run one after another."""
 
     events: tuple
+
+    def __post_init__(self) -> None:
+        try:
+            events = tuple(self.events)
+        except TypeError:
+            raise InputError(f"events must be a sequence of DpEvent, got {type(self.events).__name__}") from None
+        bad = [type(e).__name__ for e in events if not isinstance(e, DpEvent)]
+        if bad:
+            raise InputError(f"events must all be DpEvent objects, got {', '.join(bad)}")
+        object.__setattr__(self, "events", events)
 
 
 # ---------------------------------------------------------------------------- RDP math
@@ -404,6 +430,12 @@ def delta_from_rdp(orders, rdp, epsilon: float) -> tuple[float, float]:
     return min(math.exp(float(logd[k])), 1.0), float(orders[k])
 
 
+def _times(count: int, rdp: np.ndarray) -> np.ndarray:
+    """``count`` runs of an event: ``count * rdp``, with zero runs costing exactly nothing
+    (``0 * inf`` would be NaN and poison every later epsilon)."""
+    return np.zeros_like(rdp) if count == 0 else count * rdp
+
+
 # ---------------------------------------------------------------------------- accountant
 class RdpAccountant:
     """Accumulates the RDP of composed events over a grid of orders.
@@ -475,9 +507,7 @@ class RdpAccountant:
                 f"(or sampling_rate=1), got {type(inner).__name__}"
             )
         if isinstance(event, SelfComposedEvent):
-            if int(event.count) < 0:
-                raise InputError(f"count must be >= 0, got {event.count}")
-            return int(event.count) * self.event_rdp(event.event)
+            return _times(event.count, self.event_rdp(event.event))
         if isinstance(event, ComposedEvent):
             total = np.zeros_like(o)
             for e in event.events:
@@ -489,7 +519,7 @@ class RdpAccountant:
         """Add ``count`` runs of ``event`` to the spent privacy; returns ``self``."""
         if not isinstance(count, (int, np.integer)) or count < 0:
             raise InputError(f"count must be a non-negative integer, got {count!r}")
-        self._rdp = self._rdp + int(count) * self.event_rdp(event)
+        self._rdp = self._rdp + _times(int(count), self.event_rdp(event))
         return self
 
     def get_epsilon_and_optimal_order(self, delta: float) -> tuple[float, float]:

@@ -68,6 +68,16 @@ def _check_clip(clip) -> float:
     return c
 
 
+def _check_delta(delta) -> float:
+    try:
+        d = float(delta)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"delta must be a number in (0, 1), got {delta!r}") from None
+    if not 0 < d < 1:
+        raise ConfigurationError(f"delta must be in (0, 1), got {delta!r}")
+    return d
+
+
 def _round_epsilon(event, delta: float) -> float:
     return RdpAccountant().compose(event).get_epsilon(delta)
 
@@ -100,7 +110,7 @@ class CentralDPAggregator(Aggregator):
         resolution: float | None = None,
     ) -> None:
         self.clip = _check_clip(clip)
-        self.delta = float(delta)
+        self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
         self.resolution = self.clip * 2.0**-20 if resolution is None else float(resolution)
         if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip):
@@ -158,7 +168,10 @@ class LocalDPAggregator(Aggregator):
 
     Each client's update is then (epsilon, delta)-DP on its own, even against the server,
     and against every other client (no trust needed); the price is that the sum carries
-    ``sqrt(n)`` times the noise of central DP. Clients send the noisy integers on the grid
+    ``sqrt(n)`` times the noise of central DP. The sensitivity (and ``round_epsilon``) is
+    that of one update against a zero update (norm ``clip``); distinguishing two arbitrary
+    updates of one client has sensitivity ``2 clip``, i.e. noise multiplier ``z / 2``.
+    Clients send the noisy integers on the grid
     ``resolution`` (default ``clip / 2^16``) as int32 (int64 if they do not fit).
     """
 
@@ -176,7 +189,7 @@ class LocalDPAggregator(Aggregator):
         resolution: float | None = None,
     ) -> None:
         self.clip = _check_clip(clip)
-        self.delta = float(delta)
+        self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
         self.resolution = self.clip * 2.0**-16 if resolution is None else float(resolution)
         if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip):
@@ -276,7 +289,7 @@ class DistributedDPAggregator(Aggregator):
         secure_sum=None,
     ) -> None:
         self.clip = _check_clip(clip)
-        self.delta = float(delta)
+        self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
         if mechanism not in ("ddg", "skellam"):
             raise ConfigurationError(f"mechanism must be 'ddg' or 'skellam', got {mechanism!r}")

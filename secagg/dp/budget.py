@@ -41,13 +41,16 @@ class PrivacyBudget:
     """
 
     def __init__(self, epsilon: float, delta: float, *, orders: Sequence[float] | None = None) -> None:
-        eps = float(epsilon)
+        try:
+            eps, dlt = float(epsilon), float(delta)
+        except (TypeError, ValueError):
+            raise InputError(f"budget epsilon and delta must be numbers, got {epsilon!r}, {delta!r}") from None
         if not math.isfinite(eps) or eps <= 0:
             raise InputError(f"budget epsilon must be a positive finite number, got {epsilon!r}")
-        if not 0 < float(delta) < 1:
+        if not 0 < dlt < 1:
             raise InputError(f"budget delta must be in (0, 1), got {delta!r}")
         self.epsilon = eps
-        self.delta = float(delta)
+        self.delta = dlt
         self.accountant = RdpAccountant(orders)
         self.rounds = 0
 

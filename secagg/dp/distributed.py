@@ -15,7 +15,8 @@ client i (vector ``x_i``, float, shape ``(d,)``):
 1. clip to L2 norm ``c``;
 2. rotate: ``R x_i`` with the randomized Walsh-Hadamard transform (public seed, padded
    to ``m = 2^ceil(log2 d)``), which preserves the norm and flattens the coordinates;
-3. scale by ``s = 1/gamma`` (chosen below so that the ring does not wrap);
+3. scale by ``s = 1/gamma`` (chosen below so that a coordinate of the noisy sum wraps
+   around the ring only beyond ``k`` standard deviations: rare, not impossible);
 4. *conditional randomized rounding*: round each coordinate up or down at random
    (unbiased) and retry until ``||round(s R x_i)||_2 <= B``, with
    ``B = min(cs + sqrt(m), sqrt((cs)^2 + m/4 + sqrt(2 ln(1/beta)) (cs + sqrt(m)/2)))``

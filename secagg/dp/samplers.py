@@ -83,6 +83,7 @@ DEFAULT_METHOD = "fast"
 _MAX_DENOMINATOR = 1024
 _INT64_SAFE = 1 << 62
 _SQRT_SAFE = 3_000_000_000  # a^2 < 2^63 for |a| below this
+_SKELLAM_MAX_VARIANCE = 2.0**62  # Poisson means variance/2 <= 2^61, inside numpy's limit (~2^63)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -263,6 +264,11 @@ def discrete_laplace(
     t, s = frac.numerator, frac.denominator
     if t >= _INT64_SAFE:
         raise InputError(f"scale must be below 2^62, got {scale!r}")
+    if t == 0:
+        raise InputError(
+            f"scale {scale!r} is below 1/{2 * _MAX_DENOMINATOR} and rounds to 0 as a rational with "
+            f"denominator <= {_MAX_DENOMINATOR}; such a distribution is the point mass at 0"
+        )
     if s == 1:
         return _discrete_laplace_int_scale(t, n, gen, exact).reshape(shape)
     # CKS Algorithm 2 with s > 1: X = U + t V has pmf ∝ exp(-x/t) on N; Y = floor(X / s)
@@ -298,9 +304,14 @@ def _dg_fast(sigma: float, n: int, rng: np.random.Generator) -> np.ndarray:
     while filled < n:
         need = n - filled
         y = _laplace_candidates(t, int(need * 2.2) + 32, rng, exact=False)
+        # (|y| - sigma^2/t)^2 / (2 sigma^2), divided by sigma first: sigma^2 may underflow
+        # (to 0 or a subnormal) for tiny sigma, where 1/(2 sigma^2) would give inf * 0 = NaN
+        # and reject every candidate forever; |y|/sigma only overflows to +inf (rejected)
         dev = np.abs(y) - shift
-        dev *= dev
-        dev *= -1.0 / (2.0 * sigma2)
+        with np.errstate(over="ignore"):
+            dev /= sigma
+            dev *= dev
+        dev *= -0.5
         y = y[rng.random(y.size) < np.exp(dev)]
         take = min(need, y.size)
         out[filled : filled + take] = y[:take]
@@ -417,9 +428,11 @@ def skellam(variance: float, size, rng: np.random.Generator | None = None) -> np
     float-based; the Mironov attack does not apply because outputs are integers added to
     integers).
 
-    Raises :class:`InputError` for a non-positive variance or bad size.
+    Raises :class:`InputError` for a non-positive variance, one above 2^62, or a bad size.
     """
     variance = _check_positive(variance, "variance")
+    if variance > _SKELLAM_MAX_VARIANCE:
+        raise InputError(f"variance must be at most 2^62 (numpy's Poisson sampler limit), got {variance!r}")
     shape = _check_size(size)
     gen = default_rng(rng)
     lam = variance / 2.0

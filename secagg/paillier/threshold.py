@@ -94,8 +94,12 @@ def combine_partial_decryptions(ev: EncryptedVector, partials: Sequence[PartialD
     :class:`IntegrityError` if the product is not of the form ``1 + m n`` (a wrong or
     corrupted partial).
     """
+    if not isinstance(ev, EncryptedVector):
+        raise InputError(f"expected an EncryptedVector, got {type(ev).__name__}")
     parts = list(partials)
-    if sorted(getattr(p, "index", None) for p in parts) != [1, 2]:
+    if not all(isinstance(p, PartialDecryption) for p in parts):
+        raise InputError("partials must be PartialDecryption objects from partial_decrypt()")
+    if sorted(p.index for p in parts) != [1, 2]:
         raise InputError("combine exactly two partial decryptions, one from each share (indices 1 and 2)")
     fp = key_fingerprint(ev.public_key)
     for p in parts:

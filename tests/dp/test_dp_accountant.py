@@ -237,3 +237,31 @@ def test_zero_noise_is_infinite_and_no_event_is_free():
     assert RdpAccountant().compose(GaussianEvent(0.0)).get_epsilon(1e-5) == math.inf
     assert RdpAccountant().get_epsilon(1e-5) == 0.0
     assert RdpAccountant().compose(PoissonSampledEvent(0.0, GaussianEvent(1.0)), 100).get_epsilon(1e-5) == 0.0
+
+
+# ---------------------------------------------------------------- review R2: composition edge cases
+def test_zero_runs_of_an_infinite_event_cost_nothing_and_keep_the_accountant_usable():
+    acc = RdpAccountant().compose(GaussianEvent(1.0))
+    before = acc.get_epsilon(1e-5)
+    acc.compose(GaussianEvent(0.0), count=0)  # 0 * inf must not turn the curve into NaN
+    assert acc.get_epsilon(1e-5) == before
+    assert RdpAccountant().compose(SelfComposedEvent(GaussianEvent(0.0), 0)).get_epsilon(1e-5) == 0.0
+
+
+@pytest.mark.parametrize("count", [2.5, -1, "3", True])
+def test_self_composed_event_count_must_be_a_non_negative_integer(count):
+    # int(2.5) == 2 would silently under-count the privacy spent
+    with pytest.raises(InputError):
+        RdpAccountant().compose(SelfComposedEvent(GaussianEvent(1.0), count))
+
+
+def test_self_composed_and_composed_events_validate_their_parts():
+    assert SelfComposedEvent(GaussianEvent(1.0), np.int64(3)).count == 3
+    with pytest.raises(InputError):
+        SelfComposedEvent("not an event", 2)
+    with pytest.raises(InputError):
+        ComposedEvent(5)
+    with pytest.raises(InputError):
+        ComposedEvent((GaussianEvent(1.0), "x"))
+    with pytest.raises(InputError):
+        DistributedDiscreteGaussianEvent(1.0, "a", 1.0, 1.0, 4)

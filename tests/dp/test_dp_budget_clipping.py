@@ -79,3 +79,20 @@ def test_clip_bad_input(bad):
         clip_rows(bad, 1.0)
     with pytest.raises(InputError):
         clip_vector(np.ones(3), 0.0)
+
+
+# ---------------------------------------------------------------- review R2: library errors only
+@pytest.mark.parametrize("eps, delta", [("x", 1e-5), (1.0, "y"), (None, 1e-5), (1.0, None)])
+def test_budget_non_numeric_target_raises_input_error(eps, delta):
+    with pytest.raises(InputError):
+        PrivacyBudget(eps, delta)
+
+
+@pytest.mark.parametrize("name", ["central-dp", "local-dp", "distributed-dp"])
+@pytest.mark.parametrize("delta", [0.0, 1.0, 2.0, float("nan")])
+def test_dp_aggregators_refuse_a_delta_outside_the_unit_interval_at_construction(name, delta):
+    from secagg import make_aggregator
+    from secagg.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="delta"):
+        make_aggregator(name, clip=1.0, noise_multiplier=1.0, delta=delta)

@@ -140,3 +140,25 @@ def test_gaussian_mechanism_outputs_lie_on_the_grid():
 def test_bad_inputs_raise_input_error(call):
     with pytest.raises(InputError):
         call()
+
+
+# ---------------------------------------------------------------- review R2: edge scales
+def test_fast_discrete_gaussian_with_underflowing_sigma_squared_is_a_point_mass():
+    # sigma^2 underflows to 0 in float64: the distribution is 0 with probability 1 - 1e-(huge)
+    rng = np.random.default_rng(0)
+    for sigma in (1e-5, 1e-160, 5e-324):
+        out = discrete_gaussian(sigma, 64, rng)
+        assert out.dtype == np.int64 and not out.any()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: discrete_laplace(1e-4, 5),  # rounds to the rational 0/1: no sampler exists
+        lambda: discrete_laplace(1e-4, 5, method="exact"),
+        lambda: skellam(1e20, 3),  # numpy's Poisson sampler refuses such means
+    ],
+)
+def test_unrepresentable_scales_raise_input_error(call):
+    with pytest.raises(InputError):
+        call()

@@ -52,7 +52,10 @@ def test_round_trip_including_negatives_and_extremes(keys, bits, num_clients, da
     np.testing.assert_array_equal(P.decrypt_quantized(sk, ev), q.quantize(x))
     decoded = P.decrypt_vector(sk, ev)
     assert decoded.dtype == np.float64
-    assert np.all(np.abs(decoded - np.clip(x, -clip, clip)) <= 0.5 * q.resolution * (1 + 1e-9))
+    clipped = np.clip(x, -clip, clip)
+    # half a step, plus float64 round-off of the scaling when the scale is capped at 2^53
+    # (64-bit rings with few clients: the step is then below one ulp of the input)
+    assert np.all(np.abs(decoded - clipped) <= 0.5 * q.resolution * (1 + 1e-9) + 2 * np.spacing(np.abs(clipped)))
 
 
 @pytest.mark.parametrize("obfuscation", ["full", "fast"])

@@ -54,3 +54,13 @@ def test_foreign_key_and_bad_arguments(setup):
         P.split_private_key(pk)
     with pytest.raises(InputError):
         P.partial_decrypt(sk, ev)
+
+
+def test_combine_refuses_objects_that_are_not_partials_or_vectors(setup):
+    pk, sk, ev = setup
+    s1, s2 = P.split_private_key(sk)
+    p1, p2 = P.partial_decrypt(s1, ev), P.partial_decrypt(s2, ev)
+    with pytest.raises(InputError):
+        P.combine_partial_decryptions(ev, [p1, object()])
+    with pytest.raises(InputError):
+        P.combine_partial_decryptions("not a vector", [p1, p2])
