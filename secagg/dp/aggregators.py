@@ -82,7 +82,41 @@ def _round_epsilon(event, delta: float) -> float:
     return RdpAccountant().compose(event).get_epsilon(delta)
 
 
-class CentralDPAggregator(Aggregator):
+class _GridDPAggregator(Aggregator):
+    """Shared configuration of the central and local DP aggregators.
+
+    Both clip each update to L2 norm ``clip``, round it to the grid ``resolution``
+    (default ``clip / 2^_default_resolution_bits``) and add discrete Gaussian noise of std
+    ``z * sensitivity(d)``, where the sensitivity charges the rounding slack:
+    ``clip + resolution * sqrt(d) / 2``.
+    """
+
+    _default_resolution_bits = 20
+
+    def __init__(
+        self,
+        clip: float = 1.0,
+        noise_multiplier: float | None = None,
+        *,
+        epsilon: float | None = None,
+        delta: float = 1e-5,
+        rounds: int = 1,
+        resolution: float | None = None,
+    ) -> None:
+        self.clip = _check_clip(clip)
+        self.delta = _check_delta(delta)
+        self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
+        default = self.clip * 2.0**-self._default_resolution_bits
+        self.resolution = default if resolution is None else float(resolution)
+        if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip):
+            raise ConfigurationError(f"resolution must be in (0, clip], got {resolution!r}")
+
+    def sensitivity(self, dim: int) -> float:
+        """L2 sensitivity of one rounded, clipped update, or of the rounded sum (update units)."""
+        return self.clip + self.resolution * math.sqrt(dim) / 2
+
+
+class CentralDPAggregator(_GridDPAggregator):
     """Central DP: clients send raw updates; the trusted server clips, sums and adds noise once.
 
     Protects the *output* (the released sum and everything trained from it) against
@@ -98,27 +132,7 @@ class CentralDPAggregator(Aggregator):
 
     name = "central-dp"
     hides_individual_updates = False
-
-    def __init__(
-        self,
-        clip: float = 1.0,
-        noise_multiplier: float | None = None,
-        *,
-        epsilon: float | None = None,
-        delta: float = 1e-5,
-        rounds: int = 1,
-        resolution: float | None = None,
-    ) -> None:
-        self.clip = _check_clip(clip)
-        self.delta = _check_delta(delta)
-        self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
-        self.resolution = self.clip * 2.0**-20 if resolution is None else float(resolution)
-        if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip):
-            raise ConfigurationError(f"resolution must be in (0, clip], got {resolution!r}")
-
-    def sensitivity(self, dim: int) -> float:
-        """L2 sensitivity of the integer-rounded sum (update units)."""
-        return self.clip + self.resolution * math.sqrt(dim) / 2
+    _default_resolution_bits = 20
 
     def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
         arr = validate_updates(updates)
@@ -163,7 +177,7 @@ class CentralDPAggregator(Aggregator):
         )
 
 
-class LocalDPAggregator(Aggregator):
+class LocalDPAggregator(_GridDPAggregator):
     """Local DP: each client clips and adds the *full* noise ``z * Delta`` to its own update.
 
     Each client's update is then (epsilon, delta)-DP on its own, even against the server,
@@ -177,27 +191,7 @@ class LocalDPAggregator(Aggregator):
 
     name = "local-dp"
     hides_individual_updates = False
-
-    def __init__(
-        self,
-        clip: float = 1.0,
-        noise_multiplier: float | None = None,
-        *,
-        epsilon: float | None = None,
-        delta: float = 1e-5,
-        rounds: int = 1,
-        resolution: float | None = None,
-    ) -> None:
-        self.clip = _check_clip(clip)
-        self.delta = _check_delta(delta)
-        self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
-        self.resolution = self.clip * 2.0**-16 if resolution is None else float(resolution)
-        if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip):
-            raise ConfigurationError(f"resolution must be in (0, clip], got {resolution!r}")
-
-    def sensitivity(self, dim: int) -> float:
-        """L2 sensitivity of one rounded, clipped update (update units)."""
-        return self.clip + self.resolution * math.sqrt(dim) / 2
+    _default_resolution_bits = 16
 
     def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
         arr = validate_updates(updates)
