@@ -56,7 +56,13 @@ from .messages import (
 )
 from .rounds import SERVER_TRANSITIONS
 
-__all__ = ["Server"]
+__all__ = ["Server", "VERIFY_SURPLUS"]
+
+#: how many shares beyond the threshold the server checks against the first ``t`` when it
+#: rebuilds a secret: up to this many corrupted shares among those used are detected
+#: (ProtocolAbort) instead of turning into a wrong sum; the cost is one small matrix
+#: product per extra share.
+VERIFY_SURPLUS = 8
 
 # which set a sender must belong to, per collecting state
 _PREVIOUS = {
@@ -350,12 +356,16 @@ class Server:
                     f"cannot rebuild the {what} of client {v}: {len(givers)} shares arrived, "
                     f"fewer than the threshold t={t}"
                 )
-            groups.setdefault(tuple(givers[:t]), []).append(v)
+            # t shares rebuild the secret; up to VERIFY_SURPLUS more must lie on the same
+            # polynomials, so a wrong share aborts instead of silently changing the sum
+            groups.setdefault(tuple(givers[: t + VERIFY_SURPLUS]), []).append(v)
         out: dict[int, bytes] = {}
         for givers, vs in groups.items():
-            values = np.stack([np.stack([self.u5[w][which][v] for v in vs]) for w in givers])  # (t, S, L)
+            values = np.stack([np.stack([self.u5[w][which][v] for v in vs]) for w in givers])  # (k, S, L)
             try:
-                secrets_ = shamir.combine_batch([w + 1 for w in givers], values, SEED_LEN, threshold=t)
+                secrets_ = shamir.combine_batch(
+                    [w + 1 for w in givers], values, SEED_LEN, threshold=t, verify=True
+                )
             except (SecretSharingError, InputError) as exc:
                 self._abort(f"cannot rebuild the {what}s of {vs[:5]}: {exc}")
             for v, row in zip(vs, secrets_):

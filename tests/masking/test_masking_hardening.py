@@ -109,3 +109,56 @@ def test_choose_k_docstring_example_is_what_it_returns():
 def test_ids_to_bitmap_refuses_bad_sizes_and_non_integer_ids(ids, n):
     with pytest.raises(InputError):
         M.ids_to_bitmap(ids, n)
+
+
+# ----------------------------------------------------------------------------- corrupt shares
+def _session_to_unmask(n=7, absent=()):
+    """Run advertise, share, masked input and consistency rounds; ``absent`` clients
+    stop after sharing keys. Returns the server's unmask requests."""
+    cfg = MaskingConfig(n=n, dim=4)
+    g = cfg.build_graph()
+    sks = [keys.SigningKey.generate() for _ in range(n)]
+    directory = {u: s.public_bytes() for u, s in enumerate(sks)}
+    vecs = np.random.default_rng(0).integers(0, 2**32, (n, 4), dtype=np.uint64).astype(np.uint32)
+    server = Server(cfg, g, directory=directory)
+    clients = [Client(u, cfg, g, vecs[u], signing_key=sks[u], directory=directory) for u in range(n)]
+    out = server.start()
+    for r in range(4):
+        for m in out:
+            if m.recipient in absent and r >= 2:
+                continue
+            for rep in clients[m.recipient].receive(M.decode_message(m.to_bytes())):
+                server.receive(M.decode_message(rep.to_bytes()))
+        out = server.close_round()
+    return cfg, server, clients, vecs, out
+
+
+@pytest.mark.parametrize("which", ["self", "key"])
+def test_a_corrupted_unmask_share_aborts_instead_of_a_silent_wrong_sum(which):
+    """A client that sends one wrong share must not change the sum silently: the server
+    checks the surplus shares against the polynomial of the first t and aborts."""
+    from secagg import shamir
+    from secagg.errors import ProtocolAbort
+
+    cfg, server, clients, vecs, out = _session_to_unmask(absent=(6,) if which == "key" else ())
+    replies = []
+    for m in out:
+        if m.recipient == 6 and which == "key":
+            continue
+        replies += clients[m.recipient].receive(M.decode_message(m.to_bytes()))
+    first = replies[0]
+    entries = list(first.self_shares if which == "self" else first.key_shares)
+    owner, blob = entries[0]
+    vals = shamir.decode_share_values(blob, 1, len(blob) // 3).copy()
+    vals[0, 0] = (int(vals[0, 0]) + 1) % shamir.PRIME
+    entries[0] = (owner, shamir.encode_share_values(vals))
+    if which == "self":
+        bad = M.UnmaskResponse(first.session, first.sender, tuple(entries), first.key_shares)
+    else:
+        bad = M.UnmaskResponse(first.session, first.sender, first.self_shares, tuple(entries))
+    server.receive(M.decode_message(bad.to_bytes()))
+    for rep in replies[1:]:
+        server.receive(M.decode_message(rep.to_bytes()))
+    with pytest.raises(ProtocolAbort, match="inconsistent"):
+        server.close_round()
+    assert server.result is None
