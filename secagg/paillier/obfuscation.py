@@ -170,8 +170,15 @@ class Encryptor:
 
     # ------------------------------------------------------------------ encryption
     def encrypt_plaintexts(self, plaintexts: Sequence[int]) -> list[gmpy2.mpz]:
-        """Encrypt integers ``0 <= m < n``: ``(1 + n m) * s mod n^2`` for fresh obfuscators ``s``."""
+        """Encrypt integers ``0 <= m < n``: ``(1 + n m) * s mod n^2`` for fresh obfuscators ``s``.
+
+        Raises :class:`InputError` for a plaintext outside ``[0, n)`` (it would decrypt to
+        ``m mod n``, a silently different value).
+        """
         n, nsq = self.n, self.nsquare
+        bad = [i for i, m in enumerate(plaintexts) if not 0 <= m < n]  # one check per ciphertext
+        if bad:
+            raise InputError(f"plaintexts must lie in [0, n); entries {bad[:5]} do not")
         obf = self.obfuscators(len(plaintexts))
         return [(1 + n * m) * s % nsq for m, s in zip(plaintexts, obf)]
 

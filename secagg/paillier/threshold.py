@@ -62,6 +62,8 @@ def split_private_key(private_key: PaillierPrivateKey, *, statistical_bits: int 
         raise ConfigurationError(f"statistical_bits must be an integer >= 80, got {statistical_bits!r}")
     p, q = gmpy2.mpz(private_key.p), gmpy2.mpz(private_key.q)
     n = p * q
+    if n != private_key.public_key.n:
+        raise IncompatibleError("the private key's p * q is not its public key's n; refusing to split it")
     lam = gmpy2.lcm(p - 1, q - 1)
     d = lam * gmpy2.invert(lam, n)  # d = 0 mod lambda, d = 1 mod n
     d1 = secrets.randbelow(int(n * n) << statistical_bits)

@@ -271,3 +271,16 @@ def test_encryption_is_randomized_and_pool_is_used_once(keys):
 def test_encryptor_rejects_bad_configuration(keys, kwargs):
     with pytest.raises(ConfigurationError):
         P.Encryptor(keys[0], **kwargs)
+
+
+def test_encryptor_refuses_plaintexts_outside_the_modulus():
+    from secagg.errors import InputError
+    from secagg.paillier import Encryptor, generate_keypair
+
+    pk, _ = generate_keypair(1024, allow_insecure=True)
+    enc = Encryptor(pk)
+    with pytest.raises(InputError, match=r"\[0, n\)"):
+        enc.encrypt_plaintexts([1, pk.n])
+    with pytest.raises(InputError):
+        enc.encrypt_plaintexts([-1])
+    assert len(enc.encrypt_plaintexts([0, pk.n - 1])) == 2

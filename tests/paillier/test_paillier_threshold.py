@@ -64,3 +64,17 @@ def test_combine_refuses_objects_that_are_not_partials_or_vectors(setup):
         P.combine_partial_decryptions(ev, [p1, object()])
     with pytest.raises(InputError):
         P.combine_partial_decryptions("not a vector", [p1, p2])
+
+
+def test_split_refuses_a_private_key_whose_factors_are_not_the_public_modulus():
+    import copy
+
+    from secagg.errors import IncompatibleError
+    from secagg.paillier import generate_keypair, split_private_key
+
+    _, sk = generate_keypair(1024, allow_insecure=True)
+    _, sk_other = generate_keypair(1024, allow_insecure=True)
+    mixed = copy.copy(sk)  # the public key of one pair with the factors of another
+    mixed.p, mixed.q = sk_other.p, sk_other.q
+    with pytest.raises(IncompatibleError, match=r"p \* q"):
+        split_private_key(mixed)
