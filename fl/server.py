@@ -266,7 +266,9 @@ class FedAvg:
     config: a :class:`FedAvgConfig`.
     devices: the device fleet (one device per client); default: :meth:`DeviceFleet.sample`.
     seed: int seed for every statistical choice (sampling, dropouts, SGD shuffling,
-        rounding noise); None draws from the OS. Cryptographic secrets never come from it.
+        rounding and DP noise), for reproducible simulations; None draws them from the
+        OS, and the aggregator's rounding and DP noise from its AES-CTR generator keyed
+        from ``secrets``. Cryptographic secrets never come from it.
     aggregator: an already built :class:`secagg.aggregators.Aggregator` to use instead
         of building ``config.aggregator`` (e.g. to share a Paillier key across runs).
 
@@ -298,7 +300,10 @@ class FedAvg:
         self._rng_sample = np.random.default_rng(s_sample)
         self._rng_train = np.random.default_rng(s_train)
         self._rng_drop = np.random.default_rng(s_drop)
-        self._rng_agg = np.random.default_rng(s_agg)
+        # The aggregator's randomness (stochastic rounding, DP noise) follows ``seed`` only
+        # when one is given, for reproducible simulations; without a seed the aggregators
+        # draw it from their default AES-CTR generator keyed from ``secrets``.
+        self._rng_agg = np.random.default_rng(s_agg) if seed is not None else None
         self.devices = devices if devices is not None else DeviceFleet.sample(len(clients), np.random.default_rng(s_dev))
         if len(self.devices) != len(clients):
             raise ConfigurationError(f"{len(clients)} clients need {len(clients)} devices, got {len(self.devices)}")
@@ -590,7 +595,7 @@ def run_fedavg(dataset: Dataset, config: FedAvgConfig = FedAvgConfig(), *, num_c
     s_part, s_run = ss.spawn(2)
     clients, summary = make_clients(dataset, num_clients, partition_scheme, alpha=alpha,
                                     rng=np.random.default_rng(s_part))
-    run_seed = int(s_run.generate_state(1, dtype=np.uint64)[0])
+    run_seed = int(s_run.generate_state(1, dtype=np.uint64)[0]) if seed is not None else None
     fed = FedAvg(clients, dataset.X_test, dataset.y_test, config, devices=devices, seed=run_seed,
                  aggregator=aggregator, dataset_name=dataset.name, partition_info=summary)
     return fed.run(progress=progress, desc=desc)

@@ -160,3 +160,25 @@ def test_unknown_dropout_round_is_refused_for_every_aggregator():
     with pytest.raises(ConfigurationError, match="dropout_round"):
         FedAvgConfig(dropout=0.3, dropout_round="bogus").validate()
     FedAvgConfig(dropout=0.3, dropout_round="share_keys").validate()
+
+
+def test_unseeded_run_leaves_aggregator_noise_to_its_csprng(monkeypatch):
+    """Without a seed, FedAvg passes rng=None so DP noise comes from the aggregator's
+    AES-CTR generator, not from a PCG64 stream the caller could reproduce."""
+    from secagg.aggregators import PlainAggregator
+
+    seen = []
+
+    class Spy(PlainAggregator):
+        def aggregate(self, updates, *, dropout=None, rng=None):
+            seen.append(rng)
+            return super().aggregate(updates, dropout=dropout, rng=rng)
+
+    ds = load_dataset("iris", seed=0)
+    # the first call is the dry run on all-zero updates (checks the configuration; its
+    # output is discarded), the next two are the training rounds
+    run_fedavg(ds, FedAvgConfig(rounds=2), num_clients=3, aggregator=Spy())
+    assert len(seen) == 3 and all(r is None for r in seen[1:])
+    seen.clear()
+    run_fedavg(ds, FedAvgConfig(rounds=2), num_clients=3, seed=5, aggregator=Spy())
+    assert len(seen) == 3 and all(isinstance(r, np.random.Generator) for r in seen[1:])
