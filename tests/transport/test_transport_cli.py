@@ -113,7 +113,7 @@ def test_loopback_20_processes_25_percent_killed_at_random_rounds(tmp_path, grap
 
 
 def test_serve_exits_nonzero_with_message_on_abort(tmp_path):
-    server, port = _start_server(tmp_path, 3, 4, "--join-timeout", "3", "--deadline", "5")
+    server, port = _start_server(tmp_path, 3, 4, "--join-timeout", "10", "--deadline", "5")
     client = subprocess.run(
         CLI + ["client", "--server", f"127.0.0.1:{port}", "--random", "--timeout", "30"],
         capture_output=True, text=True, timeout=60,
