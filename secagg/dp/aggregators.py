@@ -115,6 +115,28 @@ class _GridDPAggregator(Aggregator):
         """L2 sensitivity of one rounded, clipped update, or of the rounded sum (update units)."""
         return self.clip + self.resolution * math.sqrt(dim) / 2
 
+    def _result(self, total, keep, up, client_seconds, server_seconds, noise_std, dim, **extra) -> AggregationResult:
+        """The round's result with the DP fields every grid aggregator reports."""
+        event = DiscreteGaussianEvent(self.noise_multiplier)
+        return AggregationResult(
+            total=total,
+            survivors=keep.astype(np.int64),
+            bytes_up=up,
+            bytes_down=np.zeros(len(up), dtype=np.int64),
+            client_seconds=client_seconds,
+            server_seconds=server_seconds,
+            noise_std=noise_std,
+            info={
+                "noise_multiplier": self.noise_multiplier,
+                "sensitivity": self.sensitivity(dim),
+                "dp_event": event,
+                "round_epsilon": _round_epsilon(event, self.delta),
+                "delta": self.delta,
+                "mechanism": "discrete-gaussian",
+                **extra,
+            },
+        )
+
 
 class CentralDPAggregator(_GridDPAggregator):
     """Central DP: clients send raw updates; the trusted server clips, sums and adds noise once.
@@ -156,25 +178,7 @@ class CentralDPAggregator(_GridDPAggregator):
         ints += discrete_gaussian(sigma / self.resolution, d, gen)
         total = ints.astype(np.float64) * self.resolution
         server_seconds = time.perf_counter() - t0
-        event = DiscreteGaussianEvent(self.noise_multiplier)
-        return AggregationResult(
-            total=total,
-            survivors=keep.astype(np.int64),
-            bytes_up=up,
-            bytes_down=np.zeros(n, dtype=np.int64),
-            client_seconds=client_seconds,
-            server_seconds=server_seconds,
-            noise_std=sigma,
-            info={
-                "noise_multiplier": self.noise_multiplier,
-                "sensitivity": self.sensitivity(d),
-                "dp_event": event,
-                "round_epsilon": _round_epsilon(event, self.delta),
-                "delta": self.delta,
-                "fraction_clipped": frac,
-                "mechanism": "discrete-gaussian",
-            },
-        )
+        return self._result(total, keep, up, client_seconds, server_seconds, sigma, d, fraction_clipped=frac)
 
 
 class LocalDPAggregator(_GridDPAggregator):
@@ -222,24 +226,9 @@ class LocalDPAggregator(_GridDPAggregator):
             total_int += np.frombuffer(p, dtype="<i4" if width == 4 else "<i8", offset=1)
         total = total_int.astype(np.float64) * self.resolution
         server_seconds = time.perf_counter() - t0
-        event = DiscreteGaussianEvent(self.noise_multiplier)
-        return AggregationResult(
-            total=total,
-            survivors=keep.astype(np.int64),
-            bytes_up=up,
-            bytes_down=np.zeros(n, dtype=np.int64),
-            client_seconds=client_seconds,
-            server_seconds=server_seconds,
-            noise_std=math.sqrt(len(keep)) * sigma,
-            info={
-                "noise_multiplier": self.noise_multiplier,
-                "sensitivity": self.sensitivity(d),
-                "dp_event": event,
-                "round_epsilon": _round_epsilon(event, self.delta),
-                "delta": self.delta,
-                "guarantee": "per client, against everyone including the server",
-                "mechanism": "discrete-gaussian",
-            },
+        return self._result(
+            total, keep, up, client_seconds, server_seconds, math.sqrt(len(keep)) * sigma, d,
+            guarantee="per client, against everyone including the server",
         )
 
 
