@@ -154,20 +154,25 @@ def _bern_exp_neg_le1(num: np.ndarray, den: np.ndarray, rng: np.random.Generator
     return (k & 1) == 1
 
 
-def _bern_exp_neg(num: np.ndarray, den: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Exact Bernoulli(exp(-num/den)) for num >= 0, den > 0 (CKS Algorithm 1, any gamma >= 0)."""
-    m = num.shape[0]
-    whole = num // den
-    rem = num - whole * den
-    alive = np.ones(m, dtype=bool)
-    ones = np.ones(m, dtype=np.int64)
+def _survive_whole(whole: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Exact Bernoulli(exp(-whole)) for int64 ``whole >= 0``: ``whole`` Bernoulli(e^-1)
+    successes in a row (the integer part of CKS Algorithm 1), vectorized over entries."""
+    alive = np.ones(whole.shape[0], dtype=bool)
+    ones = np.ones(whole.shape[0], dtype=np.int64)
     j = 0
     while True:
         idx = np.flatnonzero(alive & (whole > j))
         if idx.size == 0:
-            break
+            return alive
         alive[idx] = _bern_exp_neg_le1(ones[idx], ones[idx], rng)
         j += 1
+
+
+def _bern_exp_neg(num: np.ndarray, den: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Exact Bernoulli(exp(-num/den)) for num >= 0, den > 0 (CKS Algorithm 1, any gamma >= 0)."""
+    whole = num // den
+    rem = num - whole * den
+    alive = _survive_whole(whole, rng)
     idx = np.flatnonzero(alive)
     if idx.size:
         alive[idx] = _bern_exp_neg_le1(rem[idx], den[idx], rng)
@@ -350,17 +355,8 @@ def _dg_exact(sigma2: Fraction, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def _bern_exp_neg_obj(whole: np.ndarray, rem: np.ndarray, den: int, rng) -> np.ndarray:
     """Exact Bernoulli(exp(-(whole + rem/den))) with Python-int remainders (large sigma)."""
-    m = whole.shape[0]
-    alive = np.ones(m, dtype=bool)
-    ones = np.ones(m, dtype=np.int64)
-    w = np.array([min(int(v), 1 << 40) for v in whole], dtype=np.int64)
-    j = 0
-    while True:
-        idx = np.flatnonzero(alive & (w > j))
-        if idx.size == 0:
-            break
-        alive[idx] = _bern_exp_neg_le1(ones[idx], ones[idx], rng)
-        j += 1
+    # capping at 2^40 changes nothing: surviving even 41 Bernoulli(e^-1) draws has probability e^-41
+    alive = _survive_whole(np.array([min(int(v), 1 << 40) for v in whole], dtype=np.int64), rng)
     for i in np.flatnonzero(alive):
         k = 1
         while _uniform_below(den, rng) < int(rem[i]) and int(rng.integers(0, k)) == 0:
