@@ -42,6 +42,7 @@ __all__ = [
     "available_aggregators",
     "make_aggregator",
     "register_aggregator",
+    "send_float32",
     "validate_updates",
 ]
 
@@ -147,6 +148,28 @@ def dropped_rows(n: int, dropout, rng: np.random.Generator | None) -> np.ndarray
     return np.sort(gen.choice(n, size=k, replace=False)).astype(np.int64)
 
 
+def send_float32(arr: np.ndarray, rows: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """Serialize ``arr[rows]`` the way a client sends an update in clear: little-endian float32.
+
+    Returns the payloads (one per row of ``rows``), the bytes each of the ``n`` clients
+    sent (int64, 0 for rows not listed) and each client's serialization seconds.
+    Raises :class:`InputError` for values beyond the float32 range (they would arrive as inf).
+    """
+    if arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
+        raise InputError("updates exceed the float32 range of the plain wire format (would sum to inf)")
+    n = arr.shape[0]
+    client_seconds = np.zeros(n)
+    up = np.zeros(n, dtype=np.int64)
+    payloads = []
+    for i in rows:
+        t0 = time.perf_counter()
+        payload = arr[i].astype("<f4").tobytes()
+        client_seconds[i] = time.perf_counter() - t0
+        up[i] = len(payload)
+        payloads.append(payload)
+    return payloads, up, client_seconds
+
+
 class PlainAggregator(Aggregator):
     """Plain sum: the server sees every update. The baseline for cost and accuracy.
 
@@ -166,20 +189,10 @@ class PlainAggregator(Aggregator):
 
     def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
         arr = validate_updates(updates)
-        if np.abs(arr).max() > np.finfo(np.float32).max:
-            raise InputError("updates exceed the float32 range of the plain wire format (would sum to inf)")
         n, d = arr.shape
         gone = dropped_rows(n, dropout, rng)
         keep = np.setdiff1d(np.arange(n), gone)
-        client_seconds = np.zeros(n)
-        up = np.zeros(n, dtype=np.int64)
-        payloads = []
-        for i in keep:
-            t0 = time.perf_counter()
-            payload = arr[i].astype("<f4").tobytes()
-            client_seconds[i] = time.perf_counter() - t0
-            up[i] = len(payload)
-            payloads.append(payload)
+        payloads, up, client_seconds = send_float32(arr, keep)
         t0 = time.perf_counter()
         total = np.zeros(d)
         for payload in payloads:

@@ -85,3 +85,8 @@ def test_plain_refuses_values_that_overflow_the_float32_wire_format():
 def test_malformed_dropout_raises_input_error(dropout):
     with pytest.raises(InputError):
         dropped_rows(10, dropout, np.random.default_rng(0))
+
+
+def test_central_dp_names_the_float32_wire_limit():
+    with pytest.raises(InputError, match="float32 range"):
+        make_aggregator("central-dp", clip=1.0, noise_multiplier=1.0).aggregate(np.full((2, 3), 1e39))

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..aggregators import AggregationResult, Aggregator, dropped_rows, validate_updates
+from ..aggregators import AggregationResult, Aggregator, dropped_rows, send_float32, validate_updates
 from ..errors import ConfigurationError, EncodingError
 from ..quantize import default_rng
 from .accountant import DiscreteGaussianEvent, RdpAccountant, noise_multiplier_for
@@ -161,15 +161,7 @@ class CentralDPAggregator(_GridDPAggregator):
         n, d = arr.shape
         gen = default_rng(rng)
         keep = np.setdiff1d(np.arange(n), dropped_rows(n, dropout, gen))
-        client_seconds = np.zeros(n)
-        up = np.zeros(n, dtype=np.int64)
-        payloads = []
-        for i in keep:
-            t0 = time.perf_counter()
-            payload = arr[i].astype("<f4").tobytes()
-            client_seconds[i] = time.perf_counter() - t0
-            up[i] = len(payload)
-            payloads.append(payload)
+        payloads, up, client_seconds = send_float32(arr, keep)
         t0 = time.perf_counter()
         rows = np.array([np.frombuffer(p, dtype="<f4") for p in payloads], dtype=np.float64).reshape(len(payloads), d)
         clipped, frac = clip_rows(rows, self.clip)
