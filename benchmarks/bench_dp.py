@@ -11,10 +11,10 @@ plain secure aggregation at d = 100,000.
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pytest
+from _timing import min_time
 
 from secagg import make_aggregator
 from secagg.dp import GaussianEvent, PoissonSampledEvent, RdpAccountant, discrete_gaussian, noise_multiplier_for
@@ -23,17 +23,8 @@ N_SAMPLES = 1_000_000
 SIGMA = 10.0
 
 
-def _best(fn, repeats: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def _numpy_normal_seconds(rng) -> float:
-    return _best(lambda: rng.normal(0.0, SIGMA, N_SAMPLES))
+    return min_time(lambda: rng.normal(0.0, SIGMA, N_SAMPLES), 5)
 
 
 # ---------------------------------------------------------------------------- samplers
@@ -95,7 +86,7 @@ def test_rdp_accountant(benchmark):
     except pytest.skip.Exception:
         benchmark.extra_info["dp_accounting"] = "not installed"
         return
-    base = _best(run, 3)
+    base = min_time(run, 3)
     benchmark.extra_info["dp_accounting_seconds"] = base
     benchmark.extra_info["time_ratio_to_dp_accounting"] = benchmark.stats.stats.min / base
     benchmark.extra_info["epsilon_rel_diff"] = abs(eps - run()) / eps

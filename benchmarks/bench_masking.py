@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from _timing import min_time
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg.aggregators import PlainAggregator
@@ -29,16 +30,6 @@ def _keystream_add(acc: np.ndarray, total_bytes: int) -> None:
     for _ in range(total_bytes // nb):
         ks = np.frombuffer(enc.update(zeros), dtype="<u4")
         np.add(acc, ks, out=acc)
-
-
-def _min_time(fn, setup=None, repeat=3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        arg = setup() if setup else None
-        t0 = time.perf_counter()
-        fn(arg) if setup else fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _session(n: int, d: int, rounds: int, absent=()):
@@ -77,7 +68,7 @@ def _marginal_ratio(ours_at, masks: int, repeat: int = 5) -> float:
     cost of each extra masked element against the raw AES-CTR keystream plus add.
     """
     ours = [ours_at(d) for d in (D, 2 * D)]
-    base = [_min_time(lambda d=d: _keystream_add(np.zeros(d, np.uint32), masks * 4 * d), repeat=repeat)
+    base = [min_time(lambda d=d: _keystream_add(np.zeros(d, np.uint32), masks * 4 * d), repeat)
             for d in (D, 2 * D)]
     return (ours[1] - ours[0]) / (base[1] - base[0])
 
@@ -91,9 +82,9 @@ def _client_mask(arg):
 def test_client_masked_input(benchmark):
     """Real client round: X25519 + HKDF per neighbour, 20 pairwise masks + self mask, d=1e5."""
     benchmark.pedantic(_client_mask, setup=lambda: ((_client_setup(),), {}), rounds=5)
-    base = _min_time(lambda: _keystream_add(np.zeros(D, np.uint32), (NEIGHBORS + 1) * 4 * D))
-    ours = _min_time(_client_mask, _client_setup)
-    marginal = _marginal_ratio(lambda d: _min_time(_client_mask, lambda: _client_setup(d), repeat=5), NEIGHBORS + 1)
+    base = min_time(lambda: _keystream_add(np.zeros(D, np.uint32), (NEIGHBORS + 1) * 4 * D))
+    ours = min_time(_client_mask, setup=_client_setup)
+    marginal = _marginal_ratio(lambda d: min_time(_client_mask, 5, setup=lambda: _client_setup(d)), NEIGHBORS + 1)
     benchmark.extra_info.update(neighbors=NEIGHBORS, d=D, ratio_to_aes_ctr=ours / base,
                                 marginal_per_element_ratio_to_aes_ctr=marginal,
                                 seconds_per_neighbor_element=ours / ((NEIGHBORS + 1) * D))
@@ -127,9 +118,9 @@ def test_server_unmask_dropped_pairs(benchmark):
     """Server unmasking with 1 dropped client: its 11 pair masks + 11 survivors' self masks, d=1e5."""
     benchmark.pedantic(_server_unmask, setup=lambda: ((_server_setup(),), {}), rounds=3)
     masks = 2 * (N_UNMASK - 1)
-    base = _min_time(lambda: _keystream_add(np.zeros(D, np.uint32), masks * 4 * D))
-    ours = _min_time(_server_unmask, _server_setup)
-    marginal = _marginal_ratio(lambda d: _min_time(_server_unmask, lambda: _server_setup(d), repeat=5), masks)
+    base = min_time(lambda: _keystream_add(np.zeros(D, np.uint32), masks * 4 * D))
+    ours = min_time(_server_unmask, setup=_server_setup)
+    marginal = _marginal_ratio(lambda d: min_time(_server_unmask, 5, setup=lambda: _server_setup(d)), masks)
     benchmark.extra_info.update(masks=masks, d=D, ratio_to_aes_ctr=ours / base,
                                 marginal_per_element_ratio_to_aes_ctr=marginal)
 

@@ -16,10 +16,10 @@ run; phe is timed on a small sample) are stored in ``extra_info``. Run with
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
+from _timing import min_time
 
 from secagg import Quantizer
 from secagg import paillier as P
@@ -34,15 +34,6 @@ def keys():
     return P.generate_keypair(KEY_BITS)
 
 
-def _best(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 #: per-element seconds of the phe baselines, filled by the phe benchmarks of this run
 _PHE: dict[str, float] = {}
 
@@ -53,9 +44,9 @@ def _phe_sampled(keys):
     pk, sk = keys
     vals = np.random.default_rng(0).uniform(-1, 1, PHE_SAMPLE).tolist()
     cts = [pk.encrypt(v) for v in vals]
-    enc = _best(lambda: [pk.encrypt(v) for v in vals]) / PHE_SAMPLE
-    add = _best(lambda: [a + b for a, b in zip(cts, cts[1:] + cts[:1])], 5) / PHE_SAMPLE
-    dec = _best(lambda: [sk.decrypt(c) for c in cts[:10]]) / 10
+    enc = min_time(lambda: [pk.encrypt(v) for v in vals]) / PHE_SAMPLE
+    add = min_time(lambda: [a + b for a, b in zip(cts, cts[1:] + cts[:1])], 5) / PHE_SAMPLE
+    dec = min_time(lambda: [sk.decrypt(c) for c in cts[:10]]) / 10
     return {"encrypt": enc, "add": add, "decrypt": dec}
 
 

@@ -16,10 +16,10 @@ Run: ``pytest benchmarks/bench_prg.py --benchmark-only``.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
+from _timing import min_time
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg import prg
@@ -28,17 +28,6 @@ D = 10**6
 SEED = bytes(range(16))
 ZEROS = bytes(4 * D)
 REPEATS = 30
-
-
-def _best(fn, repeats: int = REPEATS) -> float:
-    """Minimum wall time of ``fn()`` over ``repeats`` calls (seconds)."""
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def raw_keystream() -> bytes:
@@ -63,8 +52,8 @@ def mt19937_mask_add(acc: np.ndarray, seed32: int = 123456789) -> np.ndarray:
 def test_expand_uint32(benchmark):
     out = benchmark(prg.expand, SEED, D, np.uint32)
     assert out.shape == (D,)
-    t_prg = _best(lambda: prg.expand(SEED, D, np.uint32))
-    t_raw = _best(raw_keystream)
+    t_prg = min_time(lambda: prg.expand(SEED, D, np.uint32), REPEATS, warmup=True)
+    t_raw = min_time(raw_keystream, REPEATS, warmup=True)
     benchmark.extra_info["ratio_vs_raw_keystream"] = round(t_prg / t_raw, 3)
     benchmark.extra_info["ns_per_element"] = round(t_prg / D * 1e9, 3)
 
@@ -80,9 +69,9 @@ def test_raw_aes_ctr_keystream_baseline(benchmark):
 def test_add_mask_in_place(benchmark):
     acc = np.zeros(D, dtype=np.uint32)
     benchmark(prg.add_mask, acc, SEED, 1)
-    t_prg = _best(lambda: prg.add_mask(acc, SEED, 1))
-    t_raw = _best(lambda: raw_keystream_add(acc))
-    t_mt = _best(lambda: mt19937_mask_add(acc), repeats=10)
+    t_prg = min_time(lambda: prg.add_mask(acc, SEED, 1), REPEATS, warmup=True)
+    t_raw = min_time(lambda: raw_keystream_add(acc), REPEATS, warmup=True)
+    t_mt = min_time(lambda: mt19937_mask_add(acc), 10, warmup=True)
     benchmark.extra_info["ratio_vs_raw_keystream_plus_add"] = round(t_prg / t_raw, 3)
     benchmark.extra_info["mt19937_over_add_mask"] = round(t_mt / t_prg, 3)
     benchmark.extra_info["ns_per_element"] = round(t_prg / D * 1e9, 3)
@@ -115,8 +104,8 @@ def test_add_masks_8_seeds(benchmark):
         for _ in SEEDS8:
             raw_keystream_add(acc)
 
-    t_prg = _best(lambda: prg.add_masks(acc, SEEDS8, SIGNS8), repeats=10)
-    t_raw = _best(sequential, repeats=10)
+    t_prg = min_time(lambda: prg.add_masks(acc, SEEDS8, SIGNS8), 10, warmup=True)
+    t_raw = min_time(sequential, 10, warmup=True)
     benchmark.extra_info["ratio_vs_8x_raw_keystream_plus_add"] = round(t_prg / t_raw, 3)
 
 

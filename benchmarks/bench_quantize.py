@@ -12,10 +12,10 @@ Run: ``pytest benchmarks/bench_quantize.py --benchmark-only``.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
+from _timing import min_time
 
 from secagg.quantize import Quantizer
 
@@ -24,16 +24,6 @@ Q = Quantizer(clip=1.0, num_clients=100, bits=32)
 X = np.random.default_rng(0).uniform(-1.2, 1.2, D)
 TOTAL = Q.encode(X, rng=np.random.default_rng(1))
 REPEATS = 20
-
-
-def _best(fn, repeats: int = REPEATS) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def plain_encode(x: np.ndarray) -> np.ndarray:
@@ -49,7 +39,7 @@ def test_encode(benchmark):
     rng = np.random.default_rng(2)
     out = benchmark(Q.encode, X, rng)
     assert out.dtype == np.uint32 and out.shape == (D,)
-    ratio = _best(lambda: Q.encode(X, rng)) / _best(lambda: plain_encode(X))
+    ratio = min_time(lambda: Q.encode(X, rng), REPEATS, warmup=True) / min_time(lambda: plain_encode(X), REPEATS, warmup=True)
     benchmark.extra_info["ratio_vs_plain_cast"] = round(ratio, 3)
 
 
@@ -62,7 +52,7 @@ def test_plain_cast_baseline(benchmark):
 def test_decode(benchmark):
     out = benchmark(Q.decode, TOTAL, 1)
     assert out.dtype == np.float64
-    ratio = _best(lambda: Q.decode(TOTAL, 1)) / _best(lambda: plain_decode(TOTAL))
+    ratio = min_time(lambda: Q.decode(TOTAL, 1), REPEATS, warmup=True) / min_time(lambda: plain_decode(TOTAL), REPEATS, warmup=True)
     benchmark.extra_info["ratio_vs_plain_cast"] = round(ratio, 3)
 
 
