@@ -58,14 +58,18 @@ class _ClientShard:
 
     def step(self, datas):
         """``datas``: encoded server messages for clients of this shard. Returns a list of
-        ``(id, [reply bytes], seconds)`` in the same order."""
+        ``(id, [reply bytes], seconds, error)`` in the same order; ``error`` is the
+        exception of a client that refused its message (it leaves the session), else None."""
         out = []
         for data in datas:
             t0 = time.perf_counter()
             msg = decode_message(data)
             u = msg.recipient
-            replies = [m.to_bytes() for m in self.clients[u].receive(msg)]
-            out.append((u, replies, time.perf_counter() - t0))
+            try:
+                replies, err = [m.to_bytes() for m in self.clients[u].receive(msg)], None
+            except SecAggError as exc:
+                replies, err = [], exc
+            out.append((u, replies, time.perf_counter() - t0, err))
         return out
 
 
@@ -79,10 +83,8 @@ def simulate_ring_ray(
     dropout: float | Mapping[int, str] | None = None,
     dropout_round: str = "masked_input",
     rng: np.random.Generator | None = None,
-    consistency_check: bool = True,
-    allow_low_threshold: bool = False,
-    delta: float = 0.1,
-    gamma: float = 0.1,
+    threat=None,
+    min_survivors: int | None = None,
     keep_masked: tuple[int, ...] = (),
     progress: bool = False,
     num_workers: int | None = None,
@@ -98,8 +100,7 @@ def simulate_ring_ray(
     ray = _ray()
     run = _Run.setup(
         vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout, dropout_round=dropout_round,
-        rng=rng, consistency_check=consistency_check, allow_low_threshold=allow_low_threshold, delta=delta,
-        gamma=gamma,
+        rng=rng, threat=threat, min_survivors=min_survivors,
     )
     n, cfg, rounds, server = run.cfg.n, run.cfg, run.rounds, run.server
     if num_workers is None:
@@ -136,8 +137,10 @@ def simulate_ring_ray(
             replies = [item for part in _gather(ray, futures, rname) for item in part]
             replies.sort(key=lambda item: item[0])  # feed the server in id order, like the in-process driver
             ts = time.perf_counter()
-            for u, reps, seconds in replies:
+            for u, reps, seconds, err in replies:
                 csec[rname][u] += seconds
+                if err is not None:
+                    run.client_abort(u, ri, err)
                 for rep in reps:
                     run.to_server(u, rname, rep, keep_masked)
             outgoing = [m.to_bytes() for m in server.close_round()]

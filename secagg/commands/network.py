@@ -38,9 +38,13 @@ def register(commands, demos) -> None:
     s.add_argument("--hello-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="a new connection must register within this time (default 10)")
     s.add_argument("--max-connections", type=int, help="simultaneous connections (default 2N+16)")
-    s.add_argument("--no-consistency-check", action="store_true",
-                   help="honest-but-curious variant: skip the signed survivor-set round")
-    s.add_argument("--allow-low-threshold", action="store_true", help="permit a threshold at or below half the holders")
+    s.add_argument("--insecure-honest-but-curious", action="store_true",
+                   help="run the honest-but-curious protocol (no consistency round, lower threshold): secure only "
+                        "if the server follows the protocol; clients must opt in with the same flag")
+    s.add_argument("--corrupt-fraction", type=float, default=0.05,
+                   help="fraction of clients assumed to collude with the server (default 0.05)")
+    s.add_argument("--min-survivors", type=int, metavar="M",
+                   help="clients refuse to unmask fewer survivors (default: the parameter finder's floor)")
     s.add_argument("--tls-cert", metavar="F", help="server certificate (PEM); enables TLS together with --tls-key")
     s.add_argument("--tls-key", metavar="F", help="server private key (PEM)")
     s.add_argument("--summary", metavar="FILE.json", help="summary JSON (default: --out with suffix .json)")
@@ -66,7 +70,8 @@ def register(commands, demos) -> None:
     c.add_argument("--id", type=int, help="request this client id (refused if taken)")
     c.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                    help="give up if the server is silent this long (default 300)")
-    c.add_argument("--allow-low-threshold", action="store_true", help="accept a threshold at or below half the holders")
+    c.add_argument("--insecure-honest-but-curious", action="store_true",
+                   help="accept a session run for an honest-but-curious server (no consistency round)")
     c.add_argument("--save-input", metavar="FILE.npy", help="write the float vector contributed (useful with --random)")
     c.add_argument("--save-ring", metavar="FILE.npy", help="write the quantized ring vector contributed")
     c.add_argument("--crash-at", choices=ROUNDS, help="fault injection: SIGKILL this process when ROUND starts")
@@ -112,6 +117,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigurationError, ProtocolAbort
     from ..masking.config import MaskingConfig
+    from ..masking.params import ThreatModel
     from ..transport.server import AggregationServer
     from ..transport.tls import server_context
 
@@ -121,7 +127,11 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConfigurationError("TLS needs both --tls-cert and --tls-key")
     cfg = MaskingConfig(
         n=args.clients, dim=args.dim, bits=args.bits, threshold=args.threshold, graph=args.graph, k=args.k,
-        consistency_check=not args.no_consistency_check, allow_low_threshold=args.allow_low_threshold,
+        threat=ThreatModel(
+            adversary="honest-but-curious" if args.insecure_honest_but_curious else "active",
+            corrupt_fraction=args.corrupt_fraction,
+        ),
+        min_survivors=args.min_survivors,
     )
     ctx = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     out = Path(args.out)
@@ -189,7 +199,7 @@ def run_client_cmd(args: argparse.Namespace) -> int:
     outcome = participate(
         host, port, inputs, ssl_context=ctx, server_hostname=args.tls_server_name,
         rng=np.random.default_rng(args.seed) if args.seed is not None else None,
-        requested_id=args.id, allow_low_threshold=args.allow_low_threshold, timeout=args.timeout,
+        requested_id=args.id, accept_honest_but_curious=args.insecure_honest_but_curious, timeout=args.timeout,
         crash_at=args.crash_at, stall_at=args.stall_at, on_crash=lambda w: kill_self(), on_welcome=on_welcome,
     )
     print(f"client {outcome.id}: session finished; {len(outcome.survivors)} survivors; my input "

@@ -5,6 +5,7 @@ vector looks uniform, and that the decoded sum is exact up to quantization."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -20,8 +21,12 @@ def register(commands, demos) -> None:
     p.add_argument("--dropout", type=float, default=0.1, help="fraction of clients that drop (default 0.1)")
     p.add_argument("--dropout-round", default="masked_input", help="round at which they drop (default masked_input)")
     p.add_argument("--graph", choices=("complete", "sparse"), default="complete")
-    p.add_argument("--k", type=int, default=None, help="sparse graph degree (default from the formula)")
-    p.add_argument("--no-consistency-check", action="store_true", help="honest-but-curious variant")
+    p.add_argument("--k", type=int, default=None, help="sparse graph degree (default: the parameter finder's)")
+    p.add_argument("--adversary", choices=("active", "honest-but-curious"), default="active",
+                   help="threat model: an active server (default; consistency round) or an honest-but-curious "
+                        "one (weaker: one round fewer, lower threshold)")
+    p.add_argument("--corrupt-fraction", type=float, default=0.05,
+                   help="fraction of clients assumed to collude with the server (default 0.05)")
     p.add_argument("--seed", type=int, default=None, help="seed for inputs and dropout choice")
     p.set_defaults(func=run)
 
@@ -29,23 +34,32 @@ def register(commands, demos) -> None:
 def run(args: argparse.Namespace) -> int:
     from scipy import stats
 
-    from ..masking import simulate
+    from ..errors import SecAggError
+    from ..masking import ThreatModel, simulate
     from ..quantize import Quantizer
 
     n, d = args.clients, args.dim
     rng = np.random.default_rng(args.seed)
     x = rng.uniform(-1.0, 1.0, size=(n, d))
     q = Quantizer(clip=1.0, num_clients=n, bits=32)
-    res = simulate(
-        x, quantizer=q, graph=args.graph, k=args.k, dropout=args.dropout or None,
-        dropout_round=args.dropout_round, rng=rng, consistency_check=not args.no_consistency_check,
-        keep_masked=(0,), progress=n * d > 2_000_000,
-    )
+    try:
+        threat = ThreatModel(
+            adversary=args.adversary, corrupt_fraction=args.corrupt_fraction,
+            dropout_rate=max(args.dropout or 0.0, ThreatModel().dropout_rate),
+        )
+        res = simulate(
+            x, quantizer=q, graph=args.graph, k=args.k, dropout=args.dropout or None,
+            dropout_round=args.dropout_round, rng=rng, threat=threat, keep_masked=(0,), progress=n * d > 2_000_000,
+        )
+    except SecAggError as exc:
+        print(f"secagg demo secure-sum: {exc}", file=sys.stderr)
+        return 2
     cfg = res.config
     print(
         f"SecAgg{'+' if not cfg.is_complete else ''}: n={n} clients, d={d}, graph="
         f"{'complete' if cfg.is_complete else 'sparse'} (k={cfg.k}), threshold t={cfg.threshold}, "
-        f"ring Z_2^{cfg.bits}, consistency check {'on' if cfg.consistency_check else 'off'}"
+        f"ring Z_2^{cfg.bits}, {cfg.threat.adversary} server, consistency check "
+        f"{'on' if cfg.consistency_check else 'off'}, survivor floor {cfg.min_survivors}"
     )
     print(f"dropped: {len(res.dropped)} clients at {args.dropout_round}; survivors in the sum: {len(res.survivors)}\n")
     s = res.survivors
@@ -85,7 +99,7 @@ def run_default_demo(args: argparse.Namespace) -> int:
     """A representative secure-sum demo (used by `secagg demo` until the FL demo exists)."""
     demo = argparse.Namespace(
         clients=100, dim=10_000, dropout=0.1, dropout_round="masked_input", graph="sparse", k=None,
-        no_consistency_check=False, seed=0,
+        adversary="active", corrupt_fraction=0.05, seed=0,
     )
     print("== SecAgg+ secure sum, 100 clients, 10% dropping after sharing keys ==")
     return run(demo)

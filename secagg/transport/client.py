@@ -12,13 +12,17 @@ holds no protocol logic.
 Trust: the directory of verification keys comes from the server (trust on first use).
 This defends against other clients but not against a server that substitutes keys; pass
 ``expected_directory`` (keys distributed out of band, i.e. a PKI) to pin it. The client
-refuses a session whose threshold is at or below half of the share holders
-(:class:`~secagg.errors.InsecureParameterError`) unless ``allow_low_threshold=True``.
+judges the session against its own threat model, never the server's: the threshold and
+degree the server announces must be secure for an active server colluding with 5 % of the
+clients (:class:`~secagg.errors.InsecureParameterError` otherwise), and a session set up
+for an honest-but-curious server (no consistency round) is refused unless the caller
+passes ``accept_honest_but_curious=True``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import ssl as _ssl
@@ -28,9 +32,18 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .. import keys
-from ..errors import DecodeError, InputError, IntegrityError, ProtocolAbort, ProtocolError, ProtocolViolation
+from ..errors import (
+    DecodeError,
+    InputError,
+    InsecureParameterError,
+    IntegrityError,
+    ProtocolAbort,
+    ProtocolError,
+    ProtocolViolation,
+)
 from ..masking.client import Client
 from ..masking.config import MaskingConfig
+from ..masking.params import ThreatModel
 from ..masking.messages import decode_message
 from ..masking.rounds import ROUNDS
 from ..quantize import Quantizer, default_rng
@@ -97,7 +110,8 @@ async def run_client(
     signing_key: keys.SigningKey | None = None,
     requested_id: int | None = None,
     expected_directory: Mapping[int, bytes] | None = None,
-    allow_low_threshold: bool = False,
+    accept_honest_but_curious: bool = False,
+    threat: ThreatModel | None = None,
     timeout: float = 300.0,
     crash_at: str | None = None,
     stall_at: str | None = None,
@@ -125,6 +139,12 @@ async def run_client(
     expected_directory:
         ``{id: 32-byte Ed25519 public key}`` distributed out of band; the WELCOME's
         directory must agree on every id it lists.
+    accept_honest_but_curious:
+        accept a session run for an honest-but-curious server (no consistency round).
+    threat:
+        this client's own :class:`~secagg.masking.ThreatModel` (default: an active server
+        colluding with 5 % of the clients): the announced threshold and degree must be
+        secure under it.
     timeout:
         seconds to wait for any single frame from the server (registration included), and
         for the server to read each frame this client writes.
@@ -168,7 +188,9 @@ async def run_client(
     try:
         return await _session(
             reader, writer, inputs, rng=rng, signing_key=signing_key, requested_id=requested_id,
-            expected_directory=expected_directory, allow_low_threshold=allow_low_threshold, timeout=timeout,
+            expected_directory=expected_directory,
+            policy=threat or ThreatModel(adversary="honest-but-curious" if accept_honest_but_curious else "active"),
+            timeout=timeout,
             crash_at=crash_at, stall_at=stall_at, on_crash=on_crash or _abort_transport, on_welcome=on_welcome,
         )
     finally:
@@ -197,22 +219,32 @@ async def _drain(writer: asyncio.StreamWriter, timeout: float) -> None:
         raise ProtocolAbort("the server closed the connection") from None
 
 
-def _build(welcome: dict, vk: bytes, expected_directory, allow_low_threshold: bool):
+def _build(welcome: dict, vk: bytes, expected_directory, policy: ThreatModel):
     try:
         uid = int(welcome["id"])
         directory = {int(u): bytes.fromhex(h) for u, h in welcome["directory"].items()}
         params = dict(
             n=int(welcome["n"]), dim=int(welcome["dim"]), bits=int(welcome["bits"]),
             threshold=int(welcome["threshold"]), graph=str(welcome["graph"]), k=int(welcome["k"]),
-            consistency_check=bool(welcome["consistency_check"]),
+            min_survivors=int(welcome["min_survivors"]),
         )
+        announced = str(welcome["adversary"])
         seed = bytes.fromhex(welcome["graph_seed"])
         clip = welcome.get("clip")
         clip = None if clip is None else float(clip)
         max_frame = int(welcome["max_frame"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"WELCOME frame is missing or has a malformed field: {exc!r}") from None
-    cfg = MaskingConfig(**params, allow_low_threshold=allow_low_threshold)
+    if announced != "active" and policy.active:
+        raise InsecureParameterError(
+            f"the server runs this session for an {announced!r} server (no consistency round); this client "
+            "requires protection against an active server (accept_honest_but_curious=True, or the CLI flag "
+            "--insecure-honest-but-curious, to accept)"
+        )
+    if announced not in ("active", "honest-but-curious"):
+        raise DecodeError(f"WELCOME frame announces an unknown adversary model {announced!r}")
+    # the client's own threat model decides what is secure, never the server's announcement
+    cfg = MaskingConfig(**params, threat=dataclasses.replace(policy, adversary=announced))
     if directory.get(uid) != vk:
         raise ProtocolViolation(f"the server's directory does not list this client's key under its id {uid}")
     if expected_directory is not None:
@@ -236,7 +268,7 @@ def _done_survivors(done: dict) -> list[int]:
 
 
 async def _session(reader, writer, inputs, *, rng, signing_key, requested_id, expected_directory,
-                   allow_low_threshold, timeout, crash_at, stall_at, on_crash, on_welcome) -> ClientOutcome:
+                   policy, timeout, crash_at, stall_at, on_crash, on_welcome) -> ClientOutcome:
     vk = signing_key.public_bytes()
     hello = {"v": TRANSPORT_VERSION, "verify_key": vk.hex(), "id": requested_id}
     writer.write(encode_frame(KIND_HELLO, control_payload(hello)))
@@ -247,7 +279,7 @@ async def _session(reader, writer, inputs, *, rng, signing_key, requested_id, ex
     if kind != KIND_WELCOME:
         raise DecodeError(f"expected a WELCOME frame, got kind {kind:#x}")
     uid, cfg, graph, directory, clip, max_frame = _build(
-        parse_control(body, "WELCOME"), vk, expected_directory, allow_low_threshold
+        parse_control(body, "WELCOME"), vk, expected_directory, policy
     )
     gen = default_rng(rng)
     if callable(inputs):

@@ -77,15 +77,17 @@ def max_frame_size(n: int, dim: int, bits: int = 32) -> int:
     ``bits``-bit ring can legitimately need, in bytes.
 
     The bound covers the masked input (``dim`` elements of 4 or 8 bytes), per-party lists
-    (``256 * n`` bytes: key broadcasts, share ciphertexts, directory), two party bitmaps
-    and 8 KiB of headers. Use it as the receive limit on both sides.
+    (``256 * n`` bytes: key broadcasts, share ciphertexts, complaints, directory), two
+    party bitmaps, the key-transcript proof (at most ``4 (log2 n + 1)`` hashes) and 8 KiB
+    of headers. Use it as the receive limit on both sides.
 
     Raises :class:`ConfigurationError` for non-positive sizes.
     """
     if n < 1 or dim < 1 or not 2 <= bits <= 64:
         raise ConfigurationError(f"max_frame_size needs n >= 1, dim >= 1, bits in 2..64; got {n}, {dim}, {bits}")
     item = 4 if bits <= 32 else 8
-    size = _SLACK + item * int(dim) + _PER_PARTY * (int(n) + 1) + 2 * (int(n) // 8 + 1)
+    proof = 4 * 32 * (int(n).bit_length() + 1)  # key-transcript inclusion proof (two runs of leaves)
+    size = _SLACK + item * int(dim) + _PER_PARTY * (int(n) + 1) + 2 * (int(n) // 8 + 1) + proof
     return min(size, ABSOLUTE_MAX_FRAME)
 
 

@@ -98,6 +98,8 @@ class NetworkResult:
         ``close_round``.
     bytes_sent, bytes_received:
         ``{round name: int}`` frame bytes the server wrote / read in each round.
+    excluded, misbehaving:
+        ``{id: reason}`` from the protocol server (see :class:`secagg.masking.Server`).
     events:
         counters of transport events: ``refused_connections``, ``hello_timeouts``,
         ``bad_hellos``, ``refused_hellos``, ``oversized_frames``, ``bad_frames``,
@@ -116,6 +118,8 @@ class NetworkResult:
     bytes_received: dict[str, int]
     events: dict[str, int]
     config: MaskingConfig
+    excluded: dict[int, str] = field(default_factory=dict)
+    misbehaving: dict[int, str] = field(default_factory=dict)
 
     def summary(self) -> dict:
         """JSON-ready dict of everything but the vectors."""
@@ -134,6 +138,10 @@ class NetworkResult:
             "graph": "complete" if self.config.is_complete else "sparse",
             "k": self.config.k,
             "consistency_check": self.config.consistency_check,
+            "adversary": self.config.threat.adversary,
+            "min_survivors": self.config.min_survivors,
+            "excluded": {str(k): v for k, v in sorted(self.excluded.items())},
+            "misbehaving": {str(k): v for k, v in sorted(self.misbehaving.items())},
         }
 
 
@@ -469,7 +477,7 @@ class AggregationServer:
         base = {
             "n": cfg.n, "dim": cfg.dim, "bits": cfg.bits, "threshold": cfg.threshold,
             "graph": "complete" if cfg.is_complete else "sparse", "k": cfg.k,
-            "consistency_check": cfg.consistency_check, "graph_seed": graph_seed.hex(),
+            "adversary": cfg.threat.adversary, "min_survivors": cfg.min_survivors, "graph_seed": graph_seed.hex(),
             "clip": self.clip, "rounding": "stochastic", "max_frame": self.max_frame,
             "session": proto.session.hex(),
             "directory": {str(u): vk.hex() for u, vk in sorted(directory.items())},
@@ -518,6 +526,8 @@ class AggregationServer:
             bytes_received={k: v for k, v in self._bytes_in.items() if k != "join"},
             events=dict(self._counters.values),
             config=cfg,
+            excluded=dict(proto.excluded),
+            misbehaving=dict(proto.misbehaving),
         )
 
     async def _collect(self, proto: Server, pending: set[int]) -> set[int]:

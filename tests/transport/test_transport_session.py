@@ -14,7 +14,7 @@ import pytest
 
 from secagg import keys
 from secagg.errors import InsecureParameterError, ProtocolAbort
-from secagg.masking import MaskingConfig
+from secagg.masking import MaskingConfig, ThreatModel
 from secagg.masking.messages import AdvertiseKeys, ConsistencyResponse, MaskedInput, decode_message
 from secagg.masking.rounds import ROUNDS
 from secagg.quantize import Quantizer
@@ -104,9 +104,12 @@ async def wait_closed_by_peer(reader, timeout=5.0) -> bool:
     "graph,k,check", [("complete", None, True), ("sparse", 4, True), ("complete", None, False)]
 )
 def test_all_clients_sum_exact(graph, k, check):
-    cfg = MaskingConfig(n=7, dim=33, graph=graph, k=k, consistency_check=check)
+    # a degree-4 graph over 7 clients cannot reach 2^-40: both sides state the weaker level
+    threat = ThreatModel(adversary="active" if check else "honest-but-curious",
+                         security_bits=40 if graph == "complete" else 5)
+    cfg = MaskingConfig(n=7, dim=33, graph=graph, k=k, threat=threat)
     vecs = ring_vectors(7, 33)
-    res, outs, _ = asyncio.run(run_session(cfg, vecs))
+    res, outs, _ = asyncio.run(run_session(cfg, vecs, client_kw={u: {"threat": threat} for u in range(7)}))
     check_result(res, vecs)
     assert res.survivors == list(range(7)) and res.dropped == {}
     assert all(o.included and o.survivors == res.survivors for o in outs)
@@ -164,7 +167,7 @@ def test_float_inputs_decoded_with_clip():
 
 
 def test_too_few_survivors_aborts_everyone():
-    n = 4  # threshold 3
+    n = 4  # threshold 3 (one corrupt client tolerated among 4)
     cfg = MaskingConfig(n=n, dim=4)
     vecs = ring_vectors(n, 4)
     kw = {0: {"crash_at": "share_keys"}, 1: {"crash_at": "share_keys"}}
@@ -174,8 +177,13 @@ def test_too_few_survivors_aborts_everyone():
         assert isinstance(outs[u], ProtocolAbort) and "aborted" in str(outs[u])
 
 
-def test_client_refuses_low_threshold_session():
-    cfg = MaskingConfig(n=4, dim=4, threshold=2, allow_low_threshold=True)
+@pytest.mark.parametrize("weaker", ["threshold", "honest-but-curious"])
+def test_client_refuses_a_session_weaker_than_its_own_threat_model(weaker):
+    if weaker == "threshold":  # a malicious server announces an active session with t = 2 of 4
+        cfg = MaskingConfig(n=4, dim=4)
+        object.__setattr__(cfg, "threshold", 2)
+    else:
+        cfg = MaskingConfig(n=4, dim=4, threat=ThreatModel(adversary="honest-but-curious"))
     vecs = ring_vectors(4, 4)
     res, outs, _ = asyncio.run(run_session(cfg, vecs, server_kw={"join_timeout": 2.0}, ids=[0]))
     assert isinstance(outs[0], InsecureParameterError)
@@ -315,7 +323,7 @@ def test_second_hello_for_taken_id_or_key_is_refused_and_late_rejoin_too():
 
 
 def test_hello_after_start_is_refused():
-    n = 3
+    n = 4
     cfg = MaskingConfig(n=n, dim=4)
     vecs = ring_vectors(n, 4)
 
@@ -333,7 +341,7 @@ def test_hello_after_start_is_refused():
 
 
 def test_connection_limit():
-    n = 3  # two honest clients connect, then three more connections for a limit of 3
+    n = 4  # three honest clients connect, then three more connections for a limit of 4
     cfg = MaskingConfig(n=n, dim=4)
     vecs = ring_vectors(n, 4)
 
@@ -346,13 +354,13 @@ def test_connection_limit():
         return closed
 
     res, outs, adv = asyncio.run(
-        run_session(cfg, vecs, adversary=crowd, ids=[0, 1],
-                    server_kw={"max_connections": 3, "hello_timeout": 1.0, "join_timeout": 2.0})
+        run_session(cfg, vecs, adversary=crowd, ids=[0, 1, 2],
+                    server_kw={"max_connections": 4, "hello_timeout": 1.0, "join_timeout": 2.0})
     )
     check_result(res, vecs)
     assert adv == [True, True, True]
     assert res.events["refused_connections"] == 2 and res.events["hello_timeouts"] == 1
-    assert res.survivors == [0, 1]
+    assert res.survivors == [0, 1, 2]
 
 
 # ------------------------------------------------------------------ TLS
@@ -411,7 +419,7 @@ def test_pinned_directory_detects_substituted_keys():
     lists a key it does not expect; with the right pins the session runs normally."""
     from secagg.errors import IntegrityError
 
-    n = 3
+    n = 4
     cfg = MaskingConfig(n=n, dim=4)
     vecs = ring_vectors(n, 4, seed=8)
     sks = [keys.SigningKey.generate() for _ in range(n)]
@@ -427,7 +435,7 @@ def test_pinned_directory_detects_substituted_keys():
     res, outs, _ = asyncio.run(run_session(cfg, vecs, client_kw=bad))
     assert isinstance(outs[0], IntegrityError) and "pinned" in str(outs[0])
     check_result(res, vecs)
-    assert res.survivors == [1, 2]
+    assert res.survivors == [1, 2, 3]
 
 
 # ------------------------------------------------------------------ review hardening
@@ -530,7 +538,7 @@ def test_client_write_is_bounded_by_timeout():
         reader = asyncio.StreamReader()
         return await asyncio.wait_for(
             _session(reader, StuckWriter(), np.zeros(4), rng=None, signing_key=keys.SigningKey.generate(),
-                     requested_id=None, expected_directory=None, allow_low_threshold=False, timeout=0.3,
+                     requested_id=None, expected_directory=None, policy=ThreatModel(), timeout=0.3,
                      crash_at=None, stall_at=None, on_crash=None, on_welcome=None),
             3.0,
         )
@@ -545,13 +553,14 @@ def test_client_rejects_malformed_done_with_a_secagg_error():
     from secagg.errors import DecodeError
     from secagg.transport.framing import KIND_DONE
 
-    cfg = MaskingConfig(n=3, dim=4, consistency_check=False)
+    cfg = MaskingConfig(n=3, dim=4, threat=ThreatModel(adversary="honest-but-curious"))
 
     async def fake_server(reader, writer):
         _, body = split_payload(await read_frame(reader, 4096))
         vk = parse_control(body, "HELLO")["verify_key"]
         welcome = {"id": 0, "directory": {"0": vk}, "n": cfg.n, "dim": cfg.dim, "bits": cfg.bits,
-                   "threshold": cfg.threshold, "graph": "complete", "k": cfg.k, "consistency_check": False,
+                   "threshold": cfg.threshold, "graph": "complete", "k": cfg.k, "adversary": "honest-but-curious",
+                   "min_survivors": cfg.min_survivors,
                    "graph_seed": "00" * 32, "clip": None, "max_frame": 1 << 16}
         writer.write(encode_frame(KIND_WELCOME, control_payload(welcome)))
         writer.write(encode_frame(KIND_DONE, control_payload({"status": "ok", "survivors": ["x", None]})))
@@ -564,7 +573,8 @@ def test_client_rejects_malformed_done_with_a_secagg_error():
         port = srv.sockets[0].getsockname()[1]
         try:
             return await asyncio.gather(
-                run_client(HOST, port, np.zeros(4, dtype=np.uint32), timeout=5), return_exceptions=True)
+                run_client(HOST, port, np.zeros(4, dtype=np.uint32), timeout=5, accept_honest_but_curious=True),
+                return_exceptions=True)
         finally:
             srv.close()
 
