@@ -102,7 +102,7 @@ def simulate_ring_ray(
         vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout, dropout_round=dropout_round,
         rng=rng, threat=threat, min_survivors=min_survivors,
     )
-    n, cfg, rounds, server = run.cfg.n, run.cfg, run.rounds, run.server
+    n = run.cfg.n
     if num_workers is None:
         num_workers = max(1, int(ray.available_resources().get("CPU", 1)))
     if not isinstance(num_workers, int) or num_workers < 1:
@@ -112,13 +112,24 @@ def simulate_ring_ray(
     shard_of = np.arange(n) % num_workers
     Actor = ray.remote(num_cpus=1)(_ClientShard)
     vec_ref = ray.put(np.ascontiguousarray(run.vectors))
+    while True:
+        try:
+            _run_once_ray(ray, run, Actor, vec_ref, shard_of, num_workers, keep_masked)
+            return run.result()
+        except ProtocolAbort as exc:
+            if not run.retry_without(exc):
+                raise
+
+
+def _run_once_ray(ray, run, Actor, vec_ref, shard_of, num_workers: int, keep_masked) -> None:
+    """One attempt of the session with the clients in fresh Ray actors."""
+    cfg, rounds, server = run.cfg, run.rounds, run.server
     actors = []
     for w in range(num_workers):
         ids = [int(u) for u in np.flatnonzero(shard_of == w)]
         sks = [run.signing[u].to_bytes() for u in ids] if run.signing else None
         actors.append(Actor.remote(ids, cfg, run.graph, vec_ref, sks, run.directory))
     recv, csec, s_sent, ssec, rsec = run.recv, run.csec, run.s_sent, run.ssec, run.rsec
-
     try:
         t0 = time.perf_counter()
         outgoing = [m.to_bytes() for m in server.start()]
@@ -149,8 +160,6 @@ def simulate_ring_ray(
     finally:
         for a in actors:
             ray.kill(a)
-
-    return run.result()
 
 
 def _gather(ray, futures, round_name: str):

@@ -232,9 +232,11 @@ class DistributedDPAggregator(Aggregator):
     or ``epsilon`` (+ ``delta``, ``rounds``), ``bits`` (ring, default 32), ``mechanism``
     (``"ddg"`` | ``"skellam"``), ``graph`` (``"complete"`` | ``"sparse"``), ``threshold``,
     ``k`` (sparse-graph degree), ``min_clients`` or ``expected_dropout`` (fraction; the
-    noise is calibrated for ``n_min = ceil(n (1 - expected_dropout))`` survivors; a
-    dropout *rate* passed to :meth:`aggregate` raises the expectation to at least that
-    rate), ``dropout_round``, ``rotation_seed``, ``k_stddevs``.
+    noise is calibrated for ``n_min = n - floor(n * expected_dropout)`` survivors; a
+    dropout rate or schedule passed to :meth:`aggregate` lowers ``n_min`` to what it
+    drops), ``dropout_round``, ``rotation_seed``, ``k_stddevs``. The clients refuse to
+    unmask fewer than ``n_min`` survivors (the round aborts), so the noise never falls
+    below what was calibrated.
 
     ``info`` also carries ``epsilon_achieved`` (this round, at ``delta``, with the actual
     survivors), ``min_clients``, ``local_stddev`` (integer units), ``scale``, ``bits``.
@@ -282,10 +284,12 @@ class DistributedDPAggregator(Aggregator):
 
     def params_for(self, n: int, d: int, dropout=None) -> DistributedDP:
         """The :class:`DistributedDP` parameters used for ``n`` clients of dimension ``d``."""
-        rate = self.expected_dropout
+        planned = math.floor(n * self.expected_dropout + 1e-9)
         if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
-            rate = max(rate, float(dropout))
-        n_min = self.min_clients if self.min_clients is not None else max(1, math.ceil(n * (1 - rate) - 1e-9))
+            planned = max(planned, int(round(float(dropout) * n)))  # what the simulator drops
+        elif isinstance(dropout, Mapping):
+            planned = max(planned, len(dropout))
+        n_min = self.min_clients if self.min_clients is not None else max(1, n - planned)
         n_min = min(int(n_min), n)
         key = (n, d, n_min)
         if key not in self._params_cache:

@@ -19,11 +19,13 @@ Malicious clients (one bad client must not stop the others):
 * a share ciphertext that fails authentication is reported by its recipient in
   ``MaskedInput.complaints``; the server excludes both ends of a maximal matching of the
   accusation graph (every accusation has a misbehaving end when the server is honest, so
-  at most one honest client is excluded per misbehaving one), and every survivor that
-  masked with a client whose key can no longer be rebuilt (fewer than ``t`` surviving
-  holders accepted its shares). Masked inputs are held until the round closes, so an
-  excluded client's vector never enters the sum. :attr:`excluded` and
-  :attr:`misbehaving` name them.
+  at most one honest client is excluded per misbehaving one). Masked inputs are held
+  until the round closes, so an excluded client's vector never enters the sum.
+  :attr:`excluded` and :attr:`misbehaving` name them. If an excluded client dealt valid
+  shares to fewer than ``t`` surviving holders (its key could not be rebuilt to remove its
+  masks), the round aborts *before anything is revealed*, with
+  :attr:`ProtocolAbort.blamed <secagg.errors.ProtocolAbort>` naming the excluded clients:
+  the session released only masked vectors, so the driver reruns it without them.
 * every rebuilt secret is checked: a mask key against the advertised public key, a
   self-mask seed against the sender's commitment. A failed check triggers Reed-Solomon
   (Berlekamp-Welch) decoding over all received shares, which corrects up to
@@ -400,20 +402,6 @@ class Server:
                     f"reported client {v}'s share ciphertext; one of the two misbehaved, so both are excluded"
                 )
         kept = set(self._pending) - set(excluded)
-        while True:  # survivors that masked with a client whose key cannot be rebuilt
-            newly: dict[int, str] = {}
-            for v in sorted(set(self.u2) - kept):
-                acceptors = sorted(w for w in kept if v in self._masked_with(w))
-                if acceptors and len(acceptors) < cfg.threshold:
-                    for w in acceptors:
-                        newly.setdefault(
-                            w, f"masked with client {v}, whose key cannot be rebuilt: only {len(acceptors)} "
-                               f"surviving holders accepted its shares (t={cfg.threshold})"
-                        )
-            if not newly:
-                break
-            excluded.update(newly)
-            kept -= set(newly)
         self.excluded = excluded
         u3 = frozenset(kept)
         self._check_live(u3, "masked_input")
@@ -422,6 +410,20 @@ class Server:
                 f"only {len(u3)} masked inputs can enter the sum, below the session's floor "
                 f"min_survivors={cfg.min_survivors}"
             )
+        # every survivor that masked with a dropped or excluded client needs its key rebuilt
+        # from t surviving holders; if fewer than t accepted its shares, abort now, before
+        # anything is revealed (a driver may rerun without the blamed clients at no privacy
+        # cost: this session released nothing but masked vectors)
+        for v in sorted(set(self.u2) - kept):
+            acceptors = [w for w in kept if v in self._masked_with(w)]
+            if 0 < len(acceptors) < cfg.threshold:
+                blamed = tuple(sorted(excluded)) if v in excluded or v in self.misbehaving else ()
+                self._abort(
+                    f"the mask key of client {v} cannot be rebuilt: only {len(acceptors)} surviving holders "
+                    f"accepted its shares (t={cfg.threshold})"
+                    + (f"; rerun without clients {list(blamed)}" if blamed else ""),
+                    blamed=blamed,
+                )
         for u in sorted(u3):
             np.add(self._acc, self._pending[u].vector, out=self._acc)
             self._b_commit[u] = self._pending[u].b_commit

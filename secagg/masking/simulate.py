@@ -25,7 +25,15 @@ from typing import Mapping
 import numpy as np
 
 from .. import keys
-from ..errors import ConfigurationError, DecodeError, InputError, IntegrityError, ProtocolError, SecAggError
+from ..errors import (
+    ConfigurationError,
+    DecodeError,
+    InputError,
+    IntegrityError,
+    ProtocolAbort,
+    ProtocolError,
+    SecAggError,
+)
 from ..quantize import Quantizer, default_rng, ring_dtype
 from .client import Client
 from .config import MaskingConfig
@@ -79,6 +87,10 @@ class SimulationResult:
     client_aborts:
         ``{client id: reason}``: clients that refused a server message and left the
         session (counted as dropped from then on).
+    attempts:
+        sessions run: 2 or more when an attempt aborted before revealing anything because
+        of a misbehaving client (named in ``misbehaving``), and was rerun without it. Byte
+        and time counters include every attempt.
     """
 
     sum: np.ndarray | None
@@ -97,6 +109,7 @@ class SimulationResult:
     excluded: dict[int, str] = field(default_factory=dict)
     misbehaving: dict[int, str] = field(default_factory=dict)
     client_aborts: dict[int, str] = field(default_factory=dict)
+    attempts: int = 1
 
     @property
     def total_bytes_sent(self) -> np.ndarray:
@@ -193,6 +206,8 @@ class _Run:
             self.signing = [keys.SigningKey.generate() for _ in range(n)]
             self.directory = {u: sk.public_bytes() for u, sk in enumerate(self.signing)}
         self.server = Server(cfg, self.graph, directory=self.directory)
+        self.attempts = 1
+        self.banned: set[int] = set()
         self.sent = {r: np.zeros(n, dtype=np.int64) for r in self.rounds}
         self.recv = {r: np.zeros(n, dtype=np.int64) for r in self.rounds}
         self.csec = {r: np.zeros(n) for r in self.rounds}
@@ -221,6 +236,25 @@ class _Run:
             threat=planned_threat(threat, len(schedule) / n), min_survivors=min_survivors,
         )
         return cls(arr, cfg, schedule)
+
+    def retry_without(self, exc: ProtocolAbort) -> bool:
+        """After an abort that blamed clients *before anything was revealed* (no consistency
+        or unmasking answer reached the server), start a fresh session without them and
+        return True; the aborted attempt released only masked vectors, so rerunning costs
+        no privacy. Otherwise (nothing blamed, shares already revealed, or too many
+        attempts) return False."""
+        revealed = bool(self.server.u4) or bool(self.server.u5)
+        if not exc.blamed or revealed or self.attempts > max(1, self.cfg.n // 2):
+            return False
+        for u, why in self.server.misbehaving.items():
+            self.misbehaving.setdefault(u, why)
+        self.banned |= set(exc.blamed)
+        for u in self.banned:
+            self.drop_at[u] = 0
+        self.attempts += 1
+        self.server = Server(self.cfg, self.graph, directory=self.directory)
+        self.masked = {}
+        return True
 
     def signing_key(self, u: int):
         return self.signing[u] if self.signing else None
@@ -262,9 +296,11 @@ class _Run:
             dropped=dict(self.schedule),
             config=self.cfg,
             masked_inputs=self.masked,
-            excluded=dict(self.server.excluded),
+            excluded={**{u: "excluded after an aborted attempt it was blamed for" for u in self.banned},
+                      **self.server.excluded},
             misbehaving={**self.server.misbehaving, **self.misbehaving},
             client_aborts=dict(self.client_aborts),
+            attempts=self.attempts,
         )
 
 
@@ -341,55 +377,62 @@ def simulate_ring(
         vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout, dropout_round=dropout_round,
         rng=rng, threat=threat, min_survivors=min_survivors,
     )
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(run.rounds) * run.cfg.n, desc="secure sum", unit="client", leave=False)
+    try:
+        while True:
+            try:
+                _run_once(run, keep_masked, bar)
+                return run.result()
+            except ProtocolAbort as exc:
+                if not run.retry_without(exc):
+                    raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run_once(run: _Run, keep_masked, bar) -> None:
+    """One attempt of the session in this process."""
     n, rounds, drop_at, server = run.cfg.n, run.rounds, run.drop_at, run.server
     clients = [
         Client(u, run.cfg, run.graph, run.vectors[u], signing_key=run.signing_key(u), directory=run.directory)
         for u in range(n)
     ]
     recv, csec, s_sent, ssec, rsec = run.recv, run.csec, run.s_sent, run.ssec, run.rsec
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(rounds) * n, desc="secure sum", unit="client", leave=False)
-
     t0 = time.perf_counter()
     outgoing = [m.to_bytes() for m in server.start()]
     ssec[rounds[0]] += time.perf_counter() - t0
-    try:
-        for ri, rname in enumerate(rounds):
-            r_start = time.perf_counter()
-            for data in outgoing:
-                s_sent[rname] += len(data)
-            for data in outgoing:
-                tc = time.perf_counter()
-                msg = decode_message(data)
-                u = msg.recipient
-                if drop_at.get(u, len(rounds)) <= ri:
-                    continue  # offline: never sees the message
-                recv[rname][u] += len(data)
-                try:
-                    replies = [m.to_bytes() for m in clients[u].receive(msg)]
-                except SecAggError as exc:  # the client refuses and leaves; the others go on
-                    run.client_abort(u, ri, exc)
-                    replies = []
-                csec[rname][u] += time.perf_counter() - tc
-                for rep in replies:
-                    ts = time.perf_counter()
-                    run.to_server(u, rname, rep, keep_masked)
-                    ssec[rname] += time.perf_counter() - ts
-                if bar is not None:
-                    bar.update(1)
-            ts = time.perf_counter()
-            outgoing = [m.to_bytes() for m in server.close_round()]
-            ssec[rname] += time.perf_counter() - ts
-            rsec[rname] += time.perf_counter() - r_start
-    finally:
-        if bar is not None:
-            bar.close()
-
-    return run.result()
+    for ri, rname in enumerate(rounds):
+        r_start = time.perf_counter()
+        for data in outgoing:
+            s_sent[rname] += len(data)
+        for data in outgoing:
+            tc = time.perf_counter()
+            msg = decode_message(data)
+            u = msg.recipient
+            if drop_at.get(u, len(rounds)) <= ri:
+                continue  # offline: never sees the message
+            recv[rname][u] += len(data)
+            try:
+                replies = [m.to_bytes() for m in clients[u].receive(msg)]
+            except SecAggError as exc:  # the client refuses and leaves; the others go on
+                run.client_abort(u, ri, exc)
+                replies = []
+            csec[rname][u] += time.perf_counter() - tc
+            for rep in replies:
+                ts = time.perf_counter()
+                run.to_server(u, rname, rep, keep_masked)
+                ssec[rname] += time.perf_counter() - ts
+            if bar is not None:
+                bar.update(1)
+        ts = time.perf_counter()
+        outgoing = [m.to_bytes() for m in server.close_round()]
+        ssec[rname] += time.perf_counter() - ts
+        rsec[rname] += time.perf_counter() - r_start
 
 
 def simulate(
