@@ -18,6 +18,7 @@ from .errors import SecAggError
 #: modules that add subcommands (order = order in --help)
 COMMAND_MODULES = (
     "secagg.commands.secure_sum",
+    "secagg.commands.params",
     "secagg.commands.paillier",
     "secagg.commands.dp",
     "secagg.commands.bench",

@@ -207,6 +207,23 @@ def _log_hyp_sf(population: int, successes: int, draws: int, x: int) -> float:
     return min(0.0, _logsumexp(terms))
 
 
+@lru_cache(maxsize=4096)
+def _log_hyp_sf_all(population: int, successes: int, draws: int) -> tuple[float, ...]:
+    """``(ln P[X >= c] for c = 0 .. min(draws, successes) + 1)`` for a hypergeometric X."""
+    top = min(draws, successes)
+    lo = max(0, draws - (population - successes))
+    base = _log_comb(population, draws)
+    logp = [-math.inf] * (top + 1)
+    for i in range(lo, top + 1):
+        logp[i] = _log_comb(successes, i) + _log_comb(population - successes, draws - i) - base
+    out = [-math.inf] * (top + 2)
+    acc = -math.inf
+    for i in range(top, -1, -1):
+        acc = _logsumexp([acc, logp[i]]) if logp[i] > -math.inf else acc
+        out[i] = min(0.0, acc)
+    return tuple(out)
+
+
 def _log_binom_cdf(trials: int, p: float, x: int) -> float:
     """ln P[X <= x] for X ~ Bin(trials, p).
 
@@ -265,11 +282,11 @@ def min_secure_threshold(n: int, k: int, threat: ThreatModel) -> int | None:
         t = max(t, 1)
         return t if t <= n else None
     target = -(threat.security_bits + 1.0) * _LN2 - math.log(n)
-    # the smallest number of corrupt neighbours c_bad that is unlikely enough
-    for c_bad in range(0, k + 2):
-        if _log_hyp_sf(n - 1, C, k, c_bad) <= target:
-            break
-    else:
+    # the smallest number of corrupt neighbours c_bad that is unlikely enough: one pass
+    # over the pmf, then suffix sums from the top
+    sf = _log_hyp_sf_all(n - 1, C, k)
+    c_bad = next((c for c in range(len(sf)) if sf[c] <= target), None)
+    if c_bad is None:
         return None
     t = (c_bad + k + 2) // 2 if active else c_bad  # 2t - k - 1 >= c_bad  /  t >= c_bad
     t = max(t, 1)
