@@ -533,6 +533,8 @@ class FedAvg:
         aggregator rejects, and measures its bytes per client for deadline planning.
         Its output is discarded (nothing about any client is in it)."""
         m = self.expected_per_round
+        if getattr(self.aggregator, "hides_individual_updates", False) and len(self.clients) >= 2:
+            m = max(m, 2)  # a secure sum needs two clients (rounds with one are skipped)
         k = int(round(self.config.dropout * m))
         drop = {int(i): self.config.dropout_round for i in range(m - k, m)} if k else None
         res = self.aggregator.aggregate(np.zeros((m, self.dim)), dropout=drop, rng=np.random.default_rng(0))
