@@ -115,6 +115,14 @@ class _GridDPAggregator(Aggregator):
         """L2 sensitivity of one rounded, clipped update, or of the rounded sum (update units)."""
         return self.clip + self.resolution * math.sqrt(dim) / 2
 
+    def dp_event_for(self, n: int, dim: int, survivors: int | None = None) -> DiscreteGaussianEvent:
+        """The privacy event one aggregation of ``n`` rows of length ``dim`` will report.
+
+        The same for any number of survivors: the noise does not depend on who survives.
+        Lets a caller plan or calibrate a budget without running an aggregation.
+        """
+        return DiscreteGaussianEvent(self.noise_multiplier)
+
     def _result(self, total, keep, up, client_seconds, server_seconds, noise_std, dim, **extra) -> AggregationResult:
         """The round's result with the DP fields every grid aggregator reports."""
         event = DiscreteGaussianEvent(self.noise_multiplier)
@@ -305,6 +313,15 @@ class DistributedDPAggregator(Aggregator):
                 rotation_seed=self.rotation_seed,
             )
         return self._params_cache[key]
+
+    def dp_event_for(self, n: int, dim: int, survivors: int | None = None, dropout=None):
+        """The privacy event of one aggregation of ``n`` rows of length ``dim`` with ``survivors`` survivors.
+
+        ``survivors`` defaults to the ``n_min`` the noise is calibrated for (the planned
+        round); fewer survivors mean less noise and a costlier event. Nothing is run.
+        """
+        params = self.params_for(int(n), int(dim), dropout)
+        return params.dp_event(params.min_clients if survivors is None else int(survivors))
 
     def aggregate(self, updates, *, dropout: float | Mapping[int, str] | None = None, rng=None) -> AggregationResult:
         arr = validate_updates(updates)
