@@ -5,17 +5,24 @@ scripted fake server that registers a client and then plays whatever the test wa
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 
 import numpy as np
 
-from secagg import keys
+from secagg import keys, shamir
+from secagg.masking import MaskingConfig
+from secagg.masking.client import SHARE_ROUND
+from secagg.masking.config import pair_info
+from secagg.masking.messages import ForwardShares, KeysBroadcast, StartSession, decode_message
 from secagg.transport import AggregationServer, run_client
 from secagg.transport.framing import (
     KIND_AUTH,
     KIND_CHALLENGE,
     KIND_HELLO,
+    KIND_PROTOCOL,
     KIND_REGISTERED,
+    KIND_WELCOME,
     control_payload,
     encode_frame,
     parse_control,
@@ -140,3 +147,44 @@ async def fake_server_register(reader, writer, *, registration="allow-list", ses
     writer.write(encode_frame(KIND_REGISTERED, control_payload({"id": uid, "n": 3, "registered": 1})))
     await writer.drain()
     return {**hello, "id": uid, "session": session}
+
+
+def welcome_with(hello: dict, **changes) -> dict:
+    """A well-formed WELCOME for client 0 of a 3-client session of 4-element ring vectors
+    (the allow-list's keys in the directory), with ``changes``."""
+    cfg = MaskingConfig(n=3, dim=4)
+    base = {"v": 2, "id": 0, "n": 3, "dim": 4, "bits": 32, "threshold": cfg.threshold, "graph": "complete",
+            "k": cfg.k, "consistency_check": True, "graph_seed": "00" * 32, "clip": None, "max_frame": 1 << 16,
+            "session": hello["session"].hex(), "registration": "allow-list",
+            "directory": {str(u): ALLOW[u].hex() for u in range(3)}}
+    return {**base, **changes}
+
+
+async def hangs_up_after_masked_input(reader, writer):
+    """A server (honest-but-curious variant, float inputs clipped to 1) that runs client 0 up
+    to its masked input with its own keys for the neighbours, then drops the connection
+    without a DONE."""
+    hello = await fake_server_register(reader, writer)
+    session = hello["session"]
+    writer.write(encode_frame(KIND_WELCOME, control_payload(welcome_with(
+        hello, consistency_check=False, clip=1.0))))
+    writer.write(encode_frame(KIND_PROTOCOL, StartSession(session, 0).to_bytes()))
+    await writer.drain()
+    _, body = split_payload(await read_frame(reader, 1 << 20))
+    mine = [(v, keys.AgreementKey.generate(), keys.AgreementKey.generate()) for v in (1, 2)]
+    entries = tuple((v, c.public_bytes(), s.public_bytes(), b"") for v, c, s in mine)
+    writer.write(encode_frame(KIND_PROTOCOL, KeysBroadcast(session, 0, entries).to_bytes()))
+    await writer.drain()
+    await read_frame(reader, 1 << 20)  # ShareKeys
+    adv = decode_message(body)
+    dummy = shamir.split_batch([os.urandom(32), os.urandom(32)], 2, [1, 2, 3])
+    cts = []
+    for v, c, _ in mine:
+        key = keys.hkdf(c.exchange(adv.c_pk), info=pair_info(session, 0, v, b"share-encryption"))
+        ad = keys.associated_data(session=session, round=SHARE_ROUND, sender=v, recipient=0)
+        cts.append((v, keys.aead_encrypt(key, shamir.encode_share_values(dummy[v]), ad)))
+    writer.write(encode_frame(KIND_PROTOCOL, ForwardShares(session, 0, tuple(cts)).to_bytes()))
+    await writer.drain()
+    await read_frame(reader, 1 << 20)  # MaskedInput
+    writer.transport.abort()
+
