@@ -31,7 +31,6 @@ def register(commands, demos) -> None:
         "SecAgg+ (--graph sparse) over TLS with per-round deadlines, write the float sum of the survivors' "
         "inputs to --out and a JSON summary (survivors, dropped clients and why, timings) next to it. Exits 1 "
         "with a message if the session aborts (fewer live clients than the threshold).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     s.add_argument("--clients", type=int, metavar="N",
                    help="number of client ids in the session (default: the number of entries in --clients-file)")
@@ -41,18 +40,18 @@ def register(commands, demos) -> None:
     s.add_argument("--dim", type=int, required=True, metavar="D", help="vector length")
     s.add_argument("--port", type=int, required=True, metavar="P", help="TCP port, 0..65535 (0: any free port, printed)")
     s.add_argument("--out", required=True, metavar="SUM.npy", help="where to write the float64 sum")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     s.add_argument("--tls-cert", metavar="FILE", help="server certificate (PEM; secagg tls-cert makes one)")
     s.add_argument("--tls-key", metavar="FILE", help="server private key (PEM)")
-    s.add_argument("--clip", type=float, default=1.0, help="coordinate bound clients clip to")
-    s.add_argument("--bits", type=int, default=32, help="ring size in bits")
-    s.add_argument("--graph", choices=("complete", "sparse"), default="complete", help="SecAgg or SecAgg+")
+    s.add_argument("--clip", type=float, default=1.0, help="coordinate bound clients clip to (default 1.0)")
+    s.add_argument("--bits", type=int, default=32, help="ring size in bits (default 32)")
+    s.add_argument("--graph", choices=("complete", "sparse"), default="complete", help="SecAgg or SecAgg+ (default complete)")
     s.add_argument("--k", type=int, help="SecAgg+ graph degree (default: chosen from n)")
-    s.add_argument("--deadline", type=float, default=30.0, metavar="SECONDS", help="per-round deadline")
+    s.add_argument("--deadline", type=float, default=30.0, metavar="SECONDS", help="per-round deadline (default 30)")
     s.add_argument("--join-timeout", type=float, default=120.0, metavar="SECONDS",
-                   help="how long to wait for all clients to register")
+                   help="how long to wait for all clients to register (default 120)")
     s.add_argument("--hello-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="a new connection must finish TLS and register within this time")
+                   help="a new connection must finish TLS and register within this time (default 10)")
     s.add_argument("--max-connections", type=int, help="simultaneous connections (default 2N+16)")
     s.add_argument("--summary", metavar="FILE.json", help="summary JSON (default: --out with suffix .json)")
     s.add_argument("--ring-out", metavar="FILE.npy", help="also write the exact ring sum (uint32/uint64)")
@@ -76,7 +75,6 @@ def register(commands, demos) -> None:
         "--key, check the session against this client's policy, and contribute --input (a .npy float vector "
         "of the session's length) or a --random vector. Exit status: 0 when the server reports this client's "
         f"input in the sum, 1 when it is not (or on an error), {EXIT_UNKNOWN} when the client cannot know.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     c.add_argument("--server", required=True, metavar="HOST:PORT")
     src = c.add_mutually_exclusive_group(required=True)
@@ -92,10 +90,10 @@ def register(commands, demos) -> None:
     c.add_argument("--peers", metavar="FILE", help="the allow-list: refuse a session whose key directory disagrees "
                    "with it (protects against a server that invents clients)")
     c.add_argument("--id", type=int, help="the id this client expects (the allow-list decides; a mismatch is refused)")
-    c.add_argument("--seed", type=int, help="seed of the random vector and of the stochastic rounding "
-                   "(statistical randomness only; keys always come from the OS)")
+    c.add_argument("--seed", type=int, help="seed of the --random vector only (the stochastic rounding and every "
+                   "key come from the OS CSPRNG)")
     c.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
-                   help="give up if the server is silent this long once registered")
+                   help="give up if the server is silent this long once registered (default 300)")
     c.add_argument("--save-input", metavar="FILE.npy", help="write the float vector contributed (useful with --random)")
     c.add_argument("--save-ring", metavar="FILE.npy", help="write the quantized ring vector contributed")
     c.add_argument("--crash-at", choices=ROUNDS, help="fault injection: SIGKILL this process when ROUND starts")
@@ -129,12 +127,11 @@ def register(commands, demos) -> None:
         help="write a self-signed TLS certificate and key for `secagg serve --tls-cert/--tls-key`",
         description="Generate an ECDSA P-256 key and a self-signed certificate (its own CA: give cert.pem to "
         "clients as --ca). For private deployments and demos; use your organisation's CA otherwise.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    g.add_argument("--out", default="tls", help="folder for cert.pem and key.pem")
+    g.add_argument("--out", default="tls", help="folder for cert.pem and key.pem (default: tls)")
     g.add_argument("--host", action="append", help="DNS name or IP the server is reached at (repeatable; "
                    "default localhost and 127.0.0.1)")
-    g.add_argument("--days", type=int, default=30, help="validity in days")
+    g.add_argument("--days", type=int, default=30, help="validity in days (default 30)")
     g.set_defaults(func=run_tls_cert)
 
 
@@ -297,8 +294,8 @@ def run_client_cmd(args: argparse.Namespace) -> int:
         if inputs.ndim != 1:
             raise InputError(f"--input must hold a 1-D vector, {args.input} has shape {inputs.shape}")
     else:
-        def inputs(dim, rng):
-            return rng.uniform(-1.0, 1.0, size=dim)
+        def inputs(dim, rng):  # the rounding generator stays unseeded: --seed only fixes this vector
+            return np.random.default_rng(args.seed).uniform(-1.0, 1.0, size=dim)
 
     def on_welcome(uid, x, ring):
         if args.save_input:
@@ -313,7 +310,7 @@ def run_client_cmd(args: argparse.Namespace) -> int:
     ctx = client_context(args.ca) if args.ca else None
     outcome = participate(
         host, port, inputs, ssl_context=ctx, server_hostname=args.server_name, signing_key=signing_key,
-        rng=np.random.default_rng(args.seed) if args.seed is not None else None, requested_id=args.id,
+        requested_id=args.id,
         expected_directory=pins, insecure_plaintext=args.insecure_plaintext,
         insecure_open_registration=args.insecure_open_registration,
         insecure_honest_but_curious_server=args.insecure_honest_but_curious_server,
