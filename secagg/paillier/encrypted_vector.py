@@ -40,7 +40,6 @@ from ..quantize import Quantizer
 from .keys import (
     PaillierPrivateKey,
     PaillierPublicKey,
-    _require_public_key,
     check_private_key,
     check_public_key,
     key_fingerprint,

@@ -555,7 +555,8 @@ async def _session(reader, writer, inputs, *, where, rng, signing_key, requested
     )
     if on_registered is not None:
         on_registered(uid, n, count)
-    kind, body = await _read(reader, _WELCOME_MAX, timeout)
+    # the WELCOME carries one directory entry per client: bound it by the announced n
+    kind, body = await _read(reader, min(_WELCOME_MAX, max_frame_size(max(n, 1), 1)), timeout)
     if kind == KIND_ABORT:
         raise _refused(body, "the server aborted the session before it started")
     if kind != KIND_WELCOME:

@@ -300,7 +300,7 @@ class AggregationServer:
                             ("hello_timeout", hello_timeout)):
             if not value > 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        if isinstance(port, bool) or not isinstance(port, (int, np.integer)) or not 0 <= port <= 65535:
             raise ConfigurationError(f"port must be an integer in 0..65535 (0: any free port), got {port!r}")
         if ssl_context is None and not insecure_plaintext:
             raise InsecureParameterError(

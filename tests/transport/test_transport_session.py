@@ -13,9 +13,7 @@ import struct
 import numpy as np
 import pytest
 from transport_helpers import (
-    CERT,
     HOST,
-    KEY,
     SKS,
     allow,
     expected_sum,
@@ -43,7 +41,7 @@ from secagg.transport.framing import (
     read_frame,
     split_payload,
 )
-from secagg.transport.tls import client_context, server_context, write_self_signed
+from secagg.transport.tls import client_context, write_self_signed
 
 pytestmark = pytest.mark.timeout(60)
 
