@@ -430,7 +430,9 @@ class AggregationServer:
             task.add_done_callback(self._tasks.discard)
 
     async def _peek(self, sock: socket.socket, size: int) -> bytes:
-        """The first bytes the peer sent, without consuming them (waits ``hello_timeout``)."""
+        """The first ``size`` bytes the peer sent (fewer if it closed, or at the deadline),
+        without consuming them; :class:`asyncio.TimeoutError` if nothing came within
+        ``hello_timeout``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.hello_timeout
         while True:
@@ -441,9 +443,12 @@ class AggregationServer:
             finally:
                 loop.remove_reader(sock.fileno())
             try:
-                return sock.recv(size, socket.MSG_PEEK)
+                data = sock.recv(size, socket.MSG_PEEK)
             except (BlockingIOError, InterruptedError):
                 continue
+            if not data or len(data) >= size or loop.time() >= deadline:
+                return data
+            await asyncio.sleep(0.02)  # a short first segment: the socket stays readable, so poll gently
 
     async def _admit(self, sock: socket.socket, addr) -> None:
         """Refuse above the connection limit; on a TLS server, look at the first bytes before

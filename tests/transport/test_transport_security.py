@@ -519,3 +519,26 @@ def test_registration_signature_binds_every_field():
         keys.verify_signature(ALLOW[1], registration_payload(**{**base, "nonce": bytes([2]) * 32}), sig)
     with pytest.raises(DecodeError):
         registration_payload(**{**base, "nonce": bytes(5)})
+
+
+def test_tls_server_waits_for_a_fragmented_first_segment():
+    """The TLS server decides what a peer speaks from its first bytes; a first segment that
+    arrives in pieces is still recognized (here a plain secagg HELLO, told to use TLS)."""
+    cfg = MaskingConfig(n=3, dim=4)
+    vecs = ring_vectors(3, 4)
+    hello = encode_frame(KIND_HELLO, control_payload({"v": 2, "verify_key": ALLOW[0].hex(), "id": 0, "dim": 4}))
+
+    async def slow_plain_client(port):
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(hello[:2])
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.write(hello[2:])
+        await writer.drain()
+        kind, reply = await read_control(reader)
+        writer.close()
+        return kind, reply
+
+    res, outs, (kind, reply) = asyncio.run(run_session(cfg, vecs, adversary=slow_plain_client, head_start=0.5))
+    assert kind == KIND_ABORT and reply["code"] == "tls-required"
+    assert res.events["tls_mismatches"] == 1 and res.survivors == [0, 1, 2]
