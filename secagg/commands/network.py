@@ -62,7 +62,7 @@ def register(commands, demos) -> None:
                    help="plain TCP instead of TLS: anyone on the network can read and change the frames")
     w.add_argument("--insecure-open-registration", action="store_true",
                    help="no allow-list: anyone may register under any id with any key (trust on first use)")
-    w.add_argument("--insecure-honest-but-curious-server", action="store_true",
+    w.add_argument("--insecure-honest-but-curious", action="store_true",
                    help="skip the signed survivor-set round: secure only if the server follows the protocol")
     w.add_argument("--insecure-low-threshold", action="store_true",
                    help="permit a threshold at or below half the share holders")
@@ -103,7 +103,7 @@ def register(commands, demos) -> None:
                    help="plain TCP instead of TLS: anyone on the network can read and change the frames")
     w.add_argument("--insecure-open-registration", action="store_true",
                    help="register with a throw-away key (no --key) and accept a server without an allow-list")
-    w.add_argument("--insecure-honest-but-curious-server", action="store_true",
+    w.add_argument("--insecure-honest-but-curious", action="store_true",
                    help="accept a session without the consistency check (a lying server can unmask this input)")
     w.add_argument("--insecure-low-threshold", action="store_true",
                    help="accept a threshold below the safe default for the announced session")
@@ -211,7 +211,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         cfg = MaskingConfig(
             n=n, dim=args.dim, bits=args.bits, threshold=args.threshold, graph=args.graph, k=args.k,
-            consistency_check=not args.insecure_honest_but_curious_server,
+            consistency_check=not args.insecure_honest_but_curious,
             allow_low_threshold=args.insecure_low_threshold,
         )
     except InsecureParameterError as exc:
@@ -313,7 +313,7 @@ def run_client_cmd(args: argparse.Namespace) -> int:
         requested_id=args.id,
         expected_directory=pins, insecure_plaintext=args.insecure_plaintext,
         insecure_open_registration=args.insecure_open_registration,
-        insecure_honest_but_curious_server=args.insecure_honest_but_curious_server,
+        accept_honest_but_curious=args.insecure_honest_but_curious,
         allow_low_threshold=args.insecure_low_threshold, insecure_low_degree=args.insecure_low_degree,
         timeout=args.timeout, crash_at=args.crash_at, stall_at=args.stall_at, on_crash=lambda w: kill_self(),
         on_welcome=on_welcome, on_registered=on_registered,

@@ -12,7 +12,7 @@ decoded, handed to :meth:`secagg.masking.Client.receive`, and the answers are fr
 The transport holds no protocol logic.
 
 Policy (checked against the WELCOME, never taken from it): the session must run the
-consistency check (the active-server variant) unless ``insecure_honest_but_curious_server``;
+consistency check (the active-server variant) unless ``accept_honest_but_curious``;
 its threshold must not be below the safe default for the announced ``n`` and ``k``
 unless ``allow_low_threshold``; a sparse graph's degree must not be below the default
 degree for ``n`` unless ``insecure_low_degree``; the directory must list this client's key
@@ -140,7 +140,7 @@ class _Policy:
     """What this client accepts; the lead's policy object replaces it (one place)."""
 
     expected_directory: Mapping[int, bytes] | None
-    insecure_honest_but_curious_server: bool
+    accept_honest_but_curious: bool
     allow_low_threshold: bool
     insecure_low_degree: bool
     insecure_open_registration: bool
@@ -176,7 +176,7 @@ async def run_client(
     expected_directory: Mapping[int, bytes] | None = None,
     insecure_plaintext: bool = False,
     insecure_open_registration: bool = False,
-    insecure_honest_but_curious_server: bool = False,
+    accept_honest_but_curious: bool = False,
     allow_low_threshold: bool = False,
     insecure_low_degree: bool = False,
     timeout: float = 300.0,
@@ -218,7 +218,7 @@ async def run_client(
     insecure_open_registration:
         register without an identity key, and accept a server that does not check an
         allow-list (anyone may take any id there).
-    insecure_honest_but_curious_server:
+    accept_honest_but_curious:
         accept a session without the consistency check: a server that lies about who
         dropped can then unmask this client's input.
     allow_low_threshold:
@@ -281,7 +281,7 @@ async def run_client(
         )
     policy = _Policy(
         expected_directory=None if expected_directory is None else dict(expected_directory),
-        insecure_honest_but_curious_server=insecure_honest_but_curious_server,
+        accept_honest_but_curious=accept_honest_but_curious,
         allow_low_threshold=allow_low_threshold,
         insecure_low_degree=insecure_low_degree,
         insecure_open_registration=insecure_open_registration,
@@ -430,11 +430,11 @@ def _config_from_welcome(welcome: dict, policy: _Policy) -> MaskingConfig:
     if params["consistency_check"] is not True:
         if params["consistency_check"] is not False:
             raise DecodeError("WELCOME frame: consistency_check must be true or false")
-        if not policy.insecure_honest_but_curious_server:
+        if not policy.accept_honest_but_curious:
             raise InsecureParameterError(
                 "the server announced a session without the consistency check: a server that lies about who "
                 "dropped could then decrypt this client's shares and unmask its input. Refused; pass "
-                "--insecure-honest-but-curious-server only if you trust the server to follow the protocol"
+                "--insecure-honest-but-curious only if you trust the server to follow the protocol"
             )
     try:
         cfg = MaskingConfig(**params, allow_low_threshold=policy.allow_low_threshold)

@@ -237,7 +237,7 @@ def test_client_exit_status_is_unknown_when_the_server_vanishes_after_its_masked
     write_identity_key(key, SKS[0])
     try:
         rc = main(["client", "--server", f"127.0.0.1:{box['port']}", "--random", "--key", str(key),
-                   "--insecure-plaintext", "--insecure-honest-but-curious-server", "--timeout", "20"])
+                   "--insecure-plaintext", "--insecure-honest-but-curious", "--timeout", "20"])
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set)
         thread.join(10)

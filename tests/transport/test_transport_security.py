@@ -152,7 +152,7 @@ def test_malicious_server_downgrade_is_refused_before_any_protocol_message(opt_o
         try:
             return (await asyncio.gather(run_client(
                 HOST, port, vec, signing_key=SKS[0], requested_id=0, expected_directory=allow(3),
-                insecure_plaintext=True, insecure_honest_but_curious_server=opt_out, timeout=5,
+                insecure_plaintext=True, accept_honest_but_curious=opt_out, timeout=5,
                 on_welcome=lambda u, x, ring: contributed.setdefault("ring", ring),
             ), return_exceptions=True))[0]
         finally:
@@ -161,7 +161,7 @@ def test_malicious_server_downgrade_is_refused_before_any_protocol_message(opt_o
     out = asyncio.run(scenario())
     if not opt_out:
         assert isinstance(out, InsecureParameterError), repr(out)
-        assert "consistency check" in str(out) and "--insecure-honest-but-curious-server" in str(out)
+        assert "consistency check" in str(out) and "--insecure-honest-but-curious" in str(out)
         assert loot["protocol_frames"] == 0 and "ring" not in contributed
     else:  # the attack the default prevents: the input comes out exactly
         np.testing.assert_array_equal(loot["unmasked"], contributed["ring"])
@@ -429,7 +429,7 @@ def test_connection_lost_after_the_masked_input_is_unknown_not_excluded():
         try:
             return (await asyncio.gather(run_client(
                 HOST, port, np.zeros(4), signing_key=SKS[0], insecure_plaintext=True, timeout=5,
-                insecure_honest_but_curious_server=True), return_exceptions=True))[0]
+                accept_honest_but_curious=True), return_exceptions=True))[0]
         finally:
             srv.close()
 

@@ -61,7 +61,7 @@ def test_all_clients_sum_exact(graph, k, check):
     variant (the last two only with the client's explicit insecure opt-ins)."""
     cfg = MaskingConfig(n=7, dim=33, graph=graph, k=k, consistency_check=check)
     vecs = ring_vectors(7, 33)
-    opt_in = {"insecure_low_degree": k is not None, "insecure_honest_but_curious_server": not check}
+    opt_in = {"insecure_low_degree": k is not None, "accept_honest_but_curious": not check}
     res, outs, _ = asyncio.run(run_session(cfg, vecs, client_kw={u: opt_in for u in range(7)}))
     check_result(res, vecs)
     assert res.survivors == list(range(7)) and res.dropped == {}
@@ -538,5 +538,5 @@ def test_client_rejects_malformed_done_with_a_secagg_error():
         await asyncio.sleep(1.0)
         writer.close()
 
-    out = asyncio.run(_against_fake_server(fake_server, {"insecure_honest_but_curious_server": True}))
+    out = asyncio.run(_against_fake_server(fake_server, {"accept_honest_but_curious": True}))
     assert isinstance(out, DecodeError), repr(out)
