@@ -12,6 +12,7 @@ from .config import MaskingConfig
 from .graph import Graph, complete_graph, harary_graph
 from .messages import decode_message
 from .params import SessionParameters, ThreatModel, find_parameters
+from .policy import SecurityPolicy
 from .rounds import ROUNDS
 from .server import Server
 from .simulate import SimulationResult, resolve_dropout, secure_sum, simulate, simulate_ring
@@ -22,6 +23,7 @@ __all__ = [
     "MaskingConfig",
     "ROUNDS",
     "Server",
+    "SecurityPolicy",
     "SessionParameters",
     "SimulationResult",
     "ThreatModel",
