@@ -32,6 +32,7 @@ Tree::
 from __future__ import annotations
 
 __all__ = [
+    "Reason",
     "SecAggError",
     "ConfigurationError",
     "InsecureParameterError",
@@ -53,24 +54,91 @@ __all__ = [
 ]
 
 
+class Reason:
+    """Machine-readable reason codes carried by :attr:`SecAggError.code` (callers branch on
+    these, never on message text)."""
+
+    ERROR = "error"
+    CONFIGURATION = "configuration"
+    INSECURE = "insecure_parameter"
+    INPUT = "input"
+    ENCODING = "encoding"
+    OVERFLOW = "overflow"
+    OUT_OF_RANGE = "out_of_range"
+    MALFORMED = "malformed"
+    FRAME_TOO_LARGE = "frame_too_large"
+    INTEGRITY = "integrity"
+    BAD_SIGNATURE = "bad_signature"
+    INCOMPATIBLE = "incompatible"
+    SECRET_SHARING = "secret_sharing"
+    WRONG_ROUND = "wrong_round"
+    WRONG_SESSION = "wrong_session"
+    WRONG_RECIPIENT = "wrong_recipient"
+    UNKNOWN_PARTY = "unknown_party"
+    DROPPED_PARTY = "dropped_party"
+    DUPLICATE = "duplicate"
+    VIOLATION = "violation"
+    BAD_TRANSCRIPT = "bad_transcript"
+    BOTH_SHARES = "both_shares"
+    ABORT = "abort"
+    BELOW_THRESHOLD = "below_threshold"
+    BELOW_FLOOR = "below_min_survivors"
+    UNRECOVERABLE = "unrecoverable_secret"
+    BUDGET = "budget_exceeded"
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> "SecAggError":
+    obj = cls.__new__(cls)
+    Exception.__init__(obj, *args)
+    obj.__dict__.update(state)
+    return obj
+
+
 class SecAggError(Exception):
-    """Root of every exception the library raises on purpose."""
+    """Root of every exception the library raises on purpose.
+
+    Besides the message, every instance carries structured fields that callers can branch
+    on: ``code`` (a :class:`Reason` constant; each class has a default), ``party`` (the
+    client id concerned, or ``None``) and ``round`` (the protocol round name, or ``None``).
+    They survive pickling (Ray ships exceptions between processes).
+    """
+
+    code: str = Reason.ERROR
+
+    def __init__(self, *args: object, code: str | None = None, party: int | None = None,
+                 round: str | None = None) -> None:
+        super().__init__(*args)
+        if code is not None:
+            self.code = code
+        self.party = party
+        self.round = round
+
+    def __reduce__(self):  # keep code/party/round (and subclass fields) across pickling
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigurationError(SecAggError, ValueError):
     """Parameters that cannot work together (say which, and what would)."""
 
+    code = Reason.CONFIGURATION
+
 
 class InsecureParameterError(ConfigurationError):
     """A parameter below the library's security floor, without an explicit opt-in flag."""
+
+    code = Reason.INSECURE
 
 
 class InputError(SecAggError, ValueError):
     """An argument with the wrong shape, dtype, length or value (NaN, inf, out of range)."""
 
+    code = Reason.INPUT
+
 
 class EncodingError(SecAggError, ValueError):
     """A value that cannot be represented in the chosen fixed-point / ring encoding."""
+
+    code = Reason.ENCODING
 
 
 class SumOverflowError(EncodingError, OverflowError):
@@ -79,22 +147,32 @@ class SumOverflowError(EncodingError, OverflowError):
     Raised *before* the overflowing operation, never after a silent wrap-around.
     """
 
+    code = Reason.OVERFLOW
+
 
 class DecodeError(SecAggError, ValueError):
     """Bytes that do not parse: wrong version, truncated, wrong length, bad field."""
+
+    code = Reason.MALFORMED
 
 
 class IntegrityError(SecAggError):
     """Authenticated data failed verification: tampered ciphertext, wrong associated
     data, wrong key, or an invalid signature. Never reveals which byte was wrong."""
 
+    code = Reason.INTEGRITY
+
 
 class IncompatibleError(SecAggError, ValueError):
     """Objects that cannot be combined: different keys, encodings, lengths or sessions."""
 
+    code = Reason.INCOMPATIBLE
+
 
 class SecretSharingError(SecAggError, ValueError):
     """Shamir shares that cannot reconstruct: too few, duplicated, or from another secret."""
+
+    code = Reason.SECRET_SHARING
 
 
 class ProtocolError(SecAggError):
@@ -107,35 +185,51 @@ class ProtocolError(SecAggError):
 class UnexpectedMessage(ProtocolError):
     """A message that belongs to another round or state."""
 
+    code = Reason.WRONG_ROUND
+
 
 class UnknownParty(ProtocolError):
     """A message from (or about) a party that is not part of this session."""
+
+    code = Reason.UNKNOWN_PARTY
 
 
 class DroppedParty(ProtocolError):
     """A message from a party that the protocol already counts as dropped."""
 
+    code = Reason.DROPPED_PARTY
+
 
 class DuplicateMessage(ProtocolError):
     """A second message for a slot that was already filled (duplicate or replay)."""
+
+    code = Reason.DUPLICATE
 
 
 class ProtocolViolation(ProtocolError):
     """Message content that contradicts the protocol (wrong recipients, lengths, sets)."""
 
+    code = Reason.VIOLATION
+
 
 class ProtocolAbort(SecAggError):
     """The protocol cannot finish safely; no partial result is returned.
 
-    ``reason`` says why (for example: fewer survivors than the threshold); ``blamed``
-    names the clients whose misbehaviour caused it, when one is known.
+    ``reason`` says why in words (for example: fewer survivors than the threshold),
+    ``code`` in a :class:`Reason` constant; ``blamed`` names the clients whose
+    misbehaviour caused it, when one is known.
     """
 
-    def __init__(self, reason: str, blamed: tuple[int, ...] = ()) -> None:
-        super().__init__(reason)
+    code = Reason.ABORT
+
+    def __init__(self, reason: str, blamed: tuple[int, ...] = (), *, code: str | None = None,
+                 party: int | None = None, round: str | None = None) -> None:
+        super().__init__(reason, code=code, party=party, round=round)
         self.reason = reason
         self.blamed = tuple(blamed)
 
 
 class BudgetExceeded(SecAggError):
     """Spending more privacy would exceed the configured (epsilon, delta) budget."""
+
+    code = Reason.BUDGET

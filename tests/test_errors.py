@@ -20,12 +20,34 @@ PROTOCOL_ERRORS = {E.UnexpectedMessage, E.UnknownParty, E.DroppedParty, E.Duplic
 
 
 def _classes():
-    return [getattr(E, name) for name in E.__all__]
+    return [getattr(E, name) for name in E.__all__ if name != "Reason"]
 
 
 def test_all_exports_every_exception_class_in_the_module():
     defined = {c for _, c in inspect.getmembers(E, inspect.isclass) if issubclass(c, BaseException)}
-    assert defined == set(_classes())
+    assert defined == set(_classes()) and "Reason" in E.__all__
+
+
+@pytest.mark.parametrize("cls", _classes(), ids=lambda c: c.__name__)
+def test_structured_fields_survive_pickling(cls):
+    import pickle
+
+    try:
+        exc = cls("what happened", code=E.Reason.VIOLATION, party=4, round="masked_input")
+    except TypeError:  # classes with their own field signature
+        pytest.skip(f"{cls.__name__} has its own constructor")
+    back = pickle.loads(pickle.dumps(exc))
+    assert type(back) is cls and str(back) == "what happened"
+    assert (back.code, back.party, back.round) == (E.Reason.VIOLATION, 4, "masked_input")
+
+
+def test_every_class_has_a_default_code_its_parent_does_not_share():
+    codes = {cls: cls.code for cls in _classes()}
+    assert codes[E.SecAggError] == E.Reason.ERROR
+    for cls, code in codes.items():
+        assert code in vars(E.Reason).values()
+        if cls is not E.SecAggError and cls is not E.ProtocolError:
+            assert code != codes[cls.__mro__[1]], cls
 
 
 @pytest.mark.parametrize("cls", _classes(), ids=lambda c: c.__name__)

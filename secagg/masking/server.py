@@ -4,9 +4,12 @@ Bell et al. CCS 2020), hardened against malicious clients.
 The server has no clock: the driver calls :meth:`Server.close_round` when a round's
 deadline has passed, and the server moves on with whoever answered (the others count as
 dropped from then on). ``receive`` only validates and stores; ``close_round`` returns the
-next round's messages. Transitions: :data:`secagg.masking.rounds.SERVER_TRANSITIONS`.
-A rejected message raises a :class:`~secagg.errors.ProtocolError` subclass and leaves the
-server unchanged (the driver counts the sender as dropped and names it). Fewer than ``t``
+next round's messages. Which event may happen in which state, and which state follows, is
+the table of :func:`secagg.masking.rounds.server_transitions`; the per-state data are the
+frozen dataclasses of :mod:`~secagg.masking.rounds`. A rejected message raises a
+:class:`~secagg.errors.ProtocolError` subclass and leaves the server unchanged (each
+handler validates everything before it records anything); the driver counts the sender
+as dropped and names it. Fewer than ``t``
 live share holders, or fewer survivors than ``min_survivors``, at a round close raises
 :class:`~secagg.errors.ProtocolAbort` (state ``"aborted"``, no partial result).
 
@@ -40,7 +43,7 @@ all of them from the sum of the masked inputs, which leaves ``sum_{u in U3} x_u 
 from __future__ import annotations
 
 import secrets
-from typing import Mapping
+from typing import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -53,6 +56,7 @@ from ..errors import (
     IntegrityError,
     ProtocolAbort,
     ProtocolViolation,
+    Reason,
     SecretSharingError,
     UnexpectedMessage,
     UnknownParty,
@@ -69,35 +73,57 @@ from .config import (
 )
 from .graph import Graph
 from .messages import (
+    AdvertiseKeys,
     ConsistencyRequest,
+    ConsistencyResponse,
     ForwardShares,
     KeysBroadcast,
     MaskedInput,
     Message,
+    ShareKeys,
     StartSession,
     UnmaskRequest,
+    UnmaskResponse,
+)
+from .rounds import (
+    AwaitInputs,
+    AwaitKeys,
+    AwaitShareReveals,
+    AwaitShares,
+    AwaitSignatures,
+    CloseRound,
+    ServerAborted,
+    ServerDone,
+    ServerIdle,
+    ServerState,
+    Start,
+    server_transitions,
 )
 from .transcript import MerkleTree, absent_leaf, leaf_hash, session_identity
-from .rounds import SERVER_TRANSITIONS
 
 __all__ = ["Server"]
 
-# which set a sender must belong to, per collecting state
-_PREVIOUS = {
-    "advertise_keys": "all",
-    "share_keys": "u1",
-    "masked_input": "u2",
-    "consistency_check": "u3",
-    "unmasking": "u4",
-}
+_Collecting = (AwaitKeys, AwaitShares, AwaitInputs, AwaitSignatures, AwaitShareReveals)
 
 
 class Server:
     """The aggregation server of one session.
 
-    Parameters: ``config``, ``graph`` (the same the clients use), ``session`` (16..32
-    bytes, default 16 random bytes from ``secrets``), ``directory`` (party id -> Ed25519
-    public key; required for the active variant).
+    Parameters
+    ----------
+    config, graph:
+        the session (the graph must be the one the clients use).
+    session:
+        the 16..32-byte nonce carried by every message (default: 16 bytes from ``secrets``).
+    directory:
+        party id -> Ed25519 public key (the PKI); required against an active server.
+
+    Attributes
+    ----------
+    state:
+        the current :data:`~secagg.masking.rounds.ServerState` (a frozen dataclass).
+    misbehaving:
+        ``{id: what it did}``: reported by a neighbour, or caught revealing a wrong share.
     """
 
     def __init__(
@@ -113,7 +139,7 @@ class Server:
         if not isinstance(session, (bytes, bytearray)) or not 16 <= len(session) <= 32:
             raise InputError("session id must be 16..32 bytes")
         if config.consistency_check and directory is None:
-            raise InputError("the active variant (consistency_check=True) needs the directory of verification keys")
+            raise InputError("the active-server variant needs the directory of verification keys (the PKI)")
         if not isinstance(graph, Graph) or graph.n != config.n or graph.k != config.k:
             raise InputError(
                 f"graph ({getattr(graph, 'n', '?')} clients, degree {getattr(graph, 'k', '?')}) is not the "
@@ -123,53 +149,64 @@ class Server:
         self.graph = graph
         self.session = bytes(session)
         self._directory = dict(directory or {})
-        n = config.n
-        self._holders = None if config.is_complete else np.stack([graph.holders(u) for u in range(n)])
-        self.state = "idle"
-        self.u1: dict[int, tuple[bytes, bytes, bytes]] = {}  # id -> (c_pk, s_pk, sig)
-        self._advertised: set[bytes] = set()  # every public key in u1 (updated with it)
-        self._probe_key = keys.AgreementKey.generate()  # only to test advertised points
-        self.u2: dict[int, dict[int, bytes]] = {}  # sender -> {recipient: ciphertext}
+        self._holders = None if config.is_complete else np.stack([graph.holders(u) for u in range(config.n)])
         self._digest = config.digest(graph)
-        self.R: bytes | None = None  # session identity, once the keys are broadcast
-        self._pending: dict[int, MaskedInput] = {}  # masked inputs until the round closes
-        self._complaints: dict[int, frozenset[int]] = {}
-        self._b_commit: dict[int, bytes] = {}
-        self.excluded: dict[int, str] = {}  # id -> why its input is not in the sum
-        self.misbehaving: dict[int, str] = {}  # id -> what it did (reported or detected)
-        self.u3: frozenset[int] = frozenset()
-        self.u4: dict[int, bytes] = {}  # id -> signature over U3
-        self.u5: dict[int, tuple[dict[int, np.ndarray], dict[int, np.ndarray]]] = {}
-        self._acc = np.zeros(config.dim, dtype=config.dtype)
-        self.result: np.ndarray | None = None
-        self.abort_reason: str | None = None
+        self._table = server_transitions(config.consistency_check)
+        self._probe_key = keys.AgreementKey.generate()  # only to test advertised points
+        self.state: ServerState = ServerIdle()
+        self.misbehaving: dict[int, str] = {}
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ views
     @property
     def survivors(self) -> list[int]:
         """Sorted ids whose inputs are in the sum (U3), once the masked inputs are closed."""
-        return sorted(self.u3)
+        return sorted(getattr(self.state, "u3", ()))
 
-    def _transition(self, event: str) -> str:
-        nxt = SERVER_TRANSITIONS.get((self.state, event))
+    @property
+    def result(self) -> np.ndarray | None:
+        """The ring sum of U3, once the session is done."""
+        return self.state.result if isinstance(self.state, ServerDone) else None
+
+    @property
+    def R(self) -> bytes | None:
+        """The session identity, once the keys are broadcast."""
+        return getattr(self.state, "R", None)
+
+    @property
+    def excluded(self) -> dict[int, str]:
+        """``{id: why}``: masked inputs that arrived but were left out of the sum."""
+        return dict(getattr(self.state, "excluded", {}))
+
+    @property
+    def abort_reason(self) -> str | None:
+        return self.state.reason if isinstance(self.state, ServerAborted) else None
+
+    def snapshot(self) -> tuple[ServerState, dict[int, str], int]:
+        """A comparable view of the protocol state (for tests): the state object and the
+        size of what it collected (handlers record only after validating)."""
+        st = self.state
+        return (st, dict(self.misbehaving), len(st.answered()) if isinstance(st, _Collecting) else -1)
+
+    # ------------------------------------------------------------------ helpers
+    def _next(self, event: type) -> type:
+        nxt = self._table.get((type(self.state), event))
         if nxt is None:
-            raise UnexpectedMessage(f"{event} is not allowed for the server in state {self.state!r}")
+            raise UnexpectedMessage(
+                f"{event.__name__} is not allowed for the server in state {type(self.state).__name__}")
         return nxt
 
-    def _alive_set(self, name: str) -> frozenset[int]:
-        if name == "all":
-            return frozenset(range(self.config.n))
-        if name == "u4" and not self.config.consistency_check:
-            return self.u3
-        val = getattr(self, name)
-        return frozenset(val)
+    def _commit(self, new: ServerState, expected: type) -> None:
+        if type(new) is not expected:  # pragma: no cover - a handler that breaks the table is a bug
+            raise AssertionError(f"server produced {type(new).__name__}, the table says {expected.__name__}")
+        self.state = new
 
-    def _check_live(self, alive: frozenset[int], round_name: str) -> None:
+    def _check_live(self, alive: Collection[int], round_name: str) -> None:
         """ProtocolAbort unless every live client keeps >= t live holders."""
         t, n = self.config.threshold, self.config.n
         if self.config.is_complete:
             if len(alive) < t:
-                self._abort(f"only {len(alive)} clients remain after {round_name}, fewer than the threshold t={t}")
+                self._abort(f"only {len(alive)} clients remain after {round_name}, fewer than the threshold t={t}",
+                            round_name, Reason.BELOW_THRESHOLD)
             return
         mask = np.zeros(n, dtype=bool)
         mask[list(alive)] = True
@@ -179,147 +216,139 @@ class Server:
             who = int(bad[0]) if bad.size else -1
             self._abort(
                 f"after {round_name}, client {who} has only {int(counts[who]) if who >= 0 else 0} live share "
-                f"holders, fewer than the threshold t={t}"
+                f"holders, fewer than the threshold t={t}", round_name, Reason.BELOW_THRESHOLD
             )
 
-    def _abort(self, reason: str, blamed: tuple[int, ...] = ()):
-        self.state = "aborted"
-        self.abort_reason = reason
-        raise ProtocolAbort(reason, blamed=blamed)
+    def _abort(self, reason: str, round_name: str | None = None, code: str = Reason.ABORT,
+               blamed: tuple[int, ...] = ()) -> None:
+        self.state = ServerAborted(reason, tuple(blamed))
+        raise ProtocolAbort(reason, blamed=blamed, code=code, round=round_name)
 
-    def snapshot(self) -> dict:
-        """A comparable copy of the mutable protocol state (for tests and debugging)."""
-        return {
-            "state": self.state,
-            "u1": dict(self.u1),
-            "u2": {k: dict(v) for k, v in self.u2.items()},
-            "u3": self.u3,
-            "u4": dict(self.u4),
-            "u5": {k: ({o: a.tobytes() for o, a in b.items()}, {o: a.tobytes() for o, a in s.items()})
-                   for k, (b, s) in self.u5.items()},
-            "acc": self._acc.tobytes(),
-        }
+    def _live_holders(self, u: int, alive: Collection[int]) -> list[int]:
+        hs = range(self.config.n) if self._holders is None else self._holders[u]
+        return [int(v) for v in hs if int(v) in alive]
 
     # ------------------------------------------------------------------ events
     def start(self) -> list[Message]:
         """Open the session: one StartSession per client."""
-        nxt = self._transition("start")
-        self.state = nxt
+        self._commit(AwaitKeys(self.config.n), self._next(Start))
         return [StartSession(self.session, u) for u in range(self.config.n)]
 
     def receive(self, message: Message) -> list[Message]:
-        """Validate and store one client message; returns ``[]`` (answers come at round close).
+        """Validate and record one client message; returns ``[]`` (answers come at round close).
 
         Raises (state unchanged): :class:`UnexpectedMessage` (wrong round or session),
         :class:`UnknownParty` (sender not in the session), :class:`DroppedParty` (sender
         already counted as dropped), :class:`DuplicateMessage` (second message from the
         sender this round), :class:`ProtocolViolation` (bad content), :class:`IntegrityError`
-        (bad signature).
+        (bad signature). Every error carries the sender as ``party`` and the ``round``.
         """
-        kind = type(message).__name__
+        kind = type(message)
+        st = self.state
         sender = getattr(message, "sender", None)
-        where = f"{kind} from client {sender} in server state {self.state!r}"
-        if (self.state, kind) not in SERVER_TRANSITIONS:
-            raise UnexpectedMessage(f"{where}: this message belongs to another round")
+        rnd = st.round.value if st.round is not None else None
+        err = dict(party=sender if isinstance(sender, int) else None, round=rnd)
+        where = f"{kind.__name__} from client {sender} in server state {type(st).__name__}"
+        if not isinstance(st, _Collecting) or (type(st), kind) not in self._table:
+            raise UnexpectedMessage(f"{where}: this message belongs to another round", **err)
         if message.session != self.session:
-            raise UnexpectedMessage(f"{where}: the message belongs to another session (replay?)")
+            raise UnexpectedMessage(f"{where}: the message belongs to another session (replay?)",
+                                    code=Reason.WRONG_SESSION, **err)
         if not isinstance(sender, int) or not 0 <= sender < self.config.n:
-            raise UnknownParty(f"{where}: client {sender} is not part of this session of {self.config.n} clients")
-        if sender not in self._alive_set(_PREVIOUS[self.state]):
-            raise DroppedParty(f"{where}: client {sender} already counts as dropped")
-        current = {"advertise_keys": self.u1, "share_keys": self.u2, "masked_input": self._pending,
-                   "consistency_check": self.u4, "unmasking": self.u5}[self.state]
-        if sender in current:
-            raise DuplicateMessage(f"{where}: client {sender} already answered this round (duplicate or replay)")
-        getattr(self, f"_on_{kind}")(message, where)
-        self.state = SERVER_TRANSITIONS[(self.state, kind)]
+            raise UnknownParty(f"{where}: client {sender} is not part of this session of {self.config.n} clients",
+                               **err)
+        if sender not in st.eligible():
+            raise DroppedParty(f"{where}: client {sender} already counts as dropped", **err)
+        if sender in st.answered():
+            raise DuplicateMessage(f"{where}: client {sender} already answered this round (duplicate or replay)",
+                                   **err)
+        _RECEIVERS[kind](self, st, message, where, err)
         return []
 
-    def _on_AdvertiseKeys(self, m, where: str) -> None:
+    def _on_advertise(self, st: AwaitKeys, m: AdvertiseKeys, where: str, err: dict) -> None:
         if self.config.consistency_check:
             vk = self._directory.get(m.sender)
             if vk is None:
-                raise ProtocolViolation(f"{where}: no verification key for this client in the directory")
+                raise ProtocolViolation(f"{where}: no verification key for this client in the directory", **err)
             try:
                 keys.verify_signature(
                     vk, advertise_payload(self._digest, self.session, m.sender, m.c_pk, m.s_pk), m.signature
                 )
             except IntegrityError:
-                raise IntegrityError(f"{where}: invalid signature on the advertised keys") from None
+                raise IntegrityError(f"{where}: invalid signature on the advertised keys",
+                                     code=Reason.BAD_SIGNATURE, **err) from None
         elif m.signature:
-            raise ProtocolViolation(f"{where}: a signature in a session without consistency check")
+            raise ProtocolViolation(f"{where}: a signature in a session without consistency check", **err)
         # Keys that every neighbour would refuse (Bonawitz et al. Fig. 4: "all public keys
         # differ"; a low-order point gives an all-zero secret) are refused here, so one
         # client cannot make all its honest neighbours reject their KeysBroadcast.
         pks = (m.c_pk, m.s_pk)
         if not all(isinstance(pk, bytes) and len(pk) == keys.PUBLIC_KEY_SIZE for pk in pks):
-            raise ProtocolViolation(f"{where}: public keys must be {keys.PUBLIC_KEY_SIZE} bytes each")
-        if m.c_pk == m.s_pk or any(pk in self._advertised for pk in pks):
-            raise ProtocolViolation(f"{where}: a public key equal to another advertised key (all keys must differ)")
+            raise ProtocolViolation(f"{where}: public keys must be {keys.PUBLIC_KEY_SIZE} bytes each", **err)
+        if m.c_pk == m.s_pk or any(pk in st.seen_keys for pk in pks):
+            raise ProtocolViolation(f"{where}: a public key equal to another advertised key (all keys must differ)",
+                                    **err)
         try:
             for pk in pks:
                 self._probe_key.exchange(pk)
         except IntegrityError:
-            raise ProtocolViolation(f"{where}: a public key is a low-order X25519 point") from None
-        self.u1 = {**self.u1, m.sender: (m.c_pk, m.s_pk, m.signature)}
-        self._advertised.update(pks)
+            raise ProtocolViolation(f"{where}: a public key is a low-order X25519 point", **err) from None
+        st.u1[m.sender] = (m.c_pk, m.s_pk, m.signature)
+        st.seen_keys.update(pks)
 
-    def _on_ShareKeys(self, m, where: str) -> None:
+    def _on_share(self, st: AwaitShares, m: ShareKeys, where: str, err: dict) -> None:
         recips = [int(v) for v, _ in m.ciphertexts]
-        expected = set(self._live_holders(m.sender, self.u1)) - {m.sender}
+        expected = set(self._live_holders(m.sender, st.keys)) - {m.sender}
         if len(set(recips)) != len(recips) or set(recips) != expected:
             raise ProtocolViolation(
                 f"{where}: ciphertexts must go to exactly its live neighbours "
-                f"({len(expected)} of them), got {len(recips)} recipients"
+                f"({len(expected)} of them), got {len(recips)} recipients", **err
             )
-        self.u2 = {**self.u2, m.sender: {int(v): ct for v, ct in m.ciphertexts}}
+        st.u2[m.sender] = {int(v): ct for v, ct in m.ciphertexts}
 
-    def _on_MaskedInput(self, m, where: str) -> None:
+    def _on_masked(self, st: AwaitInputs, m: MaskedInput, where: str, err: dict) -> None:
         cfg = self.config
         if m.bits != cfg.bits or m.vector.shape != (cfg.dim,) or m.vector.dtype != cfg.dtype:
             raise ProtocolViolation(
                 f"{where}: expected a {cfg.dim}-element vector in the {cfg.bits}-bit ring, "
-                f"got {m.vector.size} elements of {m.bits} bits"
+                f"got {m.vector.size} elements of {m.bits} bits", **err
             )
         if cfg.bits < m.vector.dtype.itemsize * 8 and m.vector.size and int(m.vector.max()) >> cfg.bits:
-            raise ProtocolViolation(f"{where}: vector elements exceed the {cfg.bits}-bit ring")
+            raise ProtocolViolation(f"{where}: vector elements exceed the {cfg.bits}-bit ring", **err)
         complaints = frozenset(int(v) for v in m.complaints)
         if len(complaints) != len(m.complaints):
-            raise ProtocolViolation(f"{where}: a client is reported twice")
-        forwarded = {v for v in self._live_holders(m.sender, self.u2) if v != m.sender}
+            raise ProtocolViolation(f"{where}: a client is reported twice", **err)
+        forwarded = {v for v in self._live_holders(m.sender, st.u2) if v != m.sender}
         foreign = sorted(complaints - forwarded)
         if foreign:
-            raise ProtocolViolation(f"{where}: reports {foreign[:5]}, whose shares were never forwarded to it")
-        self._pending = {**self._pending, m.sender: m}
+            raise ProtocolViolation(f"{where}: reports {foreign[:5]}, whose shares were never forwarded to it", **err)
+        st.pending[m.sender] = m
 
-    def _on_ConsistencyResponse(self, m, where: str) -> None:
-        payload = survivors_payload(self.R, self.config.n, sorted(self.u3))
+    def _on_signature(self, st: AwaitSignatures, m: ConsistencyResponse, where: str, err: dict) -> None:
+        payload = survivors_payload(st.R, self.config.n, sorted(st.u3))
         try:
             keys.verify_signature(self._directory[m.sender], payload, m.signature)
         except IntegrityError:
-            raise IntegrityError(f"{where}: invalid signature over the survivor set") from None
-        self.u4 = {**self.u4, m.sender: m.signature}
+            raise IntegrityError(f"{where}: invalid signature over the survivor set",
+                                 code=Reason.BAD_SIGNATURE, **err) from None
+        st.u4[m.sender] = m.signature
 
-    def _on_UnmaskResponse(self, m, where: str) -> None:
-        holders = set(self._live_holders(m.sender, self.u2))
-        dropped = set(self.u2) - self.u3
+    def _on_reveal(self, st: AwaitShareReveals, m: UnmaskResponse, where: str, err: dict) -> None:
+        holders = set(self._live_holders(m.sender, st.u2))
+        dropped = st.u2 - st.u3
         parsed = []
-        for name, entries, allowed in (("self-mask", m.self_shares, self.u3), ("mask-key", m.key_shares, dropped)):
+        for name, entries, allowed in (("self-mask", m.self_shares, st.u3), ("mask-key", m.key_shares, dropped)):
             owners = [int(v) for v, _ in entries]
             if len(set(owners)) != len(owners):
-                raise ProtocolViolation(f"{where}: two {name} shares for one client")
+                raise ProtocolViolation(f"{where}: two {name} shares for one client", **err)
             wrong = [v for v in owners if v not in allowed or v not in holders]
             if wrong:
-                raise ProtocolViolation(f"{where}: {name} shares of {wrong[:5]} were not requested from it")
+                raise ProtocolViolation(f"{where}: {name} shares of {wrong[:5]} were not requested from it", **err)
             try:
                 parsed.append({v: shamir.decode_share_values(b, 1, SHARE_LIMBS)[0] for v, b in entries})
             except (DecodeError, InputError):
-                raise ProtocolViolation(f"{where}: malformed {name} share") from None
-        self.u5 = {**self.u5, m.sender: (parsed[0], parsed[1])}
-
-    def _live_holders(self, u: int, alive) -> list[int]:
-        hs = range(self.config.n) if self._holders is None else self._holders[u]
-        return [int(v) for v in hs if int(v) in alive]
+                raise ProtocolViolation(f"{where}: malformed {name} share", **err) from None
+        st.u5[m.sender] = (parsed[0], parsed[1])
 
     # ------------------------------------------------------------------ round close
     def close_round(self) -> list[Message]:
@@ -327,122 +356,114 @@ class Server:
 
         Returns the next round's messages (``[]`` after unmasking, when :attr:`result`
         holds the ring sum). Raises :class:`ProtocolAbort` below threshold or below the
-        survivor floor.
+        survivor floor (state :class:`~secagg.masking.rounds.ServerAborted`).
         """
-        state = self.state
-        nxt = self._transition("close_round")
-        cfg = self.config
-        if state == "advertise_keys":
-            alive = frozenset(self.u1)
-            self._check_live(alive, state)
-            tree = self._transcript_tree()
-            self.R = session_identity(self._digest, self.session, tree.root)
-            out = []
-            for u in sorted(alive):
-                entries = tuple((v, *self.u1[v]) for v in self._live_holders(u, alive) if v != u)
-                out.append(KeysBroadcast(self.session, u, entries, tree.proof(self.graph.holder_runs(u))))
-        elif state == "share_keys":
-            alive = frozenset(self.u2)
-            self._check_live(alive, state)
-            out = []
-            for u in sorted(alive):
-                cts = tuple((v, self.u2[v][u]) for v in self._live_holders(u, alive) if v != u)
-                out.append(ForwardShares(self.session, u, cts))
-        elif state == "masked_input":
-            self._close_masked_inputs()
-            survivors = tuple(sorted(self.u3))
-            if cfg.consistency_check:
-                out = [ConsistencyRequest(self.session, u, cfg.n, survivors) for u in survivors]
-            else:
-                nxt = SERVER_TRANSITIONS[(nxt, "skip")]
-                out = self._unmask_requests(survivors)
-        elif state == "consistency_check":
-            alive = frozenset(self.u4)
-            self._check_live(alive, state)
-            out = self._unmask_requests(tuple(sorted(alive)))
-        elif state == "unmasking":
-            self.result = self._unmask()
-            out = []
-        else:  # pragma: no cover - the table has no other close_round edge
-            raise UnexpectedMessage(f"close_round in state {state!r}")
-        self.state = nxt
+        nxt = self._next(CloseRound)
+        out, new = _CLOSERS[type(self.state)](self, self.state)
+        self._commit(new, nxt)
         return out
 
-    def _transcript_tree(self) -> MerkleTree:
-        """Merkle tree over every position's advertised keys (absent leaf if silent)."""
+    def _close_keys(self, st: AwaitKeys) -> tuple[list[Message], AwaitShares]:
+        alive = frozenset(st.u1)
+        self._check_live(alive, "advertise_keys")
         leaves = []
-        for pos in range(self.config.n):
+        for pos in range(self.config.n):  # the Merkle tree over every position's advertised keys
             v = self.graph.party_at(pos)
-            entry = self.u1.get(v)
+            entry = st.u1.get(v)
             leaves.append(absent_leaf(v) if entry is None else leaf_hash(v, entry[0], entry[1]))
-        return MerkleTree(leaves)
+        tree = MerkleTree(leaves)
+        R = session_identity(self._digest, self.session, tree.root)
+        out: list[Message] = []
+        for u in sorted(alive):
+            entries = tuple((v, *st.u1[v]) for v in self._live_holders(u, alive) if v != u)
+            out.append(KeysBroadcast(self.session, u, entries, tree.proof(self.graph.holder_runs(u))))
+        return out, AwaitShares({v: (c, s) for v, (c, s, _) in st.u1.items()}, R)
 
-    def _masked_with(self, w: int) -> set[int]:
+    def _close_shares(self, st: AwaitShares) -> tuple[list[Message], AwaitInputs]:
+        alive = frozenset(st.u2)
+        self._check_live(alive, "share_keys")
+        out: list[Message] = []
+        for u in sorted(alive):
+            cts = tuple((v, st.u2[v][u]) for v in self._live_holders(u, alive) if v != u)
+            out.append(ForwardShares(self.session, u, cts))
+        return out, AwaitInputs(st.keys, st.R, alive)  # the ciphertexts are forwarded and forgotten
+
+    def _masked_with(self, u2: Collection[int], complaints: Mapping[int, frozenset[int]], w: int) -> set[int]:
         """Neighbours whose pairwise mask client ``w`` added: those whose shares were
         forwarded to it and that it did not report."""
-        return {v for v in self._live_holders(w, self.u2) if v != w} - self._complaints.get(w, frozenset())
+        return {v for v in self._live_holders(w, u2) if v != w} - complaints.get(w, frozenset())
 
-    def _close_masked_inputs(self) -> None:
-        """Fix U3: exclude reported clients and whoever masked with an unrecoverable key,
-        check the floors, then sum the kept masked inputs (the rest are discarded)."""
+    def _close_inputs(self, st: AwaitInputs) -> tuple[list[Message], AwaitSignatures | AwaitShareReveals]:
+        """Fix U3: exclude reported clients (both ends of a maximal matching of the
+        accusations), check the floors, make sure every excluded or dropped client's masks
+        can be removed, then sum the kept masked inputs (the rest are discarded)."""
         cfg = self.config
-        self._complaints = {u: frozenset(int(v) for v in m.complaints) for u, m in self._pending.items()}
+        complaints = {u: frozenset(int(v) for v in m.complaints) for u, m in st.pending.items()}
         excluded: dict[int, str] = {}
         matched: set[int] = set()
-        for u in sorted(self._complaints):
-            for v in sorted(self._complaints[u]):
+        for u in sorted(complaints):
+            for v in sorted(complaints[u]):
                 self.misbehaving.setdefault(
-                    v, f"its share ciphertext to client {u} failed authentication (reported by client {u})"
-                )
+                    v, f"its share ciphertext to client {u} failed authentication (reported by client {u})")
                 if u in matched or v in matched:
                     continue  # a maximal matching: this accusation is covered by an excluded end
                 matched |= {u, v}
                 excluded[v] = f"reported by client {u}: its share ciphertext failed authentication"
-                excluded[u] = (
-                    f"reported client {v}'s share ciphertext; one of the two misbehaved, so both are excluded"
-                )
-        kept = set(self._pending) - set(excluded)
-        self.excluded = excluded
-        u3 = frozenset(kept)
+                excluded[u] = f"reported client {v}'s share ciphertext; one of the two misbehaved, so both are excluded"
+        u3 = frozenset(set(st.pending) - set(excluded))
         self._check_live(u3, "masked_input")
         if len(u3) < cfg.min_survivors:
-            self._abort(
-                f"only {len(u3)} masked inputs can enter the sum, below the session's floor "
-                f"min_survivors={cfg.min_survivors}"
-            )
+            self._abort(f"only {len(u3)} masked inputs can enter the sum, below the session's floor "
+                        f"min_survivors={cfg.min_survivors}", "masked_input", Reason.BELOW_FLOOR)
         # every survivor that masked with a dropped or excluded client needs its key rebuilt
         # from t surviving holders; if fewer than t accepted its shares, abort now, before
         # anything is revealed (a driver may rerun without the blamed clients at no privacy
         # cost: this session released nothing but masked vectors)
-        for v in sorted(set(self.u2) - kept):
-            acceptors = [w for w in kept if v in self._masked_with(w)]
+        for v in sorted(st.u2 - u3):
+            acceptors = [w for w in u3 if v in self._masked_with(st.u2, complaints, w)]
             if 0 < len(acceptors) < cfg.threshold:
                 blamed = tuple(sorted(excluded)) if v in excluded or v in self.misbehaving else ()
                 self._abort(
                     f"the mask key of client {v} cannot be rebuilt: only {len(acceptors)} surviving holders "
-                    f"accepted its shares (t={cfg.threshold})"
-                    + (f"; rerun without clients {list(blamed)}" if blamed else ""),
-                    blamed=blamed,
-                )
+                    f"accepted its shares (t={cfg.threshold})" + (f"; rerun without clients {list(blamed)}"
+                                                                    if blamed else ""),
+                    "masked_input", Reason.UNRECOVERABLE, blamed)
+        acc = np.zeros(cfg.dim, dtype=cfg.dtype)
         for u in sorted(u3):
-            np.add(self._acc, self._pending[u].vector, out=self._acc)
-            self._b_commit[u] = self._pending[u].b_commit
-        self._pending = {}
-        self.u3 = u3
+            np.add(acc, st.pending[u].vector, out=acc)
+        b_commit = {u: st.pending[u].b_commit for u in u3}
+        fixed = dict(keys=st.keys, R=st.R, u2=st.u2, u3=u3, acc=acc, b_commit=b_commit, complaints=complaints,
+                     excluded=excluded)
+        survivors = tuple(sorted(u3))
+        if cfg.consistency_check:
+            return [ConsistencyRequest(self.session, u, cfg.n, survivors) for u in survivors], AwaitSignatures(**fixed)
+        nxt = AwaitShareReveals(**fixed, u4=u3)
+        return self._unmask_requests(nxt, survivors, {}), nxt
 
-    def _unmask_requests(self, recipients) -> list[Message]:
+    def _close_signatures(self, st: AwaitSignatures) -> tuple[list[Message], AwaitShareReveals]:
+        alive = frozenset(st.u4)
+        self._check_live(alive, "consistency_check")
+        nxt = AwaitShareReveals(st.keys, st.R, st.u2, st.u3, st.acc, st.b_commit, st.complaints, st.excluded,
+                                u4=alive)
+        return self._unmask_requests(nxt, tuple(sorted(alive)), st.u4), nxt
+
+    def _unmask_requests(self, st: AwaitShareReveals, recipients: Sequence[int],
+                         signatures: Mapping[int, bytes]) -> list[Message]:
         cfg = self.config
-        survivors = tuple(sorted(self.u3))
-        dropped = tuple(sorted(set(self.u2) - self.u3))
-        out = []
+        survivors = tuple(sorted(st.u3))
+        dropped = tuple(sorted(st.u2 - st.u3))
+        out: list[Message] = []
         for u in recipients:
-            sigs = ()
-            if cfg.consistency_check:
-                sigs = tuple((v, self.u4[v]) for v in self._live_holders(u, self.u4))
+            sigs = tuple((v, signatures[v]) for v in self._live_holders(u, signatures)) if cfg.consistency_check else ()
             out.append(UnmaskRequest(self.session, u, cfg.n, survivors, dropped, sigs))
         return out
 
-    def _rebuild(self, owners: list[int], which: int, what: str, check) -> dict[int, bytes]:
+    def _close_reveals(self, st: AwaitShareReveals) -> tuple[list[Message], ServerDone]:
+        return [], ServerDone(self._unmask(st), st.u3, st.excluded)
+
+    # ------------------------------------------------------------------ unmasking
+    def _rebuild(self, st: AwaitShareReveals, owners: list[int], which: int, what: str,
+                 check: Callable[[int, bytes], bool]) -> dict[int, bytes]:
         """Rebuild the 32-byte secrets of ``owners`` from the unmasking responses
         (``which`` 0: self-mask seeds, 1: mask keys). Fast path: the first ``t`` shares,
         batched over owners with equal x-sets, then ``check(owner, secret)``; a secret
@@ -452,18 +473,16 @@ class Server:
         givers_of: dict[int, list[int]] = {}
         groups: dict[tuple[int, ...], list[int]] = {}
         for v in owners:
-            givers = [w for w in sorted(self.u5) if v in self.u5[w][which]]
+            givers = [w for w in sorted(st.u5) if v in st.u5[w][which]]
             if len(givers) < t:
-                self._abort(
-                    f"cannot rebuild the {what} of client {v}: {len(givers)} shares arrived, "
-                    f"fewer than the threshold t={t}"
-                )
+                self._abort(f"cannot rebuild the {what} of client {v}: {len(givers)} shares arrived, "
+                            f"fewer than the threshold t={t}", "unmasking", Reason.BELOW_THRESHOLD)
             givers_of[v] = givers
             groups.setdefault(tuple(givers[:t]), []).append(v)
         out: dict[int, bytes] = {}
         suspects: list[int] = []
         for givers, vs in groups.items():
-            values = np.stack([np.stack([self.u5[w][which][v] for v in vs]) for w in givers])  # (t, S, L)
+            values = np.stack([np.stack([st.u5[w][which][v] for v in vs]) for w in givers])  # (t, S, L)
             try:
                 rows = shamir.combine_batch([w + 1 for w in givers], values, SEED_LEN, threshold=t)
             except (SecretSharingError, InputError):
@@ -476,7 +495,7 @@ class Server:
                     suspects.append(v)
         for v in suspects:
             givers = givers_of[v]
-            values = np.stack([self.u5[w][which][v] for w in givers])  # (m, L)
+            values = np.stack([st.u5[w][which][v] for w in givers])  # (m, L)
             try:
                 secret, bad = shamir.robust_combine([w + 1 for w in givers], values, SEED_LEN, threshold=t)
             except (SecretSharingError, InputError):
@@ -486,41 +505,60 @@ class Server:
                     f"cannot rebuild the {what} of client {v}: its {len(givers)} shares do not determine the "
                     f"value it committed to (client {v} dealt inconsistent shares, or more than "
                     f"{(len(givers) - t) // 2} of its holders revealed wrong ones)",
-                    blamed=(v,),
+                    "unmasking", Reason.UNRECOVERABLE, (v,),
                 )
             for i in bad:
                 self.misbehaving[givers[i]] = f"revealed a wrong share of client {v}'s {what}"
             out[v] = secret
         return out
 
-    def _check_seed(self, v: int, secret: bytes) -> bool:
-        return seed_commitment(self.R, v, secret) == self._b_commit.get(v)
-
-    def _check_key(self, v: int, secret: bytes) -> bool:
-        try:
-            return keys.AgreementKey.from_bytes(secret).public_bytes() == self.u1[v][1]
-        except (InputError, IntegrityError, ValueError):
-            return False
-
-    def _unmask(self) -> np.ndarray:
+    def _unmask(self, st: AwaitShareReveals) -> np.ndarray:
         cfg = self.config
-        survivors = sorted(self.u3)
-        dropped = sorted(set(self.u2) - self.u3)
+        survivors = sorted(st.u3)
+        dropped = sorted(st.u2 - st.u3)
         # survivors that added a pairwise mask with each dropped (or excluded) client
-        maskers = {v: [u for u in survivors if v in self._masked_with(u)] for v in dropped}
+        maskers = {v: [u for u in survivors if v in self._masked_with(st.u2, st.complaints, u)] for v in dropped}
         needed = [v for v in dropped if maskers[v]]
-        b_seeds = self._rebuild(survivors, 0, "self-mask seed", self._check_seed)
-        sk = self._rebuild(needed, 1, "mask key", self._check_key)
+
+        def seed_ok(v: int, secret: bytes) -> bool:
+            return seed_commitment(st.R, v, secret) == st.b_commit.get(v)
+
+        def key_ok(v: int, secret: bytes) -> bool:
+            try:
+                return keys.AgreementKey.from_bytes(secret).public_bytes() == st.keys[v][1]
+            except (InputError, IntegrityError, ValueError):
+                return False
+
+        b_seeds = self._rebuild(st, survivors, 0, "self-mask seed", seed_ok)
+        sk = self._rebuild(st, needed, 1, "mask key", key_ok)
         seeds, signs = [], []
         for v in needed:
             key = keys.AgreementKey.from_bytes(sk[v])
             for u in maskers[v]:
-                shared = key.exchange(self.u1[u][1])
-                seeds.append(keys.hkdf(shared, info=pair_info(self.R, u, v, b"mask")))
+                shared = key.exchange(st.keys[u][1])
+                seeds.append(keys.hkdf(shared, info=pair_info(st.R, u, v, b"mask")))
                 signs.append(-1 if u < v else 1)  # u added +p if u < v: remove it
-        total = self._acc.copy()
+        total = st.acc.copy()
         prg.add_masks(total, [b_seeds[u] for u in survivors], [-1] * len(survivors), label=SELF_MASK_LABEL)
         if seeds:
             prg.add_masks(total, seeds, signs, label=PAIR_MASK_LABEL)
         _reduce(total, cfg.bits)
         return total
+
+
+#: the handler of each client message (the table in rounds.py decides when it may run)
+_RECEIVERS: dict[type[Message], Callable[..., None]] = {
+    AdvertiseKeys: Server._on_advertise,
+    ShareKeys: Server._on_share,
+    MaskedInput: Server._on_masked,
+    ConsistencyResponse: Server._on_signature,
+    UnmaskResponse: Server._on_reveal,
+}
+#: what closing each collecting state does
+_CLOSERS: dict[type, Callable[..., tuple[list[Message], ServerState]]] = {
+    AwaitKeys: Server._close_keys,
+    AwaitShares: Server._close_shares,
+    AwaitInputs: Server._close_inputs,
+    AwaitSignatures: Server._close_signatures,
+    AwaitShareReveals: Server._close_reveals,
+}

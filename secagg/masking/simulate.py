@@ -243,7 +243,7 @@ class _Run:
         return True; the aborted attempt released only masked vectors, so rerunning costs
         no privacy. Otherwise (nothing blamed, shares already revealed, or too many
         attempts) return False."""
-        revealed = bool(self.server.u4) or bool(self.server.u5)
+        revealed = exc.round not in ("advertise_keys", "share_keys", "masked_input")
         if not exc.blamed or revealed or self.attempts > max(1, self.cfg.n // 2):
             return False
         for u, why in self.server.misbehaving.items():

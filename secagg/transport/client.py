@@ -53,7 +53,7 @@ from ..masking.client import Client
 from ..masking.config import MaskingConfig
 from ..masking.policy import SecurityPolicy
 from ..masking.messages import decode_message
-from ..masking.rounds import ROUNDS
+from ..masking.rounds import OPENS, ROUNDS
 from ..quantize import Quantizer, default_rng
 from .framing import (
     HANDSHAKE_MAX_FRAME,
@@ -79,16 +79,8 @@ from .framing import (
 from .identity import registration_payload
 from .tls import peer_certificate_sha256
 
-__all__ = ["ClientOutcome", "run_client", "participate", "kill_self", "TRIGGER_ROUND"]
+__all__ = ["ClientOutcome", "run_client", "participate", "kill_self"]
 
-#: the server message that opens each round, as seen by a client
-TRIGGER_ROUND = {
-    "StartSession": "advertise_keys",
-    "KeysBroadcast": "share_keys",
-    "ForwardShares": "masked_input",
-    "ConsistencyRequest": "consistency_check",
-    "UnmaskRequest": "unmasking",
-}
 #: WELCOME frames carry the directory: allow a generous size before the session limit is known
 _WELCOME_MAX = 64 << 20
 #: the default wait for the server's answer to HELLO (a secagg server answers at once)
@@ -590,7 +582,8 @@ async def _session(reader, writer, inputs, *, where, rng, signing_key, requested
         msg = decode_message(body)
         if getattr(msg, "session", session) != session:
             raise ProtocolViolation("a protocol message names another session than the one this client registered in")
-        rname = TRIGGER_ROUND.get(type(msg).__name__)
+        opened = OPENS.get(type(msg))
+        rname = opened.value if opened is not None else None
         if rname is not None and rname == crash_at:
             on_crash(writer)
             return outcome("crashed", f"crashed at {rname}")

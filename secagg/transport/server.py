@@ -61,6 +61,7 @@ from ..errors import (
 )
 from ..masking.config import MaskingConfig
 from ..masking.messages import decode_message
+from ..masking.rounds import ServerDone
 from ..masking.server import Server
 from ..quantize import Quantizer
 from .framing import (
@@ -103,14 +104,6 @@ HTTP_ANSWER = (
 #: protocol messages one connection may have waiting for the coordinator (an honest client
 #: has at most one: it answers each round once, after the server's message opened it)
 MAX_QUEUED_PER_CONNECTION = 2
-#: message type sent by the server at the start of each round -> round name
-_ROUND_OF_STATE = {
-    "advertise_keys": "advertise_keys",
-    "share_keys": "share_keys",
-    "masked_input": "masked_input",
-    "consistency_check": "consistency_check",
-    "unmasking": "unmasking",
-}
 
 
 @dataclass
@@ -812,8 +805,8 @@ class AggregationServer:
         round_seconds: dict[str, float] = {}
         outgoing = proto.start()
         try:
-            while proto.state != "done":
-                rname = _ROUND_OF_STATE[proto.state]
+            while not isinstance(proto.state, ServerDone):
+                rname = proto.state.round.value
                 self._round = rname
                 t0 = time.perf_counter()
                 frames = {m.recipient: encode_frame(KIND_PROTOCOL, m.to_bytes()) for m in outgoing}

@@ -24,6 +24,7 @@ from secagg.masking import Client, MaskingConfig, Server, ThreatModel
 from secagg.masking import messages as M
 from secagg.masking.client import SHARE_LIMBS, _reduce, seed_commitment
 from secagg.masking.config import PAIR_MASK_LABEL, SEED_LEN, SELF_MASK_LABEL, pair_info, survivors_payload
+from secagg.masking.rounds import InputSent, KeysAdvertised, KeysShared, ServerDone
 
 
 @dataclass
@@ -65,19 +66,28 @@ class Lab:
         ]
         self.honest = [u for u in range(self.n) if u not in self.corrupt]
         self.masked: dict[int, M.MaskedInput] = {}
+        self.advertised: dict[int, tuple[bytes, bytes, bytes]] = {}  # id -> (c_pk, s_pk, sig) as received
         self.responses: list[M.UnmaskResponse] = []
         self.refusals: dict[int, SecAggError] = {}
         self.signatures: dict[tuple[int, tuple[int, ...]], bytes] = {}  # (signer, view) -> sig
+        self.history: dict[int, dict[type, object]] = {u: {} for u in range(self.n)}  # every state each client had
+
+    def past(self, u: int, cls: type):
+        """The state of class ``cls`` client ``u`` went through (or None): corrupt clients
+        hand the adversary everything they ever held."""
+        return self.history[u].get(cls)
 
     # ------------------------------------------------------------------ honest rounds
     def deliver(self, msg) -> list:
         """Give ``msg`` to its recipient; a refusal is recorded, not raised."""
         u = msg.recipient
         try:
-            return self.clients[u].receive(M.decode_message(msg.to_bytes()))
+            out = self.clients[u].receive(M.decode_message(msg.to_bytes()))
         except SecAggError as exc:
             self.refusals[u] = exc
             return []
+        self.history[u][type(self.clients[u].state)] = self.clients[u].state
+        return out
 
     def run_to_masked_inputs(self, *, tamper_forward=None, drop=()) -> None:
         """Advertise, share keys and masked inputs through the (honest) server machinery.
@@ -93,6 +103,8 @@ class Lab:
                 for rep in self.deliver(m):
                     if isinstance(rep, M.MaskedInput):
                         self.masked[rep.sender] = rep
+                    if isinstance(rep, M.AdvertiseKeys):
+                        self.advertised[rep.sender] = (rep.c_pk, rep.s_pk, rep.signature)
                     try:
                         self.server.receive(M.decode_message(rep.to_bytes()))
                     except SecAggError:
@@ -106,7 +118,7 @@ class Lab:
         client message (malicious clients), ``silent`` clients never answer. Returns the
         ring sum (raises the server's ProtocolAbort)."""
         out = self.server.start()
-        while self.server.state != "done":
+        while not isinstance(self.server.state, ServerDone):
             for m in out:
                 if m.recipient in silent:
                     continue
@@ -126,8 +138,10 @@ class Lab:
     def R(self) -> bytes:
         return self.server.R
 
-    def view_of(self, u: int) -> bytes:
-        return self.clients[u]._R
+    def view_of(self, u: int) -> bytes | None:
+        """The session identity client ``u`` computed (None before the keys broadcast)."""
+        st = self.past(u, KeysShared)
+        return None if st is None else st.R
 
     # ------------------------------------------------------------------ adversarial rounds
     def collect_signatures(self, views: dict[int, tuple[int, ...]], extra_views=()) -> None:
@@ -141,9 +155,9 @@ class Lab:
                 self.signatures[(u, tuple(sorted(view)))] = rep.signature
         for view in {tuple(sorted(v)) for v in list(views.values()) + list(extra_views)}:
             for c in self.corrupt:
-                if self.clients[c]._R is None:
+                if self.view_of(c) is None:
                     continue
-                self.signatures[(c, view)] = self.signing_keys[c].sign(survivors_payload(self.clients[c]._R, self.n, view))
+                self.signatures[(c, view)] = self.signing_keys[c].sign(survivors_payload(self.view_of(c), self.n, view))
 
     def request_unmask(self, u: int, view: tuple[int, ...], dropped: tuple[int, ...], signatures=None) -> None:
         """Ask honest ``u`` to unmask ``view`` (with the given or the collected signatures
@@ -166,7 +180,8 @@ class Lab:
                 if v == owner:
                     out[r.sender] = shamir.decode_share_values(blob, 1, SHARE_LIMBS)[0]
         for c in self.corrupt:
-            sh = self.clients[c]._shares.get(owner)
+            st = self.past(c, InputSent)
+            sh = None if st is None else st.shares.get(owner)
             if sh is not None:
                 out[c] = sh[which]
         return out
@@ -185,8 +200,8 @@ class Lab:
         return secret
 
     def mask_key(self, v: int) -> keys.AgreementKey | None:
-        if v in self.corrupt and self.clients[v]._s_key is not None:
-            return self.clients[v]._s_key
+        if v in self.corrupt and self.past(v, KeysAdvertised) is not None:
+            return self.past(v, KeysAdvertised).s_key
         sk = self.rebuild(v, 1)
         if sk is None:
             return None
@@ -201,8 +216,8 @@ class Lab:
         out = {}
         for u in self.honest:
             mi = self.masked.get(u)
-            cl = self.clients[u]
-            if mi is None or cl._R is None:
+            shared, sent, adv = self.past(u, KeysShared), self.past(u, InputSent), self.past(u, KeysAdvertised)
+            if mi is None or sent is None:
                 continue
             b = self.rebuild(u, 0)
             if b is None:
@@ -213,16 +228,16 @@ class Lab:
             ok = True
             seeds, signs = [], []
             key_u = self.mask_key(u)
-            for w in sorted(cl._u2 - {u}):
+            for w in sorted(sent.u2 - {u}):
                 if key_u is not None:
-                    shared = key_u.exchange(cl._peers[w][1])
+                    secret = key_u.exchange(shared.peers[w][1])
                 else:
                     key_w = self.mask_key(w)
                     if key_w is None:
                         ok = False
                         break
-                    shared = key_w.exchange(cl._s_key.public_bytes())
-                seeds.append(keys.hkdf(shared, info=pair_info(cl._R, u, w, b"mask")))
+                    secret = key_w.exchange(adv.s_key.public_bytes())
+                seeds.append(keys.hkdf(secret, info=pair_info(sent.R, u, w, b"mask")))
                 signs.append(-1 if u < w else 1)
             if not ok:
                 out[u] = False
@@ -241,4 +256,4 @@ class Lab:
 
 def dropped_for(lab: Lab, view) -> tuple[int, ...]:
     """Clients that shared keys but are outside ``view``."""
-    return tuple(sorted(set(lab.server.u2) - set(view)))
+    return tuple(sorted(set(lab.server.state.u2) - set(view)))

@@ -35,7 +35,7 @@ def split_view_attack(lab: Lab, victim: int, group_a, group_b) -> None:
     """Show ``group_a`` (and the victim) that everybody survived (they reveal the victim's
     self-mask shares) and ``group_b`` that the victim dropped (they reveal its key shares);
     corrupt clients sign both views and give both shares."""
-    everyone = tuple(sorted(lab.server.u2))
+    everyone = tuple(sorted(lab.server.state.u2))
     without = tuple(v for v in everyone if v != victim)
     views = {u: everyone for u in lab.honest}
     for u in group_b:
@@ -188,7 +188,7 @@ def test_an_old_advertisement_replayed_into_a_new_session_splits_the_transcript(
     nonce, seed = bytes(range(16)), bytes(32)
     old = Lab(n=5, nonce=nonce, graph_seed=seed)
     old.run_to_masked_inputs()
-    old_adv = (old.server.u1[4][0], old.server.u1[4][1], old.server.u1[4][2])
+    old_adv = old.advertised[4]
     new = Lab(n=5, nonce=nonce, graph_seed=seed, signing_keys=old.signing_keys)
     out = new.server.start()
     for m in out:
@@ -199,7 +199,7 @@ def test_an_old_advertisement_replayed_into_a_new_session_splits_the_transcript(
         if m.recipient == 0:
             m = dataclasses.replace(m, entries=tuple((v, *old_adv) if v == 4 else (v, c, s, g) for v, c, s, g in m.entries))
         new.deliver(m)
-    assert new.clients[0]._R is not None and new.clients[0]._R != new.clients[1]._R == new.clients[4]._R
+    assert new.view_of(0) is not None and new.view_of(0) != new.view_of(1) == new.view_of(4)
 
 
 # ----------------------------------------------------------------------------- withhold, duplicate, downgrade
@@ -281,7 +281,7 @@ def garble_shares_of(m):
 def test_attack3_one_client_with_garbage_ciphertexts_does_not_stop_the_others():
     lab = Lab(n=9)
     total = lab.run_honest_server(tamper=garble_shares_of(2))
-    survivors = sorted(lab.server.u3)
+    survivors = lab.server.survivors
     np.testing.assert_array_equal(total, ring_sum(lab.x[survivors], 32))
     assert 2 in lab.server.misbehaving and 2 in lab.server.excluded and 2 not in survivors
     assert len(lab.server.excluded) <= 2  # the culprit and at most one reporter
@@ -315,7 +315,7 @@ def test_a_false_complaint_costs_the_accuser_and_at_most_one_honest_client():
         return msg
 
     total = lab.run_honest_server(tamper=accuse)
-    survivors = sorted(lab.server.u3)
+    survivors = lab.server.survivors
     np.testing.assert_array_equal(total, ring_sum(lab.x[survivors], 32))
     assert 3 in lab.server.excluded and len(set(lab.server.excluded) - {3}) <= 1
 

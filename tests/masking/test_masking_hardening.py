@@ -163,7 +163,7 @@ def test_a_wrong_unmask_share_is_corrected_and_its_sender_named(which):
     for rep in replies[1:]:
         server.receive(M.decode_message(rep.to_bytes()))
     server.close_round()
-    survivors = sorted(server.u3)
+    survivors = server.survivors
     np.testing.assert_array_equal(server.result, ring_sum(vecs[survivors], 32))
     assert liar in server.misbehaving and "wrong share" in server.misbehaving[liar]
 
