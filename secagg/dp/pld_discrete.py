@@ -20,7 +20,8 @@ Scalar case (one coordinate can change; exact)
     test is a threshold test and ``Y + K'`` is stochastically larger). The worst shift
     is ``K = floor(min(l2, l1))``; its PLD is built from the exact PMF (computed by
     direct convolution of positive terms, relative error ~1e-15), truncated where the
-    neglected mass is below ``1e-18`` (charged to delta, i.e. put at ``+inf``).
+    neglected mass is below ``1e-18`` (charged to delta, i.e. put at ``+inf``), and
+    discretized by connect-the-dots from the exact profile of its atoms.
 
 Vector case (a provable bound)
     Only the ``k = min(dim, floor(l1), floor(l2^2))`` coordinates where ``Delta`` is
@@ -72,7 +73,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigurationError
-from .pld import GaussianCore, PldPair, Pmf, from_losses
+from .pld import GaussianCore, PldPair, Pmf, from_atoms
 
 __all__ = [
     "DiscreteNoise",
@@ -317,7 +318,8 @@ def scalar_pair(noise: DiscreteNoise, shift: int, q: float, interval: float) -> 
     Unsampled: ``(p, p(.-K))`` (symmetric). Subsampled (Zhu-Dong-Wang 2022, Thm 11):
     remove ``(q p(.+K) + (1-q) p, p)``, add ``(p, q p(.-K) + (1-q) p)``. The truncated
     sub-PMF ``p~ <= p`` is used on both sides: its missing mass goes to ``+inf`` and a
-    smaller lower distribution only raises losses. ``None`` if the PMF is too large.
+    smaller lower distribution only raises losses. The exact profile of the resulting
+    atoms is discretized by connect-the-dots. ``None`` if the PMF is too large.
     """
     got = scalar_pmf(noise)
     if got is None:
@@ -345,7 +347,7 @@ def _pair_pmf(upper: FloatArray, lower: FloatArray, missing: float, interval: fl
     live = upper > 0
     with np.errstate(divide="ignore"):
         losses = np.where(lower[live] > 0, _log(upper[live]) - _log(lower[live]), np.inf)
-    return from_losses(losses, upper[live], missing, interval)
+    return from_atoms(losses, upper[live], missing, interval)
 
 
 # ---------------------------------------------------------------------------- dispatch
