@@ -47,14 +47,16 @@ Vector case (a provable bound)
       ``t_j = s sqrt((j-1)/j)``: ``p(z)/phi_{s sqrt n}(z) in theta(s)^{-n} [prod_j
       (1 - e(t_j)), prod_j (1 + e(t_j))]`` for all ``z`` (no tail: ``beta = 0``). The
       terms ``e^{-2 pi^2 s^2 (j-1)/j}`` are those of KLS 2021's ``tau``.
-    * Skellam, on ``|z| <= T``: the bounds of Amos (1974) on Bessel ratios,
-      ``mu/(nu + 1 + sqrt(mu^2 + (nu+1)^2)) <= I_{nu+1}(mu)/I_nu(mu) <= mu/(nu + 1/2 +
-      sqrt(mu^2 + (nu + 1/2)^2))`` (also Segura, J. Math. Anal. Appl. 2011), i.e.
-      ``-asinh((nu+1)/mu) <= log(I_{nu+1}/I_nu) <= -asinh((nu+1/2)/mu)``, summed and
-      compared with ``-z^2/(2 mu)``, give ``h(z) = log(p(z)/p(0)) + z^2/(2 mu) in
-      [-|z|/(2 mu), z^4/(24 mu^3)]``; the normalisation is bounded with the same
-      series; ``beta = k P(|Y| > T)`` by the Chernoff bound ``P(Y >= t) <= exp(-(t
-      asinh(t/mu) - sqrt(t^2 + mu^2) + mu))``.
+    * Skellam, on ``|z| <= T``: exponential tilting at the saddle point ``theta =
+      asinh(z/mu)`` (Daniels 1954) gives exactly ``log(p(z)/phi_{sqrt mu}(z)) = mu F(z/mu)
+      - log(1 + (z/mu)^2)/4 + log(p_theta(z) sqrt(2 pi V))``, ``F(u) = sqrt(1+u^2) - 1 -
+      u asinh u + u^2/2 in [0, u^4/24]``, ``V = mu sqrt(1 + (z/mu)^2)``; the last term,
+      the local density of a difference of Poissons at its mean, is within ``0.16/V +
+      0.29 z^2/V^3`` (plus terms exponentially small in ``V``) of 0, by elementary bounds
+      on its Fourier integral (:func:`_tilted_local_error`); ``beta = k P(|Y| > T)`` by
+      the Chernoff bound ``P(Y >= t) <= exp(-(t asinh(t/mu) - sqrt(t^2 + mu^2) + mu))``.
+      For ``mu <= 10^4`` the extremes of ``log(p/phi)`` on the window are also taken from
+      the exact PMF (:func:`skellam_numeric_log_ratio_bounds`), whichever is tighter.
 
     ``s2`` (and ``T``) are chosen among a few candidates to minimise the epsilon of one
     release at ``delta = 1e-5``; any choice is valid. For large noise (``s >= 2``, as in
@@ -81,6 +83,7 @@ __all__ = [
     "poisson_summation_error",
     "scalar_pmf",
     "skellam_log_ratio_bounds",
+    "skellam_numeric_log_ratio_bounds",
     "sum_dg_log_ratio_bounds",
     "vector_core",
 ]
@@ -137,30 +140,84 @@ def _log_norm_sf(x: float) -> float:
     return math.log(0.5 * math.erfc(x / math.sqrt(2.0))) if x < 37 else -x * x / 2 - math.log(x * math.sqrt(2 * math.pi))
 
 
+_C1 = 0.5 - 1.0 / 24.0  # cos t - 1 <= -C1 t^2 on |t| <= 1
+
+
+def _tilted_local_error(v: float, m: float) -> float:
+    """Bound on ``|p_theta(m) sqrt(2 pi V) - 1|`` for a difference of Poissons of total rate ``V`` at its mean ``m``.
+
+    ``p_theta(m) = (1/2pi) int_{-pi}^{pi} e^{V(cos t - 1)} cos(m (sin t - t)) dt`` and
+    ``1/sqrt(2 pi V) = (1/2pi) int e^{-V t^2/2} dt``. On ``|t| <= 1``:
+    ``0 <= e^{V(cos t - 1)} - e^{-V t^2/2} <= (V t^4/24) e^{-C1 V t^2}`` and
+    ``1 - cos(m(sin t - t)) <= m^2 t^6 / 72``; integrating the Gaussian moments gives
+    ``1/(32 sqrt2 C1^{5/2} V) + 15 m^2/(576 sqrt2 C1^{7/2} V^3)``; outside, the
+    integrands are below ``e^{V(cos 1 - 1)}`` (``|t| <= pi``) and the Gaussian tail.
+    """
+    inner = 1.0 / (32.0 * math.sqrt(2.0) * _C1**2.5 * v) + 15.0 * m * m / (576.0 * math.sqrt(2.0) * _C1**3.5 * v**3)
+    outer = math.sqrt(v / (2.0 * math.pi)) * 4.0 * (math.pi - 1.0) * math.exp(v * (math.cos(1.0) - 1.0))
+    tail = 2.0 * math.exp(_log_norm_sf(math.pi * math.sqrt(v)))
+    return inner + outer + tail
+
+
+def _saddle_excess(u: float) -> float:
+    """``F(u) = sqrt(1+u^2) - 1 - u asinh(u) + u^2/2`` (>= 0, increasing in |u|, about u^4/24)."""
+    u = abs(u)
+    return u * u / (math.sqrt(1.0 + u * u) + 1.0) - u * math.asinh(u) + u * u / 2.0
+
+
 def skellam_log_ratio_bounds(mu: float, t_hi: float, t_lo: float) -> tuple[float, float]:
     """Bounds on ``log(p(z) / phi_{sqrt mu}(z))`` for the Skellam PMF of variance ``mu``.
 
     Returns ``(lo, hi)``: ``log(p/phi) <= hi`` for ``|z| <= t_hi`` and ``>= lo`` for
-    ``|z| <= t_lo`` (module docstring; Amos 1974 ratio bounds).
+    ``|z| <= t_lo``; ``(-inf, inf)`` when the bound is void. Exponential tilting (the
+    saddle point ``theta = asinh(z/mu)``) writes exactly
+    ``log p(z) - log phi(z) = mu F(z/mu) - log(1 + (z/mu)^2)/4 + log(p_theta(z) sqrt(2 pi V))``
+    with ``V = mu sqrt(1 + (z/mu)^2)``, where the last term is bounded by
+    :func:`_tilted_local_error` (Daniels 1954 saddle-point approximation, here with
+    explicit constants).
     """
-    def h_hi(z: float) -> float:
-        return z**4 / (24.0 * mu**3)
-
-    # sup over |z| <= t_hi:  sqrt(2 pi mu) e^{h_hi} / S_lo,
-    # S_lo >= sqrt(2 pi mu) e^{-t/(2 mu)} (1 - 2 Phi(-t/sqrt mu))
-    tail_g = 2.0 * math.exp(_log_norm_sf(t_hi / math.sqrt(mu)))
-    if tail_g >= 1:
+    e_hi = _tilted_local_error(mu, t_hi)
+    e_lo = _tilted_local_error(mu, t_lo)
+    if e_hi >= 1 or e_lo >= 1:
         return -math.inf, math.inf
-    hi = h_hi(t_hi) + t_hi / (2.0 * mu) - math.log1p(-tail_g)
-    # inf over |z| <= t_lo:  sqrt(2 pi mu) e^{-t/(2 mu)} / S_hi,
-    # S_hi <= sqrt(2 pi mu) theta e^{h_hi(t)} + 2 E(t) r / (1 - r)
-    u = (t_lo + 0.5) / mu
-    r = math.exp(-math.asinh(u))
-    log_e = -t_lo**2 / (2.0 * mu) + h_hi(t_lo)
-    theta = 1.0 + float(poisson_summation_error(math.sqrt(mu))[0])
-    extra = 2.0 * math.exp(log_e) * r / (-math.expm1(-math.asinh(u))) / math.sqrt(2 * math.pi * mu)
-    lo = -t_lo / (2.0 * mu) - math.log(theta * math.exp(h_hi(t_lo)) + extra)
+    hi = mu * _saddle_excess(t_hi / mu) + math.log1p(e_hi)
+    lo = -0.25 * math.log1p((t_lo / mu) ** 2) + math.log1p(-e_lo)
     return lo, hi
+
+
+def _poisson_upper_tail(lam: float, k: float) -> float:
+    """``P(N > k)`` for ``N ~ Poisson(lam)``, ``k >= lam``: Chernoff ``exp(-lam h(k/lam - 1))``."""
+    u = k / lam - 1.0
+    if u <= 0:
+        return 1.0
+    return math.exp(-lam * ((1.0 + u) * math.log1p(u) - u))
+
+
+@lru_cache(maxsize=32)
+def skellam_numeric_log_ratio_bounds(mu: float, t_hi: float, t_lo: float) -> tuple[float, float]:
+    """Same as :func:`skellam_log_ratio_bounds`, from the exact PMF (for ``mu`` up to 1e4).
+
+    ``p~(z) = sum_{j <= J} P(j + z) P(j)`` (two Poisson(mu/2) PMFs, direct correlation:
+    positive terms, relative error ~1e-15) is below ``p(z)`` by at most ``P(N > J - |z|)``;
+    ``J`` is far enough out that this is ~e^-70 of ``phi`` on the window. The extremes of
+    ``log(p/phi)`` are taken over every integer of the window.
+    """
+    lam = mu / 2.0
+    w = int(math.ceil(t_lo))
+    j_max = int(math.ceil(lam + w + 15.0 * math.sqrt(lam) + 60.0))
+    k = np.arange(j_max + 1, dtype=np.float64)
+    logfact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, j_max + 1, dtype=np.float64)))])
+    pois = np.exp(k * math.log(lam) - lam - logfact)
+    full = np.correlate(pois, pois, mode="full")  # index i <-> z = i - j_max
+    z = np.arange(-w, w + 1, dtype=np.float64)
+    p = full[j_max - w : j_max + w + 1]
+    slack = np.array([_poisson_upper_tail(lam, j_max - abs(v)) for v in range(-w, w + 1)])
+    log_phi = -z * z / (2.0 * mu) - 0.5 * math.log(2.0 * math.pi * mu)
+    with np.errstate(divide="ignore"):
+        lower = np.log(p) - log_phi
+        upper = np.log(p + slack) - log_phi
+    inner = np.abs(z) <= t_hi
+    return float(lower.min()), float(upper[inner].max())
 
 
 def _skellam_tail(mu: float, t: float) -> float:
@@ -211,6 +268,9 @@ def vector_core(noise: DiscreteNoise, l2: float, k: int, s2: float, t: float = 0
         beta = 0.0
     else:
         lo, hi = skellam_log_ratio_bounds(var, t, t + l2)
+        if var <= _MAX_SKELLAM_EXACT:
+            nlo, nhi = skellam_numeric_log_ratio_bounds(var, t, t + l2)
+            lo, hi = max(lo, nlo), min(hi, nhi)
         beta = min(1.0, k * _skellam_tail(var, t))
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return None
@@ -228,7 +288,7 @@ def core_for(noise: DiscreteNoise, l2: float, k: int) -> GaussianCore:
     sd = noise.sd
     ts: tuple[float, ...] = (0.0,)
     if noise.kind == "skellam":
-        ts = tuple(c * sd for c in (7.0, 8.0, 9.0, 10.0, 12.0))
+        ts = tuple(c * sd for c in (6.0, 6.5, 7.0, 7.5, 8.0, 9.0, 10.0))
     best: tuple[float, GaussianCore] | None = None
     for s2 in _S2_CANDIDATES:
         for t in ts:
