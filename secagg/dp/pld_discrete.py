@@ -153,7 +153,9 @@ def _tilted_local_error(v: float, m: float) -> float:
     ``1/(32 sqrt2 C1^{5/2} V) + 15 m^2/(576 sqrt2 C1^{7/2} V^3)``; outside, the
     integrands are below ``e^{V(cos 1 - 1)}`` (``|t| <= pi``) and the Gaussian tail.
     """
-    inner = 1.0 / (32.0 * math.sqrt(2.0) * _C1**2.5 * v) + 15.0 * m * m / (576.0 * math.sqrt(2.0) * _C1**3.5 * v**3)
+    inner = 1.0 / (32.0 * math.sqrt(2.0) * math.pow(_C1, 2.5) * v) + 15.0 * m * m / (
+        576.0 * math.sqrt(2.0) * math.pow(_C1, 3.5) * v * v * v
+    )
     outer = math.sqrt(v / (2.0 * math.pi)) * 4.0 * (math.pi - 1.0) * math.exp(v * (math.cos(1.0) - 1.0))
     tail = 2.0 * math.exp(_log_norm_sf(math.pi * math.sqrt(v)))
     return inner + outer + tail
