@@ -432,7 +432,10 @@ def event_pair(noise: DiscreteNoise, l2: float, l1: float, dim: int | None, q: f
         return PldPair()
     if k == 1:
         shift = max(1, math.floor(min(l2, l1) + 1e-9))
-        pair = scalar_pair(noise, shift, q, interval)
+        try:
+            pair = scalar_pair(noise, shift, q, interval)
+        except ConfigurationError:  # losses too spread for the grid: the bound below needs no grid
+            pair = None
         if pair is not None:
             return pair
         l2_eff = float(shift)
