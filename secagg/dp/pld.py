@@ -366,19 +366,19 @@ class Pmf:
             return self
         l = self.losses
         w = self.probs
-        with np.errstate(over="ignore"):
-            e_neg = np.exp(-l)
-        m_minus = max(0.0, 1.0 - float((w * e_neg).sum()))
+        with np.errstate(divide="ignore"):
+            q_mass = np.exp(np.log(w) - l)  # Q-mass omega e^{-l}, in log space (no inf * 0)
+        m_minus = max(0.0, 1.0 - float(q_mass.sum()))
         log_q, log_1mq = math.log(q), math.log1p(-q)
         shifted = np.logaddexp(log_q + l, log_1mq)  # log(q e^l + 1 - q)
         if direction == "remove":
-            mass = w * (q + (1 - q) * e_neg)
+            mass = q * w + (1 - q) * q_mass
             losses = np.append(shifted, log_1mq)
             masses = np.append(mass, (1 - q) * m_minus)
             return from_atoms(losses, masses, q * self.infinity_mass, self.interval)
         if direction == "add":
             losses = np.append(-shifted, -log_1mq)
-            masses = np.append(w * e_neg, m_minus)
+            masses = np.append(q_mass, m_minus)
             return from_atoms(losses, masses, 0.0, self.interval)
         raise InputError(f"direction must be 'remove' or 'add', got {direction!r}")
 
@@ -506,8 +506,8 @@ def atoms_profile(losses: FloatArray, masses: FloatArray, infinity_mass: float) 
     l = np.asarray(losses, dtype=np.float64)[order]
     m = np.asarray(masses, dtype=np.float64)[order]
     s1 = np.append(np.cumsum(m[::-1])[::-1], 0.0)
-    with np.errstate(over="ignore"):
-        s2 = np.append(np.cumsum((m * np.exp(-l))[::-1])[::-1], 0.0)
+    with np.errstate(divide="ignore", over="ignore"):
+        s2 = np.append(np.cumsum(np.exp(np.log(m) - l)[::-1])[::-1], 0.0)
 
     def profile(eps: FloatArray) -> FloatArray:
         e = np.asarray(eps, dtype=np.float64)

@@ -63,13 +63,10 @@ def test_epsilon_agrees_with_dp_accounting_pld(key):
     assert _pld_eps(*key) == pytest.approx(PLD_GRID[key], rel=REL)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("key", sorted(PLD_GRID))
-def test_epsilon_agrees_with_dp_accounting_pld_on_the_whole_grid(key):
-    ref = PLD_GRID[key]
-    ours = _pld_eps(*key)
-    # below epsilon 1e-2 both are within a few grid steps (1e-4) of each other
-    assert ours == pytest.approx(ref, rel=REL, abs=3e-4)
+def test_epsilon_agrees_with_dp_accounting_pld_on_the_whole_grid():
+    # q x sigma x steps x delta = 4 x 5 x 4 x 2 cases (about 3 s): the issue's 1% target
+    worst = max((abs(_pld_eps(*key) - ref) / ref, key) for key, ref in PLD_GRID.items())
+    assert worst[0] < REL, worst
 
 
 def test_the_issues_numbers_rdp_versus_pld():
