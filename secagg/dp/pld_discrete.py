@@ -109,9 +109,11 @@ def poisson_summation_error(t: float | FloatArray) -> FloatArray:
     ok = arr > 0
     c = 2.0 * math.pi**2 * arr[ok] ** 2
     if c.size:
-        m = np.arange(1, 64, dtype=np.float64)
+        # terms up to M (e^{-c M^2} below 1e-320 or M = 64); the rest is below
+        # term_M / (1 - e^{-c}) (the tail of e^{-c m^2} is dominated by a geometric series)
+        big_m = int(min(64, max(2, math.ceil(math.sqrt(740.0 / float(c.min()))))))
+        m = np.arange(1, big_m + 1, dtype=np.float64)
         terms = np.exp(-np.outer(c, m * m))
-        # the neglected terms (m >= 64) are below term_63 * 1 / (1 - e^{-c}) (geometric)
         rest = terms[:, -1] / -np.expm1(-c)
         out[ok] = 2.0 * (terms.sum(axis=1) + rest)
     return out
@@ -125,8 +127,8 @@ def sum_dg_log_ratio_bounds(s: float, n: int) -> tuple[float, float]:
     """
     log_theta = math.log1p(float(poisson_summation_error(s)[0]))
     lo = hi = -n * log_theta
-    if n > 1:
-        j = np.arange(2, n + 1, dtype=np.float64)
+    for start in range(2, n + 1, 100_000):  # in blocks: n can be millions of clients
+        j = np.arange(start, min(n, start + 99_999) + 1, dtype=np.float64)
         e = poisson_summation_error(s * np.sqrt((j - 1.0) / j))
         if np.any(e >= 1):
             return -math.inf, math.inf
