@@ -142,10 +142,19 @@ def test_discrete_gaussian_has_gaussian_rdp_but_rdp_refuses_to_subsample_it():
     a = RdpAccountant().compose(DiscreteGaussianEvent(1.3), 50)
     b = RdpAccountant().compose(GaussianEvent(1.3), 50)
     np.testing.assert_array_equal(a.rdp, b.rdp)
-    # the subsampled-Gaussian RDP formula (MTZ 2019) is not proven for discrete noise:
-    # refused here (it used to be charged as if the noise were continuous); PLD bounds it
-    with pytest.raises(ConfigurationError, match="PLD"):
+    # the subsampled-Gaussian RDP formula (MTZ 2019) is not proven for discrete noise: without
+    # the scale it is refused (it used to be charged as if the noise were continuous) ...
+    with pytest.raises(ConfigurationError, match="sensitivity"):
         RdpAccountant().compose(PoissonSampledEvent(0.05, DiscreteGaussianEvent(1.3)), 50)
+    # ... with the scale it is bounded by comparison with a post-processed Gaussian: at large
+    # integer scale that is the continuous curve, never below it
+    big = RdpAccountant().compose(PoissonSampledEvent(0.05, DiscreteGaussianEvent(1.3, sensitivity=2**16, dim=100)), 50)
+    gauss = RdpAccountant().compose(PoissonSampledEvent(0.05, GaussianEvent(1.3)), 50)
+    assert np.all(big.rdp >= gauss.rdp)
+    np.testing.assert_allclose(big.rdp, gauss.rdp, rtol=1e-6)
+    # small scale: the comparison costs (sigma = 1.3 * 2, two coordinates)
+    small = RdpAccountant().compose(PoissonSampledEvent(0.05, DiscreteGaussianEvent(1.3, sensitivity=2, dim=2)), 50)
+    assert small.get_epsilon(1e-5) > big.get_epsilon(1e-5)
 
 
 def test_composition_adds_and_self_composed_equals_count():
