@@ -421,7 +421,7 @@ def _rdp_skellam(ev: SkellamEvent, orders: np.ndarray) -> np.ndarray:
 
 
 def _rdp_subsampled_discrete(q: float, inner: DpEvent, orders: np.ndarray) -> np.ndarray:
-    """RDP of a Poisson-subsampled discrete Gaussian (or sum of them), by comparison.
+    """RDP of a Poisson-subsampled discrete Gaussian, by comparison (the code also covers DDG events).
 
     The subsampled-Gaussian formula (Mironov-Talwar-Zhang 2019) is proven for continuous
     noise only. :mod:`secagg.dp.pld_discrete` bounds the noise PMF ``p`` between
@@ -583,7 +583,7 @@ class RdpAccountant:
                 return self.event_rdp(inner)
             if event.sampling_rate == 0.0:
                 return np.zeros_like(o)
-            if isinstance(inner, (DiscreteGaussianEvent, DistributedDiscreteGaussianEvent)):
+            if isinstance(inner, DiscreteGaussianEvent):
                 return _rdp_subsampled_discrete(event.sampling_rate, inner, o)
             raise ConfigurationError(
                 f"the RDP accountant bounds Poisson subsampling of Gaussian and discrete Gaussian events only, got "
