@@ -26,7 +26,8 @@ Sensitivities (integer units; ``res`` the grid step, ``d`` the parameter count):
 * central / local: the client rounds its float sum to the grid with ``rint``, so one
   example moves the integer sum by at most ``clip / res + sqrt(d)`` (the clipped
   gradient plus half a step of rounding in each coordinate for either neighbour).
-  Noise std ``z`` times that: the event is ``DiscreteGaussianEvent(z)``.
+  Noise std ``z`` times that: the event is ``DiscreteGaussianEvent(z, sensitivity=clip / res
+  + sqrt(d), dim=d)`` (the PLD accountant and Poisson subsampling need the integer scale).
 * distributed: the client vector (sum of clipped gradients) is projected onto the ball
   of radius ``vector_clip`` (1-Lipschitz), rotated (norm-preserving), scaled by ``s`` and
   randomly rounded to a point of the unit cube around it. Whatever the rounding draws,
@@ -184,19 +185,24 @@ def distributed_example_event(params, clip: float, survivors: int):
 
 
 def example_event(placement: str, noise_multiplier: float, rate: float, *, steps: int = 1,
-                  distributed: Any = None, clip: float = 1.0, survivors: int | None = None):
+                  distributed: Any = None, clip: float = 1.0, survivors: int | None = None,
+                  dim: int | None = None):
     """The per-example privacy event of one round.
 
     ``placement``: ``"central"``, ``"local"`` or ``"distributed"``; ``rate``: Poisson rate
     of each client's example sample; ``steps``: local DP-SGD steps (local only);
     ``distributed``/``survivors``: the round's DistributedDP and the number of noise shares
-    in the sum (distributed only).
+    in the sum (distributed only); ``dim``: the parameter count (central and local: it
+    sets the grid sensitivity ``clip / res + sqrt(dim)`` of :func:`grid_noise`).
     """
     dp = _dp()
     if placement == "distributed":
         inner = distributed_example_event(distributed, clip, survivors)
     else:
-        inner = dp.DiscreteGaussianEvent(noise_multiplier)
+        if dim is None:
+            raise ConfigurationError("example_event needs dim (the parameter count) for central or local DP")
+        sens = clip / resolution(clip) + math.sqrt(int(dim))
+        inner = dp.DiscreteGaussianEvent(noise_multiplier, sensitivity=sens, dim=int(dim))
     ev = dp.PoissonSampledEvent(rate, inner) if rate < 1.0 else inner
     if placement == "local" and steps != 1:
         ev = dp.SelfComposedEvent(ev, int(steps))

@@ -58,8 +58,8 @@ def make_accountant() -> Any:
     """The privacy accountant every :mod:`fl` run uses (the seam: change the accountant here only).
 
     Returns a fresh accountant with ``compose(event, count=1)`` and
-    ``get_epsilon(delta)``; today :class:`secagg.dp.RdpAccountant` (Renyi DP, orders of
-    dp_accounting).
+    ``get_epsilon(delta)``: :class:`secagg.dp.PldAccountant` (privacy-loss distributions,
+    pessimistic discretization: the tightest bound the library has).
 
     Raises
     ------
@@ -67,10 +67,10 @@ def make_accountant() -> Any:
         if :mod:`secagg.dp` is not installed.
     """
     try:
-        from secagg.dp import RdpAccountant
+        from secagg.dp import make_accountant as _make
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ConfigurationError(f"DP accounting is not available (secagg.dp): {exc}") from None
-    return RdpAccountant()
+    return _make("pld")
 
 
 def accountant_name() -> str:

@@ -491,7 +491,7 @@ class FedAvg:
         if self.unit == "example":
             dist = self._example_distributed(z, m) if self.placement == "distributed" else None
             return example_event(self.placement, z, cfg.example_rate, steps=self._local_steps(),
-                                 distributed=dist, clip=cfg.clip,
+                                 distributed=dist, clip=cfg.clip, dim=self.dim,
                                  survivors=None if dist is None else dist.min_clients)
         agg = aggregator if aggregator is not None else self.aggregator
         base = agg.dp_event_for(m, self.dim) if hasattr(agg, "dp_event_for") else _dp().GaussianEvent(z)
@@ -629,12 +629,13 @@ class FedAvg:
         if self.placement == "local":
             res = self.aggregator.aggregate(self._rows, dropout=drop or None, rng=None)
             surv = res.survivors
-            event = example_event("local", z, cfg.example_rate, steps=self._local_steps())
+            event = example_event("local", z, cfg.example_rate, steps=self._local_steps(), clip=cfg.clip,
+                                  dim=self.dim)
             step = cfg.server_lr * res.total / surv.size if surv.size else None
             return res, "", event, step
         if self.placement == "central":
             er = central_round(self._rows, keep, clip=cfg.clip, noise_multiplier=z, rng=self._rng_noise,
-                               event=example_event("central", z, cfg.example_rate))
+                               event=example_event("central", z, cfg.example_rate, clip=cfg.clip, dim=self.dim))
             res = AggregationResult(total=er.total, survivors=er.survivors, bytes_up=er.bytes_up,
                                     bytes_down=er.bytes_down, client_seconds=er.client_seconds,
                                     server_seconds=er.server_seconds, noise_std=er.noise_std)

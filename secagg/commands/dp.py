@@ -28,7 +28,7 @@ def register(commands, demos) -> None:
 
     dp = commands.add_parser("dp", help="privacy calculators: epsilon for a noise level, noise for an epsilon")
     sub = dp.add_subparsers(dest="dp_command", metavar="CALC")
-    eps = sub.add_parser("epsilon", help="epsilon of Poisson-sampled Gaussian steps (RDP accountant)")
+    eps = sub.add_parser("epsilon", help="epsilon of Poisson-sampled Gaussian steps (PLD accountant, RDP beside it)")
     eps.add_argument("--q", type=float, required=True, help="sampling rate in (0, 1]")
     eps.add_argument("--sigma", type=float, required=True, help="noise multiplier")
     eps.add_argument("--steps", type=int, required=True)
@@ -44,21 +44,23 @@ def register(commands, demos) -> None:
 
 
 def run_epsilon(args: argparse.Namespace) -> int:
-    from ..dp import GaussianEvent, PoissonSampledEvent, RdpAccountant
+    from ..dp import GaussianEvent, PldAccountant, PoissonSampledEvent, RdpAccountant
 
-    acc = RdpAccountant().compose(PoissonSampledEvent(args.q, GaussianEvent(args.sigma)), args.steps)
-    eps, order = acc.get_epsilon_and_optimal_order(args.delta)
-    print(f"epsilon = {eps:.6g} at delta = {args.delta:g}  (q={args.q:g}, sigma={args.sigma:g}, "
-          f"steps={args.steps}, optimal RDP order {order:g})")
+    event = PoissonSampledEvent(args.q, GaussianEvent(args.sigma))
+    eps = PldAccountant().compose(event, args.steps).get_epsilon(args.delta)
+    rdp, order = RdpAccountant().compose(event, args.steps).get_epsilon_and_optimal_order(args.delta)
+    print(f"epsilon = {eps:.6g} at delta = {args.delta:g}  (PLD accountant; q={args.q:g}, sigma={args.sigma:g}, "
+          f"steps={args.steps}; RDP accountant: {rdp:.6g} at order {order:g})")
     return 0
 
 
 def run_sigma(args: argparse.Namespace) -> int:
     from ..dp import analytic_gaussian_sigma, noise_multiplier_for
 
-    z = noise_multiplier_for(args.epsilon, args.delta, args.q, args.steps)
-    print(f"noise multiplier = {z:.6g}  (RDP accountant: epsilon={args.epsilon:g}, delta={args.delta:g}, "
-          f"q={args.q:g}, steps={args.steps})")
+    z = noise_multiplier_for(args.epsilon, args.delta, args.q, args.steps, accountant="pld")
+    z_rdp = noise_multiplier_for(args.epsilon, args.delta, args.q, args.steps, accountant="rdp")
+    print(f"noise multiplier = {z:.6g}  (PLD accountant: epsilon={args.epsilon:g}, delta={args.delta:g}, "
+          f"q={args.q:g}, steps={args.steps}; RDP accountant: {z_rdp:.6g})")
     if args.q == 1.0 and args.steps == 1:
         print(f"analytic Gaussian (Balle-Wang, one release, exact) = {analytic_gaussian_sigma(args.epsilon, args.delta):.6g}")
     return 0
@@ -67,7 +69,7 @@ def run_sigma(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..dp import RdpAccountant
+    from ..dp import PldAccountant
     from ..dp.aggregators import DistributedDPAggregator
 
     rng = np.random.default_rng(args.seed)
@@ -85,7 +87,7 @@ def run_demo(args: argparse.Namespace) -> int:
     clipped = x * np.minimum(1.0, args.clip / norms)[:, None]
     exact = clipped[res.survivors].sum(axis=0)
     err = res.total - exact
-    acc = RdpAccountant().compose(res.info["dp_event"], args.rounds)
+    acc = PldAccountant().compose(res.info["dp_event"], args.rounds)
     print(f"distributed DP ({args.mechanism.upper()}) over secure aggregation ({args.graph} graph), "
           f"{n} clients, d={d} (padded {params.padded_dim}), {args.bits}-bit ring")
     print(f"  clip (L2)                      {args.clip:g}   ({int((norms > args.clip).sum())} clients clipped)")

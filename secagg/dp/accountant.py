@@ -74,7 +74,9 @@ __all__ = [
     "epsilon_from_rdp",
     "delta_from_rdp",
     "compute_epsilon",
+    "make_accountant",
     "noise_multiplier_for",
+    "steps_for_epochs",
 ]
 
 #: The orders of dp_accounting's default RdpAccountant (v0.6 DEFAULT_RDP_ORDERS).
@@ -92,6 +94,12 @@ def _nonneg(value, name: str) -> float:
     if math.isnan(v) or v < 0:
         raise InputError(f"{name} must be a non-negative number, got {value!r}")
     return v
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _count(value, name: str) -> int:
@@ -132,15 +140,31 @@ class LaplaceEvent(DpEvent):
 
 @dataclass(frozen=True)
 class DiscreteGaussianEvent(DpEvent):
-    """Discrete Gaussian ``N_Z(0, sigma^2)`` on an integer query, ``sigma = noise_multiplier * L2 sens``.
+    """Discrete Gaussian ``N_Z(0, sigma^2)`` per coordinate on an integer query, ``sigma = noise_multiplier * sensitivity``.
 
-    Same RDP as :class:`GaussianEvent` (CKS 2020); may be Poisson-subsampled.
+    ``sensitivity``: the L2 sensitivity in integer units (``None``: unknown);
+    ``l1_sensitivity`` and ``dim`` (optional) bound how many coordinates can change.
+    The RDP accountant needs only the ratio (CKS 2020: ``(Delta/sigma)^2/2``-concentrated
+    DP, the Gaussian's RDP curve); the PLD accountant needs ``sensitivity`` (the
+    discrete noise's privacy depends on the scale, not only on the ratio), and so does
+    Poisson subsampling under either accountant (the subsampled-Gaussian RDP formula is
+    proven for continuous noise; the RDP accountant applies it through the comparison
+    of :mod:`secagg.dp.pld_discrete`).
     """
 
     noise_multiplier: float
+    sensitivity: float | None = None
+    l1_sensitivity: float | None = None
+    dim: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "noise_multiplier", _nonneg(self.noise_multiplier, "noise_multiplier"))
+        if self.sensitivity is not None:
+            object.__setattr__(self, "sensitivity", _nonneg(self.sensitivity, "sensitivity"))
+        if self.l1_sensitivity is not None:
+            object.__setattr__(self, "l1_sensitivity", _nonneg(self.l1_sensitivity, "l1_sensitivity"))
+        if self.dim is not None:
+            object.__setattr__(self, "dim", _positive_int(self.dim, "dim"))
 
 
 @dataclass(frozen=True)
@@ -172,17 +196,24 @@ class DistributedDiscreteGaussianEvent(DpEvent):
 
 @dataclass(frozen=True)
 class SkellamEvent(DpEvent):
-    """Skellam noise of per-coordinate ``variance`` on an integer query (Agarwal et al. 2021)."""
+    """Skellam noise of per-coordinate ``variance`` on an integer query (Agarwal et al. 2021).
+
+    ``dim`` (optional): the number of coordinates; the PLD accountant's vector bound
+    grows with the number of coordinates that can change, ``min(dim, l1, l2^2)``.
+    """
 
     variance: float
     l2_sensitivity: float
     l1_sensitivity: float
+    dim: int | None = None
 
     def __post_init__(self) -> None:
         if _nonneg(self.variance, "variance") <= 0:
             raise InputError("variance must be > 0")
         _nonneg(self.l2_sensitivity, "l2_sensitivity")
         _nonneg(self.l1_sensitivity, "l1_sensitivity")
+        if self.dim is not None:
+            object.__setattr__(self, "dim", _positive_int(self.dim, "dim"))
 
 
 @dataclass(frozen=True)
@@ -389,6 +420,46 @@ def _rdp_skellam(ev: SkellamEvent, orders: np.ndarray) -> np.ndarray:
     return a * d2**2 / (2 * mu) + np.minimum(((2 * a - 1) * d2**2 + 6 * d1) / (4 * mu**2), 3 * d1 / (2 * mu))
 
 
+def _rdp_subsampled_discrete(q: float, inner: DpEvent, orders: np.ndarray) -> np.ndarray:
+    """RDP of a Poisson-subsampled discrete Gaussian, by comparison (the code also covers DDG events).
+
+    The subsampled-Gaussian formula (Mironov-Talwar-Zhang 2019) is proven for continuous
+    noise only. :mod:`secagg.dp.pld_discrete` bounds the noise PMF ``p`` between
+    ``e^{-b'} q`` and ``e^{a'} q``, where ``q`` is a continuous Gaussian of std ``s1``
+    rounded by a post-processing kernel; only ``k`` coordinates differ, so with ``a = k
+    a'``, ``b = k b'`` both subsampled mixtures (and the base) are within those factors of
+    the post-processed subsampled Gaussian, whose RDP is at most MTZ's for noise
+    multiplier ``s1 / l2`` (data processing). ``D_a(P || P') <= D_a(Q || Q') + (alpha a +
+    (alpha - 1) b)/(alpha - 1)`` then gives ``MTZ(q, s1/l2) + alpha a/(alpha - 1) + b``,
+    in both neighbouring directions. Needs the discrete Gaussian's integer sensitivity.
+    """
+    from .pld_discrete import DiscreteNoise, coordinates_that_change, core_for
+
+    if isinstance(inner, DiscreteGaussianEvent):
+        if inner.noise_multiplier == 0:
+            return np.full(orders.shape, np.inf)
+        if inner.sensitivity is None:
+            raise ConfigurationError(
+                "Poisson subsampling of a discrete Gaussian needs its integer L2 sensitivity: "
+                "pass DiscreteGaussianEvent(noise_multiplier, sensitivity=..., dim=...)"
+            )
+        l2 = float(inner.sensitivity)
+        l1 = math.inf if inner.l1_sensitivity is None else float(inner.l1_sensitivity)
+        noise = DiscreteNoise("dg", inner.noise_multiplier * l2, 1)
+        dim = inner.dim
+    else:
+        assert isinstance(inner, DistributedDiscreteGaussianEvent)
+        l2, l1, dim = float(inner.l2_sensitivity), float(inner.l1_sensitivity), int(inner.dim)
+        noise = DiscreteNoise("dg", float(inner.local_stddev), int(inner.num_clients))
+    k = coordinates_that_change(l2, l1, dim)
+    if k == 0:
+        return np.zeros(orders.shape)
+    l2_eff = min(math.sqrt(math.floor(l2 * l2 * (1 + 1e-12) + 1e-9)), l1)
+    core = core_for(noise, float(l2_eff), int(k))
+    z_eff = 1.0 / math.sqrt(core.mu2)
+    return rdp_poisson_subsampled_gaussian(q, z_eff, orders) + core.a * orders / (orders - 1.0) + core.b
+
+
 def epsilon_from_rdp(orders, rdp, delta: float) -> tuple[float, float]:
     """(epsilon, optimal order) for an RDP curve at ``delta`` (CKS 2020 / Balle et al. 2020)."""
     orders = np.asarray(orders, dtype=np.float64)
@@ -485,6 +556,9 @@ class RdpAccountant:
 
         Raises :class:`ConfigurationError` for an event this accountant cannot handle.
         """
+        from .interop import as_event
+
+        event = as_event(event)
         o = self._orders
         if isinstance(event, NoOpEvent):
             return np.zeros_like(o)
@@ -493,18 +567,27 @@ class RdpAccountant:
         if isinstance(event, LaplaceEvent):
             return _rdp_laplace(event.noise_multiplier, o)
         if isinstance(event, DistributedDiscreteGaussianEvent):
+            if event.local_stddev < 0.5:
+                raise ConfigurationError(
+                    f"the distributed discrete Gaussian RDP bound (Kairouz-Liu-Steinke 2021, Thm 1) needs a "
+                    f"per-client sigma >= 1/2, got {event.local_stddev:g}; use more noise or the PLD accountant"
+                )
             return _rdp_ddg(event, o)
         if isinstance(event, SkellamEvent):
             return _rdp_skellam(event, o)
         if isinstance(event, PoissonSampledEvent):
             inner = event.event
-            if isinstance(inner, (GaussianEvent, DiscreteGaussianEvent)):
+            if isinstance(inner, GaussianEvent):
                 return rdp_poisson_subsampled_gaussian(event.sampling_rate, inner.noise_multiplier, o)
             if event.sampling_rate == 1.0:
                 return self.event_rdp(inner)
+            if event.sampling_rate == 0.0:
+                return np.zeros_like(o)
+            if isinstance(inner, DiscreteGaussianEvent):
+                return _rdp_subsampled_discrete(event.sampling_rate, inner, o)
             raise ConfigurationError(
-                "PoissonSampledEvent supports a Gaussian or DiscreteGaussian inner event "
-                f"(or sampling_rate=1), got {type(inner).__name__}"
+                f"the RDP accountant bounds Poisson subsampling of Gaussian and discrete Gaussian events only, got "
+                f"{type(inner).__name__}; use the PLD accountant (make_accountant('pld'))"
             )
         if isinstance(event, SelfComposedEvent):
             return _times(event.count, self.event_rdp(event.event))
@@ -516,7 +599,7 @@ class RdpAccountant:
         raise ConfigurationError(f"unsupported privacy event {type(event).__name__}")
 
     def compose(self, event: DpEvent, count: int = 1) -> "RdpAccountant":
-        """Add ``count`` runs of ``event`` to the spent privacy; returns ``self``."""
+        """Add ``count`` runs of ``event`` (a secagg or dp_accounting event) to the spent privacy; returns ``self``."""
         if not isinstance(count, (int, np.integer)) or count < 0:
             raise InputError(f"count must be a non-negative integer, got {count!r}")
         self._rdp = self._rdp + _times(int(count), self.event_rdp(event))
@@ -535,36 +618,128 @@ class RdpAccountant:
         return delta_from_rdp(self._orders, self._rdp, epsilon)[0]
 
 
+ACCOUNTANTS = ("pld", "rdp")
+
+
+def make_accountant(kind: str = "pld", **options):
+    """A fresh accountant: ``"pld"`` (:class:`~secagg.dp.PldAccountant`, tight) or ``"rdp"`` (:class:`RdpAccountant`).
+
+    ``options`` go to the constructor (``value_discretization_interval=`` for PLD,
+    ``orders=`` for RDP). Both have ``compose(event, count=1)``, ``get_epsilon(delta)``,
+    ``get_delta(epsilon)`` and ``copy()``.
+
+    Raises :class:`ConfigurationError` for another ``kind`` or an option the kind does not take.
+    """
+    if kind == "rdp":
+        unknown = set(options) - {"orders"}
+        if unknown:
+            raise ConfigurationError(f"the RDP accountant takes orders=..., not {sorted(unknown)}")
+        return RdpAccountant(**options)
+    if kind == "pld":
+        from .pld_accountant import PldAccountant
+
+        unknown = set(options) - {"value_discretization_interval", "tail_mass_truncation"}
+        if unknown:
+            raise ConfigurationError(
+                f"the PLD accountant takes value_discretization_interval=... and tail_mass_truncation=..., "
+                f"not {sorted(unknown)}"
+            )
+        return PldAccountant(**options)
+    raise ConfigurationError(f"accountant must be one of {ACCOUNTANTS}, got {kind!r}")
+
+
 def compute_epsilon(
-    noise_multiplier: float, sampling_rate: float, steps: int, delta: float, orders: Sequence[float] | None = None
+    noise_multiplier: float,
+    sampling_rate: float,
+    steps: int,
+    delta: float,
+    orders: Sequence[float] | None = None,
+    *,
+    accountant: str = "pld",
 ) -> float:
-    """Epsilon of ``steps`` Poisson-sampled Gaussian steps (DP-SGD / DP-FedAvg) at ``delta``."""
-    acc = RdpAccountant(orders)
+    """Epsilon of ``steps`` Poisson-sampled Gaussian steps (DP-SGD / DP-FedAvg) at ``delta``.
+
+    ``accountant="pld"`` (default, tight) or ``"rdp"`` (``orders`` applies to RDP only).
+    """
+    if orders is not None and accountant != "rdp":
+        raise ConfigurationError("orders apply to the RDP accountant: pass accountant='rdp'")
+    acc = make_accountant(accountant, **({"orders": orders} if orders is not None else {}))
     acc.compose(PoissonSampledEvent(sampling_rate, GaussianEvent(noise_multiplier)), count=int(steps))
     return acc.get_epsilon(delta)
 
 
+def _pick(positional, keyword, pos_name: str, kw_name: str):
+    if positional is not None and keyword is not None:
+        raise ConfigurationError(f"give {pos_name} or {kw_name}, not both")
+    return keyword if keyword is not None else positional
+
+
+def steps_for_epochs(epochs: float, sample_rate: float) -> int:
+    """Steps of ``epochs`` passes at Poisson rate ``sample_rate``: ``ceil(epochs / sample_rate)``.
+
+    A quotient within 1e-9 (relative) of an integer is taken as that integer (so
+    ``epochs=3, sample_rate=0.01`` is 300 steps, not 301 from float rounding).
+    """
+    e = float(epochs)
+    if not (math.isfinite(e) and e > 0):
+        raise InputError(f"epochs must be a positive number, got {epochs!r}")
+    r = e / float(sample_rate)
+    k = round(r)
+    return max(1, int(k if abs(r - k) <= 1e-9 * max(1.0, r) else math.ceil(r)))
+
+
 def noise_multiplier_for(
-    epsilon: float,
-    delta: float,
-    sampling_rate: float,
-    steps: int,
+    epsilon: float | None = None,
+    delta: float | None = None,
+    sampling_rate: float | None = None,
+    steps: int | None = None,
     *,
+    target_epsilon: float | None = None,
+    target_delta: float | None = None,
+    sample_rate: float | None = None,
+    epochs: float | None = None,
+    accountant: str = "pld",
     orders: Sequence[float] | None = None,
     tolerance: float = 1e-4,
+    value_discretization_interval: float | None = None,
 ) -> float:
-    """Smallest noise multiplier z with ``epsilon(z) <= epsilon`` after ``steps`` sampled steps.
+    """Smallest noise multiplier z with ``epsilon(z) <= epsilon`` after ``steps`` Poisson-sampled Gaussian steps.
 
-    Bisection on log z with relative tolerance ``tolerance``; the returned z always meets
-    the target (it is the upper end of the final bracket).
+    Parameters
+    ----------
+    epsilon, delta, sampling_rate, steps:
+        the target and the run (positional, as before). Opacus' names are accepted as
+        keywords instead: ``target_epsilon``, ``target_delta``, ``sample_rate``, and
+        ``epochs`` in place of ``steps`` (``steps = ceil(epochs / sample_rate)``, see
+        :func:`steps_for_epochs`). ``sampling_rate`` defaults to 1 (every record, every
+        step) and ``steps`` to 1.
+    accountant:
+        ``"pld"`` (default): the tight PLD accountant (closed form for
+        ``sampling_rate = 1``, where the composition is one Gaussian; otherwise a
+        bracketed search seeded by the RDP solution). ``"rdp"``: the RDP accountant
+        (faster, looser).
+    orders:
+        RDP orders (``accountant="rdp"`` only).
+    tolerance:
+        relative precision of z; the returned z always meets the target (the upper end
+        of the final bracket).
+    value_discretization_interval:
+        PLD grid step (``accountant="pld"`` only; default 1e-4).
 
     Raises
     ------
     InputError
         for epsilon <= 0, delta outside (0, 1), sampling_rate outside (0, 1], steps < 1.
     ConfigurationError
-        when no z below 1e6 reaches the target.
+        for conflicting or missing arguments, or when no z below 1e6 reaches the target.
     """
+    epsilon = _pick(epsilon, target_epsilon, "epsilon", "target_epsilon")
+    delta = _pick(delta, target_delta, "delta", "target_delta")
+    sampling_rate = _pick(sampling_rate, sample_rate, "sampling_rate", "sample_rate")
+    if epsilon is None or delta is None:
+        raise ConfigurationError("noise_multiplier_for needs a target: epsilon= (target_epsilon=) and delta= (target_delta=)")
+    if sampling_rate is None:
+        sampling_rate = 1.0
     eps = float(epsilon)
     if not math.isfinite(eps) or eps <= 0:
         raise InputError(f"epsilon must be a positive finite number, got {epsilon!r}")
@@ -572,8 +747,37 @@ def noise_multiplier_for(
         raise InputError(f"delta must be in (0, 1), got {delta!r}")
     if not 0 < float(sampling_rate) <= 1:
         raise InputError(f"sampling_rate must be in (0, 1], got {sampling_rate!r}")
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
+    if epochs is not None:
+        if steps is not None:
+            raise ConfigurationError("give steps or epochs, not both")
+        steps = steps_for_epochs(epochs, float(sampling_rate))
+    if steps is None:
+        steps = 1
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
         raise InputError(f"steps must be a positive integer, got {steps!r}")
+    if accountant not in ACCOUNTANTS:
+        raise ConfigurationError(f"accountant must be one of {ACCOUNTANTS}, got {accountant!r}")
+    if accountant == "pld":
+        if orders is not None:
+            raise ConfigurationError("orders apply to the RDP accountant: pass accountant='rdp'")
+        from .pld_accountant import pld_noise_multiplier
+
+        start = None
+        if float(sampling_rate) < 1:
+            start = _rdp_noise_multiplier(eps, float(delta), float(sampling_rate), int(steps), None, 1e-3)
+        return pld_noise_multiplier(
+            eps, float(delta), float(sampling_rate), int(steps), tolerance=tolerance,
+            value_discretization_interval=1e-4 if value_discretization_interval is None else value_discretization_interval,
+            start=start,
+        )
+    if value_discretization_interval is not None:
+        raise ConfigurationError("value_discretization_interval applies to the PLD accountant: pass accountant='pld'")
+    return _rdp_noise_multiplier(eps, float(delta), float(sampling_rate), int(steps), orders, tolerance)
+
+
+def _rdp_noise_multiplier(
+    eps: float, delta: float, sampling_rate: float, steps: int, orders: Sequence[float] | None, tolerance: float
+) -> float:
     acc = RdpAccountant(orders)
 
     def eps_of(z: float) -> float:

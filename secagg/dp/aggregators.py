@@ -14,14 +14,18 @@ Gaussian, Canonne-Kamath-Steinke 2020), so no float-noise attack (Mironov 2012)
 applies. ``noise_multiplier`` z is the noise std in units of the sensitivity; instead of
 it, give ``epsilon`` (and ``delta``, default 1e-5) and ``rounds``: z is then the smallest
 one such that ``rounds`` Gaussian releases without sampling amplification compose to
-(epsilon, delta) (:func:`secagg.dp.noise_multiplier_for` with rate 1).
+(epsilon, delta) (:func:`secagg.dp.noise_multiplier_for` with rate 1: exact, PLD
+accountant), raised by a relative 1e-9 to cover the discrete noise on the grid (its
+PLD bound, :mod:`secagg.dp.pld_discrete`, exceeds the Gaussian's by less than that at
+the default resolutions).
 
 Each :class:`~secagg.aggregators.AggregationResult` has ``noise_std`` (per coordinate
 of ``total``, in update units) and ``info`` with ``noise_multiplier`` (per round),
 ``dp_event`` (the :class:`~secagg.dp.DpEvent` of this round, to compose into the
-caller's accountant or :class:`~secagg.dp.PrivacyBudget`), and ``round_epsilon`` (this
-round alone, at ``delta``). Composing over rounds (and sampling amplification) is the
-caller's job.
+caller's accountant or :class:`~secagg.dp.PrivacyBudget`; for the central and local
+aggregators a :class:`~secagg.dp.DiscreteGaussianEvent` carrying the grid-unit
+sensitivity and dimension), and ``round_epsilon`` (this round alone, at ``delta``, PLD
+accountant). Composing over rounds (and sampling amplification) is the caller's job.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import numpy as np
 from ..aggregators import AggregationResult, Aggregator, dropped_rows, send_float32, validate_updates
 from ..errors import ConfigurationError, EncodingError
 from ..quantize import default_rng
-from .accountant import DiscreteGaussianEvent, RdpAccountant, noise_multiplier_for
+from .accountant import DiscreteGaussianEvent, make_accountant, noise_multiplier_for
 from .clipping import clip_rows
 from .distributed import DistributedDP, distributed_dp_sum
 from .samplers import discrete_gaussian
@@ -58,7 +62,8 @@ def resolve_noise_multiplier(
         raise ConfigurationError("a DP aggregator needs noise_multiplier=... or epsilon=... (with delta)")
     if not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise ConfigurationError(f"rounds must be a positive integer, got {rounds!r}")
-    return noise_multiplier_for(float(epsilon), float(delta if delta is not None else 1e-5), 1.0, int(rounds))
+    z = noise_multiplier_for(float(epsilon), float(delta if delta is not None else 1e-5), 1.0, int(rounds))
+    return z * (1.0 + 1e-9)
 
 
 def _check_clip(clip) -> float:
@@ -79,7 +84,7 @@ def _check_delta(delta) -> float:
 
 
 def _round_epsilon(event, delta: float) -> float:
-    return RdpAccountant().compose(event).get_epsilon(delta)
+    return make_accountant("pld").compose(event).get_epsilon(delta)
 
 
 class _GridDPAggregator(Aggregator):
@@ -121,11 +126,13 @@ class _GridDPAggregator(Aggregator):
         The same for any number of survivors: the noise does not depend on who survives.
         Lets a caller plan or calibrate a budget without running an aggregation.
         """
-        return DiscreteGaussianEvent(self.noise_multiplier)
+        return DiscreteGaussianEvent(self.noise_multiplier, sensitivity=self.sensitivity(dim) / self.resolution,
+                                     dim=dim)
 
     def _result(self, total, keep, up, client_seconds, server_seconds, noise_std, dim, **extra) -> AggregationResult:
         """The round's result with the DP fields every grid aggregator reports."""
-        event = DiscreteGaussianEvent(self.noise_multiplier)
+        # integer units of the grid: L2 sensitivity Delta / resolution, noise z * that
+        event = DiscreteGaussianEvent(self.noise_multiplier, sensitivity=self.sensitivity(dim) / self.resolution, dim=dim)
         return AggregationResult(
             total=total,
             survivors=keep.astype(np.int64),

@@ -1,6 +1,8 @@
 """Privacy budget: an (epsilon, delta) target that a training run charges, round by round.
 
-A :class:`PrivacyBudget` wraps an :class:`~secagg.dp.accountant.RdpAccountant`. Before a
+A :class:`PrivacyBudget` wraps a privacy accountant (the tight PLD accountant,
+:class:`~secagg.dp.PldAccountant`, by default; ``accountant="rdp"`` for
+:class:`~secagg.dp.RdpAccountant`). Before a
 round runs, the caller charges the round's privacy event; if the composition would
 push epsilon (at the budget's delta) above the target, :class:`~secagg.errors.BudgetExceeded`
 is raised *and nothing is charged*, so the round can be skipped and the run stopped with
@@ -12,14 +14,16 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ..errors import BudgetExceeded, InputError
-from .accountant import DpEvent, RdpAccountant
+from typing import Any
+
+from ..errors import BudgetExceeded, ConfigurationError, InputError
+from .accountant import DpEvent, make_accountant
 
 __all__ = ["PrivacyBudget"]
 
 
 class PrivacyBudget:
-    """An (epsilon, delta) budget backed by an RDP accountant.
+    """An (epsilon, delta) budget backed by a privacy accountant.
 
     Parameters
     ----------
@@ -27,20 +31,39 @@ class PrivacyBudget:
         target epsilon (> 0).
     delta:
         target delta in (0, 1).
+    accountant:
+        ``"pld"`` (default: :class:`~secagg.dp.PldAccountant`, tight) or ``"rdp"``
+        (:class:`~secagg.dp.RdpAccountant`).
     orders:
-        RDP orders for the accountant (default: dp_accounting's).
+        RDP orders (``accountant="rdp"`` only; default: dp_accounting's).
+
+    Raises
+    ------
+    InputError
+        for epsilon <= 0 or delta outside (0, 1).
+    ConfigurationError
+        for an unknown accountant, or ``orders`` with the PLD accountant.
 
     Examples
     --------
     >>> from secagg.dp import GaussianEvent, PoissonSampledEvent
     >>> budget = PrivacyBudget(epsilon=2.0, delta=1e-5)
     >>> round(budget.charge(PoissonSampledEvent(0.01, GaussianEvent(1.0))), 3)
-    0.956
+    0.199
     >>> budget.rounds_affordable(PoissonSampledEvent(0.01, GaussianEvent(1.0)))
-    880
+    1201
+
+    The RDP accountant charged 0.956 for the same round and afforded 880 more.
     """
 
-    def __init__(self, epsilon: float, delta: float, *, orders: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        epsilon: float,
+        delta: float,
+        *,
+        accountant: str = "pld",
+        orders: Sequence[float] | None = None,
+    ) -> None:
         try:
             eps, dlt = float(epsilon), float(delta)
         except (TypeError, ValueError):
@@ -51,7 +74,10 @@ class PrivacyBudget:
             raise InputError(f"budget delta must be in (0, 1), got {delta!r}")
         self.epsilon = eps
         self.delta = dlt
-        self.accountant = RdpAccountant(orders)
+        if orders is not None and accountant != "rdp":
+            raise ConfigurationError("orders apply to the RDP accountant: pass accountant='rdp'")
+        self.accountant_kind = accountant
+        self.accountant: Any = make_accountant(accountant, **({"orders": orders} if orders is not None else {}))
         self.rounds = 0
 
     def __repr__(self) -> str:

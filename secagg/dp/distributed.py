@@ -37,6 +37,9 @@ the signed sum must stay inside ``(-2^(bits-1), 2^(bits-1))``:
 ``k sqrt(s^2 c^2 (n^2/m + n z^2/n_min) + n/4) <= 2^(bits-1) - 1``, where ``n^2 c^2/m``
 bounds the per-coordinate energy of the rotated sum and ``n/4`` the rounding.
 
+The per-client discrete Gaussian sigma must be at least 1/2 (the range of KLS 2021,
+Thm 1); smaller values are refused with :class:`ConfigurationError`.
+
 Dropouts: the noise is fixed before anyone drops, so fewer than ``n_min`` survivors
 would mean less noise than planned. Over the masking protocol the clients themselves
 refuse to unmask a survivor set smaller than ``n_min`` (``min_survivors`` of
@@ -58,7 +61,7 @@ import numpy as np
 
 from ..errors import BudgetExceeded, ConfigurationError, InputError, ProtocolAbort
 from ..quantize import default_rng, ring_dtype
-from .accountant import DistributedDiscreteGaussianEvent, DpEvent, RdpAccountant, SkellamEvent
+from .accountant import DistributedDiscreteGaussianEvent, DpEvent, SkellamEvent, make_accountant
 from .rotation import RandomizedHadamard, next_power_of_two
 from .samplers import discrete_gaussian, skellam
 
@@ -161,6 +164,13 @@ class DistributedDP:
                 f"the {self.bits}-bit ring leaves a scale of {s:.3g}: clipped vectors would round to zero. "
                 "Use more bits, fewer clients or a smaller noise multiplier."
             )
+        local = z * cs / math.sqrt(n_min)
+        if self.mechanism == "ddg" and local < 0.5:
+            raise ConfigurationError(
+                f"each client's discrete Gaussian sigma would be {local:.3g} < 1/2, outside the distributed discrete "
+                "Gaussian theorem (Kairouz-Liu-Steinke 2021, Thm 1): use more bits, a larger noise multiplier or "
+                "fewer clients (min_clients)"
+            )
         object.__setattr__(self, "clip", c)
         object.__setattr__(self, "noise_multiplier", z)
         object.__setattr__(self, "num_clients", n)
@@ -169,7 +179,7 @@ class DistributedDP:
         object.__setattr__(self, "min_clients", n_min)
         object.__setattr__(self, "padded_dim", m)
         object.__setattr__(self, "scale", s)
-        object.__setattr__(self, "local_stddev", z * cs / math.sqrt(n_min))
+        object.__setattr__(self, "local_stddev", local)
         object.__setattr__(self, "l2_bound", bound)
 
     # ------------------------------------------------------------------ derived
@@ -201,11 +211,15 @@ class DistributedDP:
             raise InputError(f"survivors must be >= 1, got {survivors!r}")
         if self.mechanism == "ddg":
             return DistributedDiscreteGaussianEvent(self.local_stddev, k, self.l2_bound, self.l1_bound, self.padded_dim)
-        return SkellamEvent(k * self.local_stddev**2, self.l2_bound, self.l1_bound)
+        return SkellamEvent(k * self.local_stddev**2, self.l2_bound, self.l1_bound, dim=self.padded_dim)
 
-    def epsilon(self, survivors: int, delta: float, rounds: int = 1) -> float:
-        """Epsilon after ``rounds`` aggregations with ``survivors`` clients each, at ``delta``."""
-        return RdpAccountant().compose(self.dp_event(survivors), int(rounds)).get_epsilon(delta)
+    def epsilon(self, survivors: int, delta: float, rounds: int = 1, *, accountant: str = "pld") -> float:
+        """Epsilon after ``rounds`` aggregations with ``survivors`` clients each, at ``delta``.
+
+        ``accountant``: ``"pld"`` (default; the exact-PMF / vector bound of
+        :mod:`secagg.dp.pld_discrete`) or ``"rdp"`` (Kairouz-Liu-Steinke / Agarwal et al.).
+        """
+        return make_accountant(accountant).compose(self.dp_event(survivors), int(rounds)).get_epsilon(delta)
 
     # ------------------------------------------------------------------ client
     def encode(self, x, rng: np.random.Generator | None = None) -> np.ndarray:

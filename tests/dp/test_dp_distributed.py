@@ -14,7 +14,14 @@ from secagg.errors import ProtocolAbort
 from scipy import stats
 
 from secagg import make_aggregator
-from secagg.dp import DistributedDiscreteGaussianEvent, GaussianEvent, RandomizedHadamard, RdpAccountant, SkellamEvent, fwht
+from secagg.dp import (
+    DistributedDiscreteGaussianEvent,
+    GaussianEvent,
+    RandomizedHadamard,
+    SkellamEvent,
+    fwht,
+    make_accountant,
+)
 from secagg.dp.distributed import DistributedDP, distributed_dp_sum, plain_ring_sum
 from secagg.errors import ConfigurationError, InputError
 
@@ -87,13 +94,14 @@ def test_dropouts_leave_less_noise_and_report_a_larger_epsilon():
     np.testing.assert_allclose(some.total, x[3:].sum(axis=0), atol=6 * some.noise_std)
 
 
-def test_epsilon_is_close_to_the_continuous_gaussian_with_enough_bits():
+@pytest.mark.parametrize("accountant", ["pld", "rdp"])
+def test_epsilon_is_close_to_the_continuous_gaussian_with_enough_bits(accountant):
     params = _params("ddg", n=20, d=1000, z=1.0)
-    g = RdpAccountant().compose(GaussianEvent(1.0)).get_epsilon(1e-5)
-    assert g <= params.epsilon(20, 1e-5) <= g * 1.01
+    g = make_accountant(accountant).compose(GaussianEvent(1.0)).get_epsilon(1e-5)
+    assert g <= params.epsilon(20, 1e-5, accountant=accountant) <= g * 1.01
     sk = DistributedDP(1.0, 1.0, 20, 1000, mechanism="skellam")
     assert isinstance(sk.dp_event(20), SkellamEvent)
-    assert g <= sk.epsilon(20, 1e-5) <= g * 1.02
+    assert g <= sk.epsilon(20, 1e-5, accountant=accountant) <= g * 1.02
 
 
 def test_encode_is_uniform_looking_integers_in_the_ring_and_bits_are_checked():
@@ -177,7 +185,7 @@ def test_central_and_local_aggregators(name):
     assert lo * expected_sd**2 <= float((err**2).mean()) <= hi * expected_sd**2
     assert not agg.hides_individual_updates
     assert res.info["round_epsilon"] == pytest.approx(
-        RdpAccountant().compose(res.info["dp_event"]).get_epsilon(1e-5)
+        make_accountant("pld").compose(res.info["dp_event"]).get_epsilon(1e-5)
     )
 
 
@@ -185,8 +193,11 @@ def test_epsilon_target_sets_the_noise_multiplier():
     agg = make_aggregator("central-dp", clip=1.0, epsilon=1.0, delta=1e-5, rounds=10)
     from secagg.dp import GaussianEvent
 
-    eps = RdpAccountant().compose(GaussianEvent(agg.noise_multiplier), 10).get_epsilon(1e-5)
-    assert eps <= 1.0 and eps > 0.99
+    # calibrated with the (default) PLD accountant, and the round's own event agrees
+    eps = make_accountant("pld").compose(GaussianEvent(agg.noise_multiplier), 10).get_epsilon(1e-5)
+    assert 0.99 < eps <= 1.0
+    res = agg.aggregate(np.zeros((3, 5)), rng=np.random.default_rng(0))
+    assert make_accountant("pld").compose(res.info["dp_event"], 10).get_epsilon(1e-5) <= 1.0
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fl.client import Client
 from fl.data import load_dataset
-from fl.example_dp import clipped_gradient_sum
+from fl.example_dp import clipped_gradient_sum, example_event
 from fl.model import per_example_grads
 from fl.privacy import PrivacyLedger, calibrate_noise_multiplier, make_accountant
 from fl.server import FedAvg, FedAvgConfig, run_fedavg
@@ -115,7 +115,7 @@ def test_round_whose_actual_survivors_overspend_is_refused_before_release(cancer
     planned, actual = agg.dp_event_for(10, 31), agg.dp_event_for(10, 31, survivors=7)
 
     def eps(n_actual, n_planned):
-        return RdpAccountant().compose(actual, n_actual).compose(planned, n_planned).get_epsilon(1e-5)
+        return make_accountant().compose(actual, n_actual).compose(planned, n_planned).get_epsilon(1e-5)
 
     assert eps(0, 4) < eps(3, 1) < eps(4, 0)
     target = 0.5 * (eps(3, 1) + eps(4, 0))
@@ -162,17 +162,24 @@ def test_local_and_distributed_dp_are_not_amplified_by_client_sampling(cancer, n
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
     released = [r for r in res.history if r.survivors > 0]
     assert released
+    from secagg import make_aggregator
+
+    full = make_aggregator(name, clip=1.0, noise_multiplier=3.0).dp_event_for(10, 31)
     if name == "local-dp":  # each released round costs one full discrete Gaussian of multiplier 3
-        ref = RdpAccountant().compose(DiscreteGaussianEvent(3.0), len(released)).get_epsilon(1e-5)
+        ref = make_accountant().compose(full, len(released)).get_epsilon(1e-5)
         assert res.epsilon == pytest.approx(ref, rel=1e-9)
-    amplified = compute_epsilon(3.0, 0.4, len(released), 1e-5)
+    amplified = make_accountant().compose(PoissonSampledEvent(0.4, full), len(released)).get_epsilon(1e-5)
     assert res.epsilon > 2 * amplified
 
 
 def test_central_dp_is_amplified_by_secret_poisson_client_sampling(cancer):
     cfg = FedAvgConfig(rounds=4, aggregator="central-dp", noise_multiplier=3.0, sampling="poisson", fraction=0.4)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
-    ref = RdpAccountant().compose(PoissonSampledEvent(0.4, DiscreteGaussianEvent(3.0)), 4).get_epsilon(1e-5)
+    from secagg import make_aggregator
+
+    ev = make_aggregator("central-dp", clip=res.config.clip_norm if hasattr(res.config, "clip_norm") else 1.0,
+                         noise_multiplier=3.0).dp_event_for(10, 31)
+    ref = make_accountant().compose(PoissonSampledEvent(0.4, ev), 4).get_epsilon(1e-5)
     assert res.epsilon == pytest.approx(ref, rel=1e-9)
     assert "client sampling" in res.privacy["amplification"]
 
@@ -200,7 +207,7 @@ def test_calibrated_noise_is_the_smallest_that_meets_the_target(cancer, name):
     def eps(z):
         opts = {"expected_dropout": 0.2} if name == "distributed-dp" else {}
         ev = make_aggregator(name, clip=1.0, noise_multiplier=z, **opts).dp_event_for(10, 31)
-        return RdpAccountant().compose(ev, 10).get_epsilon(1e-5)
+        return make_accountant().compose(ev, 10).get_epsilon(1e-5)
 
     z = res.noise_multiplier
     assert eps(z) <= 3.0 < eps(z * (1 - 1e-3))
@@ -209,8 +216,8 @@ def test_calibrated_noise_is_the_smallest_that_meets_the_target(cancer, name):
 
 def test_calibration_function_brackets_any_monotone_event():
     z = calibrate_noise_multiplier(lambda z: GaussianEvent(z), 1.0, 1e-5, 1)
-    assert RdpAccountant().compose(GaussianEvent(z)).get_epsilon(1e-5) <= 1.0
-    assert RdpAccountant().compose(GaussianEvent(z * 0.999)).get_epsilon(1e-5) > 1.0
+    assert make_accountant().compose(GaussianEvent(z)).get_epsilon(1e-5) <= 1.0
+    assert make_accountant().compose(GaussianEvent(z * 0.999)).get_epsilon(1e-5) > 1.0
 
 
 # ---------------------------------------------------------------- flags that do not apply
@@ -278,7 +285,8 @@ def test_example_level_central_epsilon_is_the_subsampled_gaussian_over_rounds(ca
     cfg = FedAvgConfig(rounds=15, aggregator="central-dp", dp_unit="example", noise_multiplier=1.2,
                        example_sampling_rate=0.2, clip=1.0, lr=1.0)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
-    assert res.epsilon == pytest.approx(compute_epsilon(1.2, 0.2, 15, 1e-5), rel=1e-9)
+    ev = example_event("central", 1.2, 0.2, clip=1.0, dim=31)
+    assert res.epsilon == pytest.approx(make_accountant().compose(ev, 15).get_epsilon(1e-5), rel=1e-9)
     p = res.privacy
     assert p["unit"] == "example" and "one training example" in p["neighbouring"]
     assert "example sampling" in p["amplification"]
@@ -288,7 +296,8 @@ def test_example_level_local_charges_every_local_step(cancer):
     cfg = FedAvgConfig(rounds=3, aggregator="local-dp", dp_unit="example", noise_multiplier=2.0,
                        example_sampling_rate=0.5, local_epochs=1, clip=1.0)
     res = run_fedavg(cancer, cfg, num_clients=5, seed=0)
-    assert res.epsilon == pytest.approx(compute_epsilon(2.0, 0.5, 3 * 2, 1e-5), rel=1e-9)
+    ev = example_event("local", 2.0, 0.5, steps=2, clip=1.0, dim=31)
+    assert res.epsilon == pytest.approx(make_accountant().compose(ev, 3).get_epsilon(1e-5), rel=1e-9)
 
 
 def test_example_level_distributed_noise_is_the_sum_of_the_survivors_shares(cancer):
