@@ -42,7 +42,7 @@ from .distributed import DistributedConfig, run_distributed
 from .model import LogisticRegression, n_params
 from .report import (fixed_table, markdown_table, plot_accuracy_vs_epsilon, plot_accuracy_vs_round,
                      plot_bytes_per_round, write_json)
-from .server import FedAvgConfig, FedAvgResult, run_fedavg
+from .server import FedAvgConfig, FedAvgResult, clip_options, run_fedavg
 
 __all__ = [
     "COMPARE_SETTINGS",
@@ -85,7 +85,7 @@ class CompareOptions:
     seed: int = 0
     local_epochs: int = 1
     lr: float = 0.1
-    clip: float = 1.0
+    clip_norm: float = FedAvgConfig.__dataclass_fields__["clip_norm"].default
     dp_epsilon: float = 8.0
     delta: float = 1e-5
     key_bits: int = 2048
@@ -109,8 +109,8 @@ class CompareOptions:
 
 
 def _fedavg_config(opt: CompareOptions, aggregator: str, **extra: Any) -> FedAvgConfig:
-    base = dict(rounds=opt.rounds, local_epochs=opt.local_epochs, lr=opt.lr, clip=opt.clip, aggregator=aggregator,
-                dropout=opt.dropout, delta=opt.delta)
+    base = dict(rounds=opt.rounds, local_epochs=opt.local_epochs, lr=opt.lr, clip_norm=opt.clip_norm,
+                aggregator=aggregator, dropout=opt.dropout, delta=opt.delta)
     base.update(extra)
     return FedAvgConfig(**base)
 
@@ -155,13 +155,14 @@ def run_compare(opt: CompareOptions = CompareOptions(), *, progress: bool = True
     aggs: dict[str, Any] = {}
     for s in opt.settings:
         if s in ("fedavg", "secagg", "secagg+"):
-            aggs[s] = make_aggregator("plain" if s == "fedavg" else s, clip=opt.clip)
+            name = "plain" if s == "fedavg" else s
+            aggs[s] = make_aggregator(name, **clip_options(name, opt.clip_norm))
         elif s == "paillier":
-            aggs[s] = make_aggregator("paillier", clip=opt.clip, key_bits=opt.key_bits,
+            aggs[s] = make_aggregator("paillier", **clip_options("paillier", opt.clip_norm), key_bits=opt.key_bits,
                                       allow_insecure=opt.allow_insecure_keys)
         elif s == "distributed-dp":
             aggs[s] = None  # built by FedAvg once the noise multiplier is solved from the budget
-            make_aggregator("distributed-dp", clip=opt.clip, noise_multiplier=1.0)
+            make_aggregator("distributed-dp", clip_norm=opt.clip_norm, noise_multiplier=1.0)
     runs = []
     for i in range(opt.repeats):
         if opt.repeats > 1:
@@ -244,7 +245,7 @@ def _run_once(opt: CompareOptions, aggs: dict, progress: bool, log: Callable[[st
     context = {"dataset": ds.describe(), "dataset_name": ds.name, "clients": opt.clients, "rounds": opt.rounds,
                "local_epochs": opt.local_epochs, "partition": opt.partition, "alpha": opt.alpha,
                "dropout": opt.dropout, "seed": opt.seed, "dp_epsilon": opt.dp_epsilon, "delta": opt.delta,
-               "clip": opt.clip, "paillier_key_bits": opt.key_bits, "devices": fleet.to_dict(), "params": P}
+               "clip_norm": opt.clip_norm, "paillier_key_bits": opt.key_bits, "devices": fleet.to_dict(), "params": P}
     return rows, context
 
 
@@ -364,7 +365,7 @@ class DemoOptions:
     clients: int = 10
     rounds: int = 20
     seed: int = 0
-    clip: float = 1.0
+    clip_norm: float = FedAvgConfig.__dataclass_fields__["clip_norm"].default
     noise_multiplier: float = 1.0
     key_bits: int = 2048
     dropout: float = 0.3
@@ -383,7 +384,7 @@ def run_demo(out: str, opt: DemoOptions = DemoOptions(), *, progress: bool = Tru
     ds = load_dataset(opt.dataset, seed=opt.seed)
     os.makedirs(out, exist_ok=True)
     fleet = DeviceFleet.sample(opt.clients, opt.seed)
-    base = dict(rounds=opt.rounds, clip=opt.clip)
+    base = dict(rounds=opt.rounds, clip_norm=opt.clip_norm)
     runs = [
         ("plain", "plain", {}),
         ("secagg", "secagg", {}),

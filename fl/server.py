@@ -9,12 +9,14 @@ secure aggregation (Bonawitz et al., CCS 2017) and DP-FedAvg (McMahan et al., IC
    the privacy amplification of the Poisson-subsampled Gaussian in the accountant
    assumes);
 2. **train locally** (:meth:`fl.client.Client.local_update`), clip each delta to L2 norm
-   ``clip`` and scale it by the client's public weight ``w_i = n_i / max_j n_j`` (or 1
-   with ``weighting="uniform"``), so every contribution has norm <= ``clip``;
+   ``clip_norm`` and scale it by the client's public weight ``w_i = n_i / max_j n_j`` (or 1
+   with ``weighting="uniform"``), so every contribution has norm <= ``clip_norm``;
 3. **drop** clients: a ``dropout`` fraction chosen at random, at protocol round
    ``dropout_round`` (the masking protocols recover from it), plus, with a ``deadline``,
    every client whose simulated time (:mod:`fl.devices`) would miss it;
-4. **aggregate** through ``secagg.make_aggregator(name, clip=clip, ...)``: the server
+4. **aggregate** through ``secagg.make_aggregator(name, ...)`` with ``clip_norm`` for the
+   DP techniques and ``bound=clip_norm`` for the others (a norm bounds every coordinate,
+   so nothing is out of range): the server
    receives only the (possibly noisy) sum of the surviving rows and who survived, and
    divides by the survivors' total weight, which is public (the server knows who took
    part). If the protocol aborts (too few survivors) the round is recorded and the
@@ -35,14 +37,17 @@ round, a budget the planned rounds would exceed) are raised before any training.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from secagg import make_aggregator
-from secagg.aggregators import AggregationResult, Aggregator
+from secagg.aggregators import AggregationResult, Aggregator, aggregator_class
 from secagg.errors import BudgetExceeded, ConfigurationError, ProtocolAbort
 
 from .client import Client, clip_and_weight
@@ -52,6 +57,7 @@ from .model import init_params, loss_and_grad, n_params, predict_proba
 
 __all__ = [
     "DP_AGGREGATORS",
+    "clip_options",
     "FedAvg",
     "FedAvgConfig",
     "FedAvgResult",
@@ -77,14 +83,16 @@ class FedAvgConfig:
 
     rounds: FedAvg rounds. fraction: share of clients sampled per round, in (0, 1].
     sampling: ``"fixed"`` or ``"poisson"``. local_epochs, batch_size, lr, l2: local SGD.
-    server_lr: step applied to the averaged delta. clip: L2 bound of each contribution.
+    server_lr: step applied to the averaged delta. clip_norm: L2 norm each contribution is
+    clipped to (``clip=`` is its deprecated old name).
     weighting: ``"examples"`` (w_i = n_i / max n) or ``"uniform"``.
     aggregator: a name for :func:`secagg.make_aggregator`; aggregator_options: extra
-    constructor keywords (``clip`` and, for DP, ``noise_multiplier`` are filled in).
+    constructor keywords (``clip_norm`` for DP, ``bound`` otherwise, and, for DP,
+    ``noise_multiplier`` are filled in).
     dropout: fraction of sampled clients dropping each round, in [0, 1).
     dropout_round: protocol round at which they drop (``"masked_input"`` etc.).
     deadline: simulated seconds after which the server closes a round (None: wait for all).
-    noise_multiplier: DP noise std / clip (None with a DP aggregator: solved from
+    noise_multiplier: DP noise std / clip_norm (None with a DP aggregator: solved from
     ``target_epsilon``). delta: DP delta. target_epsilon: budget (None: no budget).
     """
 
@@ -96,7 +104,7 @@ class FedAvgConfig:
     lr: float = 0.1
     server_lr: float = 1.0
     l2: float = 1e-3
-    clip: float = 5.0
+    clip_norm: float = 1.0
     weighting: str = "examples"
     aggregator: str = "plain"
     aggregator_options: Mapping[str, Any] = field(default_factory=dict)
@@ -119,8 +127,8 @@ class FedAvgConfig:
             raise ConfigurationError(f"weighting must be 'examples' or 'uniform', got {self.weighting!r}")
         if self.local_epochs < 1 or self.batch_size < 1 or not self.lr > 0 or not self.server_lr > 0:
             raise ConfigurationError("local_epochs and batch_size must be >= 1, lr and server_lr > 0")
-        if not (np.isfinite(self.clip) and self.clip > 0):
-            raise ConfigurationError(f"clip must be a positive finite L2 norm, got {self.clip!r}")
+        if not (np.isfinite(self.clip_norm) and self.clip_norm > 0):
+            raise ConfigurationError(f"clip_norm must be a positive finite L2 norm, got {self.clip_norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigurationError(f"dropout must be a rate in [0, 1), got {self.dropout!r}")
         from secagg.masking.rounds import ROUNDS
@@ -135,6 +143,10 @@ class FedAvgConfig:
             raise ConfigurationError(f"noise_multiplier must be positive, got {self.noise_multiplier!r}")
         if self.target_epsilon is not None and not self.target_epsilon > 0:
             raise ConfigurationError(f"target_epsilon must be positive, got {self.target_epsilon!r}")
+        if not self.is_dp and (self.noise_multiplier is not None or self.target_epsilon is not None):
+            raise ConfigurationError(
+                f"noise_multiplier and target_epsilon apply to the DP aggregators "
+                f"({', '.join(sorted(DP_AGGREGATORS))}); {self.aggregator!r} adds no noise, so it would train without DP")
         if self.aggregator in DP_AGGREGATORS and self.noise_multiplier is None and self.target_epsilon is None:
             raise ConfigurationError(
                 f"aggregator {self.aggregator!r} adds DP noise: give noise_multiplier or target_epsilon")
@@ -143,6 +155,44 @@ class FedAvgConfig:
     def is_dp(self) -> bool:
         """Whether this run's aggregator adds DP noise (epsilon is accounted)."""
         return self.aggregator in DP_AGGREGATORS
+
+
+def clip_options(aggregator: str, clip_norm: float) -> dict[str, float]:
+    """The constructor option that carries an L2 ``clip_norm`` to ``aggregator``.
+
+    DP techniques take it as ``clip_norm``; the others as their per-coordinate ``bound``
+    (a row of L2 norm ``<= clip_norm`` has every coordinate within it, so none is out of
+    range). Classes that still call it ``clip`` get ``clip``.
+    """
+    params = inspect.signature(aggregator_class(aggregator)).parameters
+    key = next((k for k in ("clip_norm", "bound", "clip") if k in params), None)
+    return {} if key is None else {key: clip_norm}
+
+
+def _accept_old_clip(init):
+    """``FedAvgConfig(clip=...)``: the old name of ``clip_norm`` (always an L2 norm here), with a warning."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, clip: float | None = None, **kwargs) -> None:
+        if clip is not None:
+            if "clip_norm" in kwargs:
+                raise ConfigurationError("give clip_norm= only (clip= is its deprecated old name)")
+            warnings.warn("FedAvgConfig(clip=...) is deprecated: use clip_norm= (an L2 norm)", DeprecationWarning,
+                          stacklevel=2)
+            kwargs["clip_norm"] = clip
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+def _deprecated_clip(self: FedAvgConfig) -> float:
+    """Deprecated alias of ``clip_norm``."""
+    warnings.warn("FedAvgConfig.clip is deprecated: read clip_norm", DeprecationWarning, stacklevel=2)
+    return self.clip_norm
+
+
+FedAvgConfig.__init__ = _accept_old_clip(FedAvgConfig.__init__)  # type: ignore[method-assign]
+FedAvgConfig.clip = property(_deprecated_clip)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -346,7 +396,7 @@ class FedAvg:
 
     def _build_aggregator(self) -> Aggregator:
         cfg = self.config
-        options: dict[str, Any] = {"clip": cfg.clip}
+        options: dict[str, Any] = clip_options(cfg.aggregator, cfg.clip_norm)
         if cfg.is_dp:
             options["noise_multiplier"] = self.noise_multiplier
         if cfg.aggregator == "distributed-dp" and cfg.dropout:
@@ -476,7 +526,7 @@ class FedAvg:
                 flops[j] = u.flops
                 train_losses[j] = u.train_loss
             w = self.weights[chosen]
-            rows, clipped = clip_and_weight(np.stack(updates), w, cfg.clip)
+            rows, clipped = clip_and_weight(np.stack(updates), w, cfg.clip_norm)
 
             # dropouts: random ones at dropout_round, plus stragglers past the deadline
             drop = {}

@@ -14,6 +14,7 @@ Tree::
     │   └── InsecureParameterError           a setting below the security floor without opt-in
     ├── InputError (ValueError)              wrong shape, dtype, length, NaN/inf, out of range
     ├── EncodingError (ValueError)           a value cannot be represented in the chosen encoding
+    │   ├── OutOfRangeError                  inputs beyond the encoder's bound (out_of_range="raise")
     │   └── SumOverflowError (OverflowError) a sum would exceed the ring / slot capacity
     ├── DecodeError (ValueError)             malformed, truncated or wrong-version bytes
     ├── IntegrityError                       tampered ciphertext, bad tag, bad signature
@@ -37,6 +38,7 @@ __all__ = [
     "InsecureParameterError",
     "InputError",
     "EncodingError",
+    "OutOfRangeError",
     "SumOverflowError",
     "DecodeError",
     "IntegrityError",
@@ -71,6 +73,37 @@ class InputError(SecAggError, ValueError):
 
 class EncodingError(SecAggError, ValueError):
     """A value that cannot be represented in the chosen fixed-point / ring encoding."""
+
+
+class OutOfRangeError(EncodingError):
+    """Input values beyond a fixed-point encoder's per-coordinate ``bound``.
+
+    Raised by :class:`secagg.quantize.Quantizer` (and every entry point built on it)
+    under the default ``out_of_range="raise"``, *before* anything is encoded or sent, so
+    no sum is ever computed from silently clipped inputs.
+
+    Attributes
+    ----------
+    count:
+        number of values with ``|x| > bound``.
+    size:
+        number of values checked.
+    max_abs:
+        the largest ``|x|`` seen (the smallest ``bound`` that would accept every value).
+    bound:
+        the encoder's bound.
+    """
+
+    def __init__(self, count: int, size: int, max_abs: float, bound: float) -> None:
+        self.count, self.size, self.max_abs, self.bound = int(count), int(size), float(max_abs), float(bound)
+        super().__init__(
+            f"{self.count} of {self.size} input values lie outside [-{self.bound:.6g}, {self.bound:.6g}] "
+            f"(largest magnitude {self.max_abs:.6g}): raise bound= to at least {self.max_abs:.6g}, or pass "
+            f"out_of_range='clip' to clip them to the bound and count them in the result"
+        )
+
+    def __reduce__(self):  # keep the fields across pickling (Ray workers, multiprocessing)
+        return (type(self), (self.count, self.size, self.max_abs, self.bound))
 
 
 class SumOverflowError(EncodingError, OverflowError):

@@ -59,7 +59,7 @@ _ROUNDING = ("stochastic", "nearest")
 
 
 def _encoding_key(q: Quantizer) -> tuple[float, int, int]:
-    return (q.clip, q.num_clients, q.bits)
+    return (q.bound, q.num_clients, q.bits)
 
 
 class EncryptedVector:
@@ -207,7 +207,7 @@ class EncryptedVector:
             _VERSION,
             key_fingerprint(self.public_key),
             width,
-            q.clip,
+            q.bound,
             q.num_clients,
             q.bits,
             _ROUNDING.index(q.rounding),
@@ -256,7 +256,7 @@ class EncryptedVector:
         if rounding >= len(_ROUNDING) or not math.isfinite(clip):
             raise DecodeError("invalid quantizer fields in the header")
         try:
-            quantizer = Quantizer(clip=clip, num_clients=num_clients, bits=bits, rounding=_ROUNDING[rounding])
+            quantizer = Quantizer(bound=clip, num_clients=num_clients, bits=bits, rounding=_ROUNDING[rounding])
             layout = layout_for(quantizer, int(n).bit_length(), dim)
         except (ConfigurationError, InputError) as exc:
             raise DecodeError(f"invalid encoding fields in the header: {exc}") from None

@@ -5,7 +5,7 @@ import pytest
 
 from secagg import make_aggregator
 from secagg.cli import main
-from secagg.errors import ProtocolAbort
+from secagg.errors import OutOfRangeError, ProtocolAbort
 from secagg.masking import secure_sum
 from secagg.masking.aggregator import SecAggAggregator, SecAggPlusAggregator
 
@@ -13,8 +13,10 @@ from secagg.masking.aggregator import SecAggAggregator, SecAggPlusAggregator
 @pytest.mark.parametrize("name,cls", [("secagg", SecAggAggregator), ("secagg+", SecAggPlusAggregator)])
 def test_aggregator_sum_bytes_and_times(name, cls):
     rng = np.random.default_rng(3)
-    x = rng.uniform(-2, 2, size=(8, 40))
+    x = rng.uniform(-1.5, 1.5, size=(8, 40))  # inside the bound: values beyond it raise (issue 14)
     agg = make_aggregator(name, clip=1.5, k=4)
+    with pytest.raises(OutOfRangeError):
+        agg.aggregate(2 * x, rng=rng)
     assert isinstance(agg, cls) and agg.hides_individual_updates
     res = agg.aggregate(x, dropout={2: "masked_input", 5: "share_keys"}, rng=rng)
     assert res.survivors.tolist() == [0, 1, 3, 4, 6, 7]
