@@ -1,9 +1,10 @@
 """Measured experiments: the federated-vs-distributed comparison and the full demo.
 
-:func:`run_compare` turns the table of articles such as "Federated Learning vs
-Distributed Learning" (where data lives, what the server sees, communication,
-heterogeneous devices, dropouts, secure aggregation by SMPC or homomorphic encryption)
-into measurements on one dataset, one partition, one device fleet and one seed:
+:func:`run_compare` turns the comparison table of the article "Federated Learning vs
+Distributed Learning" (:data:`ARTICLE`; where data lives, what the server sees,
+communication, heterogeneous devices, dropouts, secure aggregation by SMPC or
+homomorphic encryption) into measurements on one dataset, one partition, one device
+fleet and one seed:
 
 ==================  ===========================================================
 setting             what runs
@@ -18,8 +19,8 @@ setting             what runs
 ==================  ===========================================================
 
 Every setting does the same amount of training work (epochs = rounds x local epochs)
-and is judged on the same held-out test split. :func:`evaluate_claims` checks each
-article claim against the numbers. :func:`run_demo` is what ``secagg demo`` runs.
+and is judged on the same held-out test split. :func:`evaluate_claims` checks each claim
+of that article against the numbers. :func:`run_demo` is what ``secagg demo`` runs.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .report import (fixed_table, markdown_table, plot_accuracy_vs_epsilon, plot
 from .server import FedAvgConfig, FedAvgResult, clip_options, run_fedavg
 
 __all__ = [
+    "ARTICLE",
     "COMPARE_SETTINGS",
     "CompareOptions",
     "compare_markdown",
@@ -52,6 +54,9 @@ __all__ = [
     "run_compare",
     "run_demo",
 ]
+
+#: the article whose claims :func:`evaluate_claims` tests, cited by its title
+ARTICLE = '"Federated Learning vs Distributed Learning"'
 
 COMPARE_SETTINGS = ("centralized", "distributed", "fedavg", "secagg", "secagg+", "paillier", "distributed-dp")
 
@@ -179,7 +184,8 @@ def run_compare(opt: CompareOptions = CompareOptions(), *, progress: bool = True
                 row[key] = int(round(np.mean(vals))) if isinstance(v, int) else float(np.mean(vals))
         accs = [g["accuracy"] for g in group]
         row["accuracy_runs"] = accs
-        row["accuracy_std"] = float(np.std(accs))
+        # sample standard deviation over seeds; one seed has no spread to report (None, shown as n/a)
+        row["accuracy_std"] = float(np.std(accs, ddof=1)) if len(accs) > 1 else None
         if first["setting"] not in ("centralized", "distributed"):
             row["dropout_survived"] = opt.dropout if all(g["dropout_survived"] is not None for g in group) else None
         rows.append(row)
@@ -250,7 +256,7 @@ def _run_once(opt: CompareOptions, aggs: dict, progress: bool, log: Callable[[st
 
 
 def evaluate_claims(rows: list[dict]) -> list[dict]:
-    """Check the article's claims against the measured rows.
+    """Check the claims of the article :data:`ARTICLE` against the measured rows.
 
     Returns one dict per claim: ``claim``, ``measurement`` (a sentence with the numbers),
     ``supported`` (True / False / None when the needed settings were not run).
@@ -324,12 +330,12 @@ def evaluate_claims(rows: list[dict]) -> list[dict]:
 
 
 COMPARE_COLUMNS = [
-    ("setting", "setting"), ("accuracy", "accuracy"), ("accuracy_std", "+- sd"), ("bytes_total", "bytes moved"),
+    ("setting", "setting"), ("accuracy", "accuracy"), ("accuracy_std", "sd over seeds"), ("bytes_total", "bytes moved"),
     ("raw_data_leaves_clients", "raw data leaves clients"), ("server_sees", "server sees"),
     ("dropout_survived", "dropout survived"), ("simulated_seconds", "simulated s (hetero devices)"),
     ("epsilon", "epsilon"), ("wall_seconds", "wall s"),
 ]
-CLAIM_COLUMNS = [("claim", "article claim"), ("measurement", "measurement"), ("supported", "supported?")]
+CLAIM_COLUMNS = [("claim", "claim"), ("measurement", "measurement"), ("supported", "supported?")]
 
 
 def _survived_text(row: dict) -> str:
@@ -344,15 +350,20 @@ def _survived_text(row: dict) -> str:
 
 
 def compare_markdown(rows: list[dict], claims: list[dict], context: dict) -> str:
-    """The comparison as a markdown document: settings table and claims table."""
-    rows = [dict(r, dropout_survived=_survived_text(r)) for r in rows]
+    """The comparison as a markdown document: settings table and the table of the article's claims.
+
+    A spread over one seed is shown as ``n/a`` (there is none to measure).
+    """
+    rows = [dict(r, dropout_survived=_survived_text(r),
+                 accuracy_std="n/a" if r.get("accuracy_std") is None else r["accuracy_std"]) for r in rows]
     head = (f"# Federated vs distributed learning, measured\n\n{context['dataset']}; {context['clients']} clients, "
             f"means over {context.get('repeats', 1)} seeds {context.get('seeds', [context['seed']])}, "
             f"{context['rounds']} rounds x {context['local_epochs']} local epochs, partition {context['partition']}, "
             f"dropout {context['dropout']:.0%} per round in the federated settings, "
             f"Paillier key {context['paillier_key_bits']} bits, distributed DP budget epsilon "
             f"{context['dp_epsilon']} (delta {context['delta']:g}).\n")
-    return "\n".join([head, markdown_table(rows, COMPARE_COLUMNS), "", "## The article's claims", "",
+    return "\n".join([head, markdown_table(rows, COMPARE_COLUMNS), "",
+                      f"## Claims of the article {ARTICLE}, measured", "",
                       markdown_table(claims, CLAIM_COLUMNS), ""])
 
 
@@ -373,16 +384,16 @@ class DemoOptions:
     epsilon_seeds: int = 3
 
 
-def run_demo(out: str, opt: DemoOptions = DemoOptions(), *, progress: bool = True,
+def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: bool = True,
              print_fn: Callable[[str], None] = print) -> dict:
-    """Train with every technique, print the results table, write plots and JSON into ``out``.
+    """Train with every technique, print the results table, and write plots and JSON into ``out``.
 
-    Files: ``accuracy_vs_round.png``, ``accuracy_vs_epsilon.png``, ``bytes_per_round.png``,
-    ``results.json``, ``results.md``. Returns the JSON document.
+    Files (only when ``out`` is a folder; ``None`` writes nothing): ``accuracy_vs_round.png``,
+    ``accuracy_vs_epsilon.png``, ``bytes_per_round.png``, ``results.json``, ``results.md``.
+    Returns the JSON document (with ``files``: what was written).
     """
     t_start = time.perf_counter()
     ds = load_dataset(opt.dataset, seed=opt.seed)
-    os.makedirs(out, exist_ok=True)
     fleet = DeviceFleet.sample(opt.clients, opt.seed)
     base = dict(rounds=opt.rounds, clip_norm=opt.clip_norm)
     runs = [
@@ -441,29 +452,32 @@ def run_demo(out: str, opt: DemoOptions = DemoOptions(), *, progress: bool = Tru
     print_fn("accuracy vs epsilon (mean over %d seeds):" % opt.epsilon_seeds)
     for name, pts in sweep.items():
         print_fn(f"  {name:15s} " + "  ".join(f"eps {e:7.2f}: {a:.3f}" for e, a, _ in sorted(pts)))
-    files = {
-        "accuracy_vs_round": plot_accuracy_vs_round({k: [r.test_accuracy for r in v.history]
-                                                     for k, v in results.items()},
-                                                    os.path.join(out, "accuracy_vs_round.png"),
-                                                    title=f"FedAvg on {ds.name}: test accuracy per round"),
-        "accuracy_vs_epsilon": plot_accuracy_vs_epsilon(sweep, os.path.join(out, "accuracy_vs_epsilon.png"),
-                                                        baseline=results["plain"].accuracy),
-        "bytes_per_round": plot_bytes_per_round({r["technique"]: r["up_per_client"] for r in rows},
-                                                {r["technique"]: r["down_per_client"] for r in rows},
-                                                os.path.join(out, "bytes_per_round.png")),
-    }
     doc = {"dataset": ds.describe(), "options": opt.__dict__, "table": rows,
            "accuracy_vs_epsilon": {k: [{"epsilon": e, "accuracy": a, "stderr": s} for e, a, s in sorted(v)]
                                    for k, v in sweep.items()},
-           "runs": {k: v.to_dict() for k, v in results.items()},
-           "wall_seconds": time.perf_counter() - t_start}
-    files["results_json"] = write_json(doc, os.path.join(out, "results.json"))
-    with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as fh:
-        fh.write(f"# secagg demo\n\n{ds.describe()}\n\n{markdown_table(rows, columns)}\n")
-    files["results_md"] = os.path.join(out, "results.md")
+           "runs": {k: v.to_dict() for k, v in results.items()}}
+    files: dict[str, str] = {}
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        files["accuracy_vs_round"] = plot_accuracy_vs_round(
+            {k: [r.test_accuracy for r in v.history] for k, v in results.items()},
+            os.path.join(out, "accuracy_vs_round.png"), title=f"FedAvg on {ds.name}: test accuracy per round")
+        files["accuracy_vs_epsilon"] = plot_accuracy_vs_epsilon(
+            sweep, os.path.join(out, "accuracy_vs_epsilon.png"), baseline=results["plain"].accuracy)
+        files["bytes_per_round"] = plot_bytes_per_round(
+            {r["technique"]: r["up_per_client"] for r in rows}, {r["technique"]: r["down_per_client"] for r in rows},
+            os.path.join(out, "bytes_per_round.png"))
+    doc["wall_seconds"] = time.perf_counter() - t_start
+    if out is not None:
+        files["results_json"] = write_json(doc, os.path.join(out, "results.json"))
+        with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as fh:
+            fh.write(f"# secagg demo\n\n{ds.describe()}\n\n{markdown_table(rows, columns)}\n")
+        files["results_md"] = os.path.join(out, "results.md")
     print_fn("")
     for k, v in files.items():
         print_fn(f"wrote {v}")
+    if out is None:
+        print_fn("(no files written: pass --out DIR for the plots, results.json and results.md)")
     print_fn(f"demo finished in {doc['wall_seconds']:.1f} s")
     doc["files"] = files
     return doc

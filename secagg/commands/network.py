@@ -14,6 +14,8 @@ from ..masking.rounds import ROUNDS
 
 
 def register(commands, demos) -> None:
+    from ._args import POSITIVE_FLOAT, POSITIVE_INT, PORT, RING_BITS, SEED, int_in, out_dir, out_file
+
     s = commands.add_parser(
         "serve",
         help="run the aggregation server of one secure-sum session over TCP/TLS",
@@ -22,30 +24,30 @@ def register(commands, demos) -> None:
         "summary (survivors, dropped clients, timings) next to it. Exits 1 with a message if the "
         "session aborts (fewer live clients than the threshold).",
     )
-    s.add_argument("--clients", type=int, required=True, metavar="N", help="number of client ids in the session")
-    s.add_argument("--threshold", type=int, metavar="T", help="Shamir threshold (default: just above half the share holders)")
-    s.add_argument("--dim", type=int, required=True, metavar="D", help="vector length")
-    s.add_argument("--port", type=int, required=True, metavar="P", help="TCP port (0: any free port, printed)")
-    s.add_argument("--out", required=True, metavar="SUM.npy", help="where to write the float64 sum")
+    s.add_argument("--clients", type=POSITIVE_INT, required=True, metavar="N", help="number of client ids in the session")
+    s.add_argument("--threshold", type=POSITIVE_INT, metavar="T", help="Shamir threshold (default: just above half the share holders)")
+    s.add_argument("--dim", type=POSITIVE_INT, required=True, metavar="D", help="vector length")
+    s.add_argument("--port", type=PORT, required=True, metavar="P", help="TCP port (0: any free port, printed)")
+    s.add_argument("--out", type=out_file, required=True, metavar="SUM.npy", help="where to write the float64 sum")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    s.add_argument("--clip", type=float, default=1.0, help="coordinate bound clients clip to (default 1.0)")
-    s.add_argument("--bits", type=int, default=32, help="ring size in bits (default 32)")
+    s.add_argument("--clip", type=POSITIVE_FLOAT, default=1.0, help="coordinate bound clients clip to (default 1.0)")
+    s.add_argument("--bits", type=RING_BITS, default=32, help="ring size in bits (default 32)")
     s.add_argument("--graph", choices=("complete", "sparse"), default="complete", help="SecAgg or SecAgg+ (default complete)")
-    s.add_argument("--k", type=int, help="SecAgg+ graph degree (default: chosen from n)")
-    s.add_argument("--deadline", type=float, default=30.0, metavar="SECONDS", help="per-round deadline (default 30)")
-    s.add_argument("--join-timeout", type=float, default=120.0, metavar="SECONDS",
+    s.add_argument("--k", type=POSITIVE_INT, help="SecAgg+ graph degree (default: chosen from n)")
+    s.add_argument("--deadline", type=POSITIVE_FLOAT, default=30.0, metavar="SECONDS", help="per-round deadline (default 30)")
+    s.add_argument("--join-timeout", type=POSITIVE_FLOAT, default=120.0, metavar="SECONDS",
                    help="how long to wait for all clients to register (default 120)")
-    s.add_argument("--hello-timeout", type=float, default=10.0, metavar="SECONDS",
+    s.add_argument("--hello-timeout", type=POSITIVE_FLOAT, default=10.0, metavar="SECONDS",
                    help="a new connection must register within this time (default 10)")
-    s.add_argument("--max-connections", type=int, help="simultaneous connections (default 2N+16)")
+    s.add_argument("--max-connections", type=POSITIVE_INT, help="simultaneous connections (default 2N+16)")
     s.add_argument("--no-consistency-check", action="store_true",
                    help="honest-but-curious variant: skip the signed survivor-set round")
     s.add_argument("--allow-low-threshold", action="store_true", help="permit a threshold at or below half the holders")
     s.add_argument("--tls-cert", metavar="F", help="server certificate (PEM); enables TLS together with --tls-key")
     s.add_argument("--tls-key", metavar="F", help="server private key (PEM)")
-    s.add_argument("--summary", metavar="FILE.json", help="summary JSON (default: --out with suffix .json)")
-    s.add_argument("--ring-out", metavar="FILE.npy", help="also write the exact ring sum (uint32/uint64)")
-    s.add_argument("--port-file", metavar="FILE", help="write the bound port number into FILE once listening")
+    s.add_argument("--summary", type=out_file, metavar="FILE.json", help="summary JSON (default: --out with suffix .json)")
+    s.add_argument("--ring-out", type=out_file, metavar="FILE.npy", help="also write the exact ring sum (uint32/uint64)")
+    s.add_argument("--port-file", type=out_file, metavar="FILE", help="write the bound port number into FILE once listening")
     s.add_argument("--quiet", action="store_true", help="no progress log on stderr")
     s.set_defaults(func=run_serve)
 
@@ -59,16 +61,16 @@ def register(commands, demos) -> None:
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", metavar="FILE.npy", help="float vector to contribute")
     src.add_argument("--random", action="store_true", help="contribute a uniform random vector in [-1, 1]^D")
-    c.add_argument("--seed", type=int, help="seed of the random vector and of the stochastic rounding "
+    c.add_argument("--seed", type=SEED, help="seed of the random vector and of the stochastic rounding "
                    "(statistical randomness only; keys always come from the OS)")
     c.add_argument("--tls-ca", metavar="F", help="CA certificate (PEM) to verify the server; enables TLS")
     c.add_argument("--tls-server-name", metavar="NAME", help="host name expected in the server certificate")
-    c.add_argument("--id", type=int, help="request this client id (refused if taken)")
-    c.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+    c.add_argument("--id", type=int_in(0), help="request this client id (refused if taken)")
+    c.add_argument("--timeout", type=POSITIVE_FLOAT, default=300.0, metavar="SECONDS",
                    help="give up if the server is silent this long (default 300)")
     c.add_argument("--allow-low-threshold", action="store_true", help="accept a threshold at or below half the holders")
-    c.add_argument("--save-input", metavar="FILE.npy", help="write the float vector contributed (useful with --random)")
-    c.add_argument("--save-ring", metavar="FILE.npy", help="write the quantized ring vector contributed")
+    c.add_argument("--save-input", type=out_file, metavar="FILE.npy", help="write the float vector contributed (useful with --random)")
+    c.add_argument("--save-ring", type=out_file, metavar="FILE.npy", help="write the quantized ring vector contributed")
     c.add_argument("--crash-at", choices=ROUNDS, help="fault injection: SIGKILL this process when ROUND starts")
     c.add_argument("--stall-at", choices=ROUNDS, help="fault injection: stop answering (stay connected) at ROUND")
     c.set_defaults(func=run_client_cmd)
@@ -79,10 +81,10 @@ def register(commands, demos) -> None:
         description="Generate an ECDSA P-256 key and a self-signed certificate (its own CA: give cert.pem to "
         "clients as --tls-ca). For private deployments and demos; use your organisation's CA otherwise.",
     )
-    g.add_argument("--out", default="tls", help="folder for cert.pem and key.pem (default: tls)")
+    g.add_argument("--out", type=out_dir, default="tls", help="folder for cert.pem and key.pem (default: tls)")
     g.add_argument("--host", action="append", help="DNS name or IP the server is reached at (repeatable; "
                    "default localhost and 127.0.0.1)")
-    g.add_argument("--days", type=int, default=30, help="validity in days (default 30)")
+    g.add_argument("--days", type=POSITIVE_INT, default=30, help="validity in days (default 30)")
     g.set_defaults(func=run_tls_cert)
 
 

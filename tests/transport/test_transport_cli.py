@@ -165,8 +165,8 @@ def test_serve_with_unwritable_out_fails_before_the_session(tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")
     rc = main(_serve_args(tmp_path, 0, out=tmp_path / "file" / "sum.npy"))
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1
-    assert len(err) == 1 and err[0].startswith("secagg: error:")
+    assert rc == 2  # refused when the flags are parsed (issue 14)
+    assert len(err) == 1 and err[0].startswith("secagg: error: argument --out")
 
 
 def test_client_tls_server_name_without_ca_is_refused(capsys):
