@@ -349,6 +349,11 @@ def _survived_text(row: dict) -> str:
     return f"{v:.0%} per round"
 
 
+def _seeds_text(context: dict) -> str:
+    seeds = context.get("seeds", [context["seed"]])
+    return f"one seed ({seeds[0]})" if len(seeds) == 1 else f"means over {len(seeds)} seeds {seeds}"
+
+
 def compare_markdown(rows: list[dict], claims: list[dict], context: dict) -> str:
     """The comparison as a markdown document: settings table and the table of the article's claims.
 
@@ -357,7 +362,7 @@ def compare_markdown(rows: list[dict], claims: list[dict], context: dict) -> str
     rows = [dict(r, dropout_survived=_survived_text(r),
                  accuracy_std="n/a" if r.get("accuracy_std") is None else r["accuracy_std"]) for r in rows]
     head = (f"# Federated vs distributed learning, measured\n\n{context['dataset']}; {context['clients']} clients, "
-            f"means over {context.get('repeats', 1)} seeds {context.get('seeds', [context['seed']])}, "
+            f"{_seeds_text(context)}, "
             f"{context['rounds']} rounds x {context['local_epochs']} local epochs, partition {context['partition']}, "
             f"dropout {context['dropout']:.0%} per round in the federated settings, "
             f"Paillier key {context['paillier_key_bits']} bits, distributed DP budget epsilon "

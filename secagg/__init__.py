@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from . import errors
 from .aggregators import AggregationResult, Aggregator, available_aggregators, make_aggregator
-from .errors import SecAggError
+from .errors import OutOfRangeError, SecAggError
 from .quantize import Quantizer, clip_l2
 
 __version__ = "0.1.0"
@@ -27,8 +27,14 @@ def secure_sum(vectors, **kwargs):
 
     One-line convenience over :func:`secagg.masking.secure_sum`: runs every round of the
     pairwise-mask protocol in process and returns the decoded float64 sum, shape
-    ``(d,)``. Keyword arguments (``clip``, ``threshold``, ``graph``, ``dropout``, ...)
-    are those of :func:`secagg.masking.simulate`.
+    ``(d,)``. Keyword arguments (``threshold``, ``graph``, ``dropout``, ``quantizer``,
+    ...) are those of :func:`secagg.masking.simulate`.
+
+    Inputs are encoded in fixed point within a per-coordinate bound (default 1.0). A
+    value beyond it raises :class:`~secagg.errors.OutOfRangeError` (how many values, the
+    largest magnitude): nothing is clipped silently. To clip instead, pass
+    ``quantizer=Quantizer(bound, n, out_of_range="clip")``; its
+    ``count_out_of_range(vectors)`` tells how many values that clips.
     """
     from .masking import secure_sum as _secure_sum
 
@@ -38,6 +44,7 @@ def secure_sum(vectors, **kwargs):
 __all__ = [
     "AggregationResult",
     "Aggregator",
+    "OutOfRangeError",
     "Quantizer",
     "SecAggError",
     "available_aggregators",

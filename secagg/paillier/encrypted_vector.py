@@ -166,8 +166,9 @@ class EncryptedVector:
     def add_plain(self, x, rng: np.random.Generator | None = None) -> "EncryptedVector":
         """Add a plaintext float vector ``x`` (shape ``(dim,)``); counts as one summand.
 
-        ``x`` is clipped and quantized with this vector's quantizer (``rng`` drives the
-        stochastic rounding). Costs one multiplication mod ``n^2`` per ciphertext.
+        ``x`` is quantized with this vector's quantizer (``rng`` drives the stochastic
+        rounding); values beyond its ``bound`` raise ``OutOfRangeError`` unless the
+        quantizer was built with ``out_of_range="clip"``. Costs one multiplication mod ``n^2`` per ciphertext.
         """
         arr = np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x
         if arr.ndim != 1 or arr.shape[0] != self.dim:
@@ -321,7 +322,10 @@ def encrypt_vector(
     public_key:
         ``phe.PaillierPublicKey``.
     x:
-        float array of shape ``(d,)``, ``d >= 1``; clipped to ``[-clip, clip]``.
+        float array of shape ``(d,)``, ``d >= 1``, within ``[-bound, bound]`` of the
+        quantizer: a value beyond raises :class:`~secagg.errors.OutOfRangeError` before
+        anything is encrypted, unless the quantizer has ``out_of_range="clip"`` (then it
+        is clipped; ``quantizer.count_out_of_range(x)`` counts them).
     quantizer:
         :class:`~secagg.quantize.Quantizer`; its ``bits`` and ``num_clients`` set the slot
         width (``bit_length(num_clients * 2 * q_max)``, at most ``bits``) and the number
@@ -470,7 +474,8 @@ def decrypt_vector(private_key: PaillierPrivateKey, ev: EncryptedVector, *, work
     """Decrypt and decode: the float64 sum (shape ``(d,)``) of the ``ev.count`` encrypted summands.
 
     Each coordinate is within ``ev.count * quantizer.resolution`` of the float sum of the
-    clipped inputs (stochastic rounding makes it unbiased). Raises as
+    inputs (clipped to the bound only if the quantizer clips; stochastic rounding makes it
+    unbiased). Raises as
     :func:`decrypt_quantized`.
     """
     ints = decrypt_quantized(private_key, ev, workers=workers)

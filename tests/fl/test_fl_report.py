@@ -61,3 +61,17 @@ def test_accuracy_vs_epsilon_ticks_each_epsilon_once(tmp_path, figs):
     plot_accuracy_vs_epsilon(series, tmp_path / "eps.png")
     ax = figs[-1].axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1.67", "8.08"]
+
+
+def test_compare_tables_show_no_spread_for_one_seed_and_cite_the_article():
+    from fl.compare import ARTICLE, compare_markdown
+
+    context = {"dataset": "d", "clients": 4, "rounds": 2, "local_epochs": 1, "partition": "iid", "dropout": 0.3,
+               "paillier_key_bits": 2048, "dp_epsilon": 8.0, "delta": 1e-5, "seed": 0}
+    row = {"setting": "fedavg", "accuracy": 0.9, "accuracy_std": None, "dropout_survived": 0.3}
+    one = compare_markdown([row], [], dict(context, repeats=1, seeds=[0]))
+    assert "| fedavg | 0.9000 | n/a |" in one and "0.0000" not in one and "one seed (0)" in one
+    three = compare_markdown([dict(row, accuracy_std=0.012)], [], dict(context, repeats=3, seeds=[0, 1, 2]))
+    assert "| fedavg | 0.9000 | 0.0120 |" in three and "means over 3 seeds" in three
+    assert f"## Claims of the article {ARTICLE}, measured" in one
+    assert ARTICLE == '"Federated Learning vs Distributed Learning"'
