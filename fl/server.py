@@ -146,7 +146,8 @@ class FedAvgConfig:
         if not self.is_dp and (self.noise_multiplier is not None or self.target_epsilon is not None):
             raise ConfigurationError(
                 f"noise_multiplier and target_epsilon apply to the DP aggregators "
-                f"({', '.join(sorted(DP_AGGREGATORS))}); {self.aggregator!r} adds no noise, so it would train without DP")
+                f"({', '.join(sorted(DP_AGGREGATORS))}); {self.aggregator!r} adds no noise, "
+                "so it would train without DP")
         if self.aggregator in DP_AGGREGATORS and self.noise_multiplier is None and self.target_epsilon is None:
             raise ConfigurationError(
                 f"aggregator {self.aggregator!r} adds DP noise: give noise_multiplier or target_epsilon")

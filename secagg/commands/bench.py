@@ -26,7 +26,8 @@ def register(commands, demos) -> None:
                    help=f"comma-separated subset of {','.join(DEFAULT_TECHNIQUES)} (default: all)")
     p.add_argument("--n", type=int_list(2), metavar="N,N,...", help="client counts (default: the preset's)")
     p.add_argument("--d", type=int_list(1), metavar="D,D,...", help="vector lengths (default: the preset's)")
-    p.add_argument("--repeats", type=POSITIVE_INT, help="repeats per point, min/median reported (default: the preset's)")
+    p.add_argument("--repeats", type=POSITIVE_INT,
+                   help="repeats per point, min/median reported (default: the preset's)")
     p.add_argument("--key-bits", type=int_in(2048, 16384), help="Paillier key size in bits (default 2048)")
     p.add_argument("--dropout", type=RATE, help="fraction of clients dropping in each run, in [0, 1) (default 0)")
     p.add_argument("--seed", type=SEED, default=0, help="seed for inputs and dropouts")

@@ -18,7 +18,8 @@ def register(commands, demos) -> None:
     )
     demo.add_argument("--clients", type=POSITIVE_INT, default=20, help="number of clients")
     demo.add_argument("--dim", type=POSITIVE_INT, default=1000, help="vector length")
-    demo.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=1.0, help="L2 norm each client's update is clipped to")
+    demo.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=1.0,
+                      help="L2 norm each client's update is clipped to")
     demo.add_argument("--clip", action=Renamed, new="--clip-norm (the L2 norm each update is clipped to)")
     demo.add_argument("--noise-multiplier", type=POSITIVE_FLOAT, default=1.0,
                       help="noise std in units of --clip-norm")
@@ -106,7 +107,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"  scale s (ring units per unit)  {params.scale:.4g}")
     print(f"  noise per client (std)         {params.local_stddev:.4g} ring units = {params.local_stddev / params.scale:.4g} update units")
     print(f"  survivors                      {res.count} of {n}")
-    print(f"  total noise std per coord      {res.noise_std:.4g} (target z*clip_norm = {args.noise_multiplier * args.clip_norm:g})")
+    print(f"  total noise std per coord      {res.noise_std:.4g} "
+          f"(target z*clip_norm = {args.noise_multiplier * args.clip_norm:g})")
     print(f"  epsilon, this round            {res.info['epsilon_achieved']:.4g} at delta={args.delta:g} (actual survivors)")
     print(f"  epsilon after {args.rounds} such rounds   {acc.get_epsilon(args.delta):.4g}")
     print(f"  decoded noisy sum vs exact     rms error {float(np.sqrt((err**2).mean())):.4g}, "
