@@ -65,7 +65,7 @@ class HelpFormatter(argparse.HelpFormatter):
             "default" in text.lower()
             or not action.option_strings
             or action.required
-            or action.default in (None, False, argparse.SUPPRESS)
+            or any(action.default is v for v in (None, False, argparse.SUPPRESS))  # 0 and 0.0 are shown
             or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
         ):
             return text

@@ -158,7 +158,7 @@ def test_help_shows_every_default_and_choice(path, capsys):
     for action in _value_actions(parser):
         if action.choices is not None:
             assert all(str(c) in text for c in action.choices), action.option_strings
-        if action.default not in (None, False, argparse.SUPPRESS) and not action.required:
+        if not any(action.default is v for v in (None, False, argparse.SUPPRESS)) and not action.required:
             assert f"default: {action.default}" in text or "default" in (action.help or ""), action.option_strings
 
 
