@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
+from secagg import keys
 from secagg.masking import MaskingConfig, choose_k, simulate, simulate_ring
 from secagg.transport import AggregationServer, run_client
+from secagg.transport.tls import client_context, server_context, write_self_signed
 
 _RESULTS: dict[str, dict] = {}
 
@@ -35,12 +38,22 @@ def _ring(n, d, seed=0):
     return np.random.default_rng(seed).integers(0, 2**32, size=(n, d), dtype=np.uint32)
 
 
-async def _network_session(vecs):
+_IDS = [keys.SigningKey.generate() for _ in range(NET_N)]
+_ALLOW = {u: sk.public_bytes() for u, sk in enumerate(_IDS)}
+_CERT, _KEY = write_self_signed(tempfile.mkdtemp(prefix="secagg-bench-tls-"))
+
+
+async def _network_session(vecs, tls: bool = True):
+    """One session on loopback: TLS and the allow-list (the default), or plain TCP."""
     n, d = vecs.shape
-    srv = AggregationServer(MaskingConfig(n=n, dim=d), clip=None, round_deadline=60, join_timeout=60)
+    srv_sec = {"ssl_context": server_context(_CERT, _KEY)} if tls else {"insecure_plaintext": True}
+    srv = AggregationServer(MaskingConfig(n=n, dim=d), clip=None, round_deadline=60, join_timeout=60,
+                            allow_list=_ALLOW, **srv_sec)
     port = await srv.start()
     task = asyncio.create_task(srv.run())
-    clients = [asyncio.create_task(run_client("127.0.0.1", port, vecs[u], requested_id=u)) for u in range(n)]
+    cli_sec = {"ssl_context": client_context(_CERT)} if tls else {"insecure_plaintext": True}
+    clients = [asyncio.create_task(run_client("127.0.0.1", port, vecs[u], signing_key=_IDS[u], **cli_sec))
+               for u in range(n)]
     res = await task
     await asyncio.gather(*clients)
     return res
@@ -56,6 +69,7 @@ def test_inprocess_driver_baseline(benchmark):
 
 @pytest.mark.benchmark(group="transport-loopback")
 def test_tcp_loopback_session(benchmark):
+    """The default: TLS and authenticated registration."""
     vecs = _ring(NET_N, NET_D)
     res = benchmark.pedantic(lambda: asyncio.run(_network_session(vecs)), rounds=3, iterations=1)
     np.testing.assert_array_equal(res.ring_sum, vecs.sum(axis=0, dtype=np.uint32))
@@ -64,6 +78,18 @@ def test_tcp_loopback_session(benchmark):
     base = _RESULTS.get("inprocess")
     if base:
         benchmark.extra_info["ratio_vs_inprocess"] = benchmark.stats.stats.median / base["median"]
+    _RESULTS["tls"] = {"median": benchmark.stats.stats.median}
+
+
+@pytest.mark.benchmark(group="transport-loopback")
+def test_plain_tcp_loopback_session(benchmark):
+    """The same session over plain TCP (--insecure-plaintext): what TLS costs."""
+    vecs = _ring(NET_N, NET_D)
+    res = benchmark.pedantic(lambda: asyncio.run(_network_session(vecs, tls=False)), rounds=3, iterations=1)
+    np.testing.assert_array_equal(res.ring_sum, vecs.sum(axis=0, dtype=np.uint32))
+    tls = _RESULTS.get("tls")
+    if tls:
+        benchmark.extra_info["tls_over_plain"] = tls["median"] / benchmark.stats.stats.median
 
 
 # ------------------------------------------------------------------ Ray vs in-process (SecAgg+)

@@ -25,10 +25,11 @@ __all__ = ["register", "run_compare_command", "run_default_demo", "run_fedavg_co
 def register(commands, demos) -> None:
     """Add ``compare`` and ``fedavg`` to ``commands`` and ``fl`` to ``demos``."""
     from secagg import available_aggregators
-    from secagg.commands._args import (DELTA, POSITIVE_FLOAT, POSITIVE_INT, RATE, SEED, FRACTION, Renamed, int_in,
-                                       out_dir, out_file)
+    from secagg.commands._args import (DELTA, FRACTION, POSITIVE_FLOAT, POSITIVE_INT, RATE, SEED, Renamed,
+                                       float_list, int_in, out_dir, out_file)
 
     from .compare import ARTICLE
+    from .headline import HEADLINE_EPSILONS
     from .server import FedAvgConfig
 
     defaults = FedAvgConfig()  # one default per setting, the same in the CLI and the API
@@ -42,16 +43,20 @@ def register(commands, demos) -> None:
     d.add_argument("--dataset", default="breast_cancer", choices=DATASETS, help="dataset")
     d.add_argument("--clients", type=int_in(2), default=10, help="number of clients")
     d.add_argument("--rounds", type=POSITIVE_INT, default=20, help="FedAvg rounds")
-    d.add_argument("--seed", type=SEED, default=0, help="seed for data, partition, devices and noise")
+    d.add_argument("--seed", type=SEED, default=0, help="seed for data, partition and devices (and the noise only "
+                   "with --reproducible-noise)")
     d.add_argument("--key-bits", type=int_in(2048, 16384), default=2048, help="Paillier key size in bits")
+    d.add_argument("--epsilon-seeds", type=POSITIVE_INT, default=1, help="seeds per epsilon in the headline")
+    _noise_flag(d)
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(func=run_default_demo)
 
     c = commands.add_parser(
         "compare", help="federated vs distributed learning, measured (markdown + JSON)",
         description="Run centralized, distributed data-parallel, FedAvg plain, +SecAgg, +SecAgg+, +Paillier and "
-                    "+distributed DP on the same data, devices and seed; print the tables, which test the claims "
-                    f"of the article {ARTICLE}; with --out DIR also write DIR/compare.json and DIR/compare.md.")
+                    "+distributed DP on the same data, devices and seed, and the accuracy-at-epsilon headline for "
+                    f"both privacy units; print the tables, which test the claims of the article {ARTICLE}; with "
+                    "--out DIR also write DIR/compare.json and DIR/compare.md.")
     c.add_argument("--dataset", default="breast_cancer", choices=DATASETS, help="dataset")
     c.add_argument("--clients", type=int_in(2), default=10, help="number of clients (>= 2)")
     c.add_argument("--rounds", type=POSITIVE_INT, default=20, help="FedAvg rounds")
@@ -59,8 +64,14 @@ def register(commands, demos) -> None:
     c.add_argument("--alpha", type=POSITIVE_FLOAT, default=0.5, help="Dirichlet alpha for skewed partitions")
     c.add_argument("--dropout", type=RATE, default=0.3, help="fraction of clients dropping each round (federated)")
     c.add_argument("--seed", type=SEED, default=0, help="first seed; repeat i uses seed + i")
-    c.add_argument("--epsilon", type=POSITIVE_FLOAT, default=8.0, help="distributed DP budget")
+    c.add_argument("--epsilon", type=POSITIVE_FLOAT, default=8.0, help="distributed DP budget of the settings table")
     c.add_argument("--delta", type=DELTA, default=defaults.delta, help="DP delta, in (0, 1)")
+    c.add_argument("--dp-unit", choices=("example", "client"), default="example",
+                   help="privacy unit of the distributed-dp setting; the headline shows both")
+    c.add_argument("--epsilons", type=float_list(0, lo_open=True), default=HEADLINE_EPSILONS,
+                   help="comma-separated budgets of the accuracy-at-epsilon headline (default: 1,2,4,8)")
+    c.add_argument("--no-headline", action="store_true", help="skip the accuracy-at-epsilon headline")
+    _noise_flag(c)
     c.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=defaults.clip_norm,
                    help="L2 norm each client update is clipped to")
     c.add_argument("--clip", action=Renamed, new=renamed_clip)
@@ -91,7 +102,7 @@ def register(commands, demos) -> None:
     f.add_argument("--deadline", type=POSITIVE_FLOAT, default=None,
                    help="simulated seconds per round; later clients drop (default: wait for all)")
     f.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=defaults.clip_norm,
-                   help="L2 norm each client update is clipped to")
+                   help="L2 norm each client update (with --dp-unit example: each example's gradient) is clipped to")
     f.add_argument("--clip", action=Renamed, new=renamed_clip)
     f.add_argument("--lr", type=POSITIVE_FLOAT, default=defaults.lr, help="local SGD learning rate")
     f.add_argument("--noise-multiplier", type=POSITIVE_FLOAT, default=None,
@@ -99,6 +110,15 @@ def register(commands, demos) -> None:
     f.add_argument("--epsilon", type=POSITIVE_FLOAT, default=None,
                    help="privacy budget (DP aggregators only; default: no budget)")
     f.add_argument("--delta", type=DELTA, default=defaults.delta, help="DP delta, in (0, 1)")
+    f.add_argument("--dp-unit", choices=("client", "example"), default=None,
+                   help="privacy unit of a DP aggregator: client (default) or example (DP-SGD clients)")
+    f.add_argument("--example-rate", type=FRACTION, default=None,
+                   help="with --dp-unit example: Poisson rate of each client's example sample, in (0, 1] (default 1)")
+    f.add_argument("--weight-cap", type=POSITIVE_FLOAT, default=None,
+                   help="public W of the client weights min(n_i / W, 1) (needed for example weighting under DP)")
+    f.add_argument("--weighting", choices=("examples", "uniform"), default=None,
+                   help="client weights (default: examples without DP, uniform with DP)")
+    _noise_flag(f)
     f.add_argument("--threshold", type=POSITIVE_INT, default=None,
                    help="secure-aggregation threshold (default: just above half the clients)")
     f.add_argument("--backend", choices=("inprocess", "ray"), default="inprocess",
@@ -109,13 +129,33 @@ def register(commands, demos) -> None:
     f.set_defaults(func=run_fedavg_command)
 
 
+def _noise_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reproducible-noise", action="store_true",
+                        help="research only: DP noise and rounding follow --seed (default: a CSPRNG; --seed fixes "
+                             "the data split, initialization and client sampling only)")
+
+
+def _warn_reproducible(args: argparse.Namespace) -> None:
+    if getattr(args, "reproducible_noise", False):
+        print("secagg: warning: --reproducible-noise: DP noise, stochastic rounding and privacy-relevant sampling "
+              "follow --seed; anyone who knows the seed can remove the noise (research only; recorded in the JSON)",
+              file=sys.stderr)
+
+
+#: fedavg flags that apply only to DP aggregators (flag -> attribute)
+_DP_ONLY_FLAGS = {"--noise-multiplier": "noise_multiplier", "--epsilon": "epsilon", "--dp-unit": "dp_unit",
+                  "--example-rate": "example_rate"}
+
+
 def run_default_demo(args: argparse.Namespace) -> int:
     """``secagg demo``: the full federated demo into ``args.out`` (< 3 minutes on 2 cores)."""
     from .compare import DemoOptions, run_demo
 
+    _warn_reproducible(args)
     opt = DemoOptions(
         dataset=getattr(args, "dataset", "breast_cancer"), clients=getattr(args, "clients", 10),
-        rounds=getattr(args, "rounds", 20), seed=getattr(args, "seed", 0), key_bits=getattr(args, "key_bits", 2048))
+        rounds=getattr(args, "rounds", 20), seed=getattr(args, "seed", 0), key_bits=getattr(args, "key_bits", 2048),
+        epsilon_seeds=getattr(args, "epsilon_seeds", 1), reproducible_noise=getattr(args, "reproducible_noise", False))
     run_demo(getattr(args, "out", None), opt, progress=not getattr(args, "no_progress", False))
     return 0
 
@@ -125,9 +165,12 @@ def run_compare_command(args: argparse.Namespace) -> int:
     from .compare import CompareOptions, compare_markdown, evaluate_claims, run_compare
     from .report import write_json
 
+    _warn_reproducible(args)
     opt = CompareOptions(dataset=args.dataset, clients=args.clients, rounds=args.rounds, partition=args.partition,
                          alpha=args.alpha, dropout=args.dropout, seed=args.seed, dp_epsilon=args.epsilon,
-                         delta=args.delta, clip_norm=args.clip_norm, key_bits=args.key_bits, repeats=args.repeats)
+                         delta=args.delta, clip_norm=args.clip_norm, key_bits=args.key_bits, repeats=args.repeats,
+                         dp_unit=args.dp_unit, epsilons=tuple(args.epsilons), headline=not args.no_headline,
+                         reproducible_noise=args.reproducible_noise)
     t0 = time.perf_counter()
     rows, context = run_compare(opt, progress=not args.no_progress,
                                 log=(lambda s: None) if args.no_progress else (lambda s: print(s, file=sys.stderr)))
@@ -152,8 +195,19 @@ def run_fedavg_command(args: argparse.Namespace) -> int:
     """``secagg fedavg``: one run, a per-round table."""
     from .data import load_dataset
     from .report import fixed_table, write_json
-    from .server import FedAvgConfig, run_fedavg
+    from .server import DP_AGGREGATORS, NOISY_AGGREGATORS, FedAvgConfig, run_fedavg
 
+    if args.aggregator not in DP_AGGREGATORS:
+        for flag, attr in _DP_ONLY_FLAGS.items():
+            if getattr(args, attr) is not None:
+                raise ConfigurationError(f"{flag} applies only to DP aggregators "
+                                         f"({', '.join(sorted(DP_AGGREGATORS))}), not {args.aggregator}")
+    if args.reproducible_noise and args.aggregator not in NOISY_AGGREGATORS:
+        raise ConfigurationError(f"--reproducible-noise applies only to aggregators with noise or random rounding, "
+                                 f"not {args.aggregator}")
+    if args.example_rate is not None and args.dp_unit != "example":
+        raise ConfigurationError("--example-rate applies only with --dp-unit example")
+    _warn_reproducible(args)
     options = {} if args.threshold is None else {"threshold": args.threshold}
     if args.threshold is not None and args.aggregator not in ("secagg", "secagg+", "distributed-dp"):
         raise ConfigurationError(f"--threshold applies to secagg, secagg+ and distributed-dp, not {args.aggregator}")
@@ -164,7 +218,9 @@ def run_fedavg_command(args: argparse.Namespace) -> int:
     cfg = FedAvgConfig(rounds=args.rounds, fraction=args.fraction, sampling=args.sampling, clip_norm=args.clip_norm,
                        lr=args.lr, aggregator=args.aggregator, aggregator_options=options, dropout=args.dropout,
                        dropout_round=args.dropout_round, deadline=args.deadline, delta=args.delta,
-                       noise_multiplier=args.noise_multiplier, target_epsilon=args.epsilon)
+                       noise_multiplier=args.noise_multiplier, target_epsilon=args.epsilon, dp_unit=args.dp_unit,
+                       example_sampling_rate=args.example_rate, weight_cap=args.weight_cap,
+                       weighting=args.weighting, reproducible_noise=args.reproducible_noise)
     cfg.validate()  # before the data is loaded: a bad combination of flags fails first
     ds = load_dataset(args.dataset, seed=args.seed)
     res = run_fedavg(ds, cfg, num_clients=args.clients, partition_scheme=args.partition, alpha=args.alpha,
@@ -179,8 +235,15 @@ def run_fedavg_command(args: argparse.Namespace) -> int:
         print(f"stopped early: {res.stop_reason}")
     print(f"{ds.describe()}; aggregator {args.aggregator}: final accuracy {res.accuracy:.4f}, "
           f"{res.bytes_total:,} bytes, {res.wall_seconds:.1f} s")
-    print("norm-clipped: fraction of the round's updates scaled down to --clip-norm "
-          f"{cfg.clip_norm:g} (L2) before aggregation")
+    if cfg.unit == "example":
+        print("norm-clipped: fraction of the sampled examples whose gradient was scaled down to --clip-norm "
+              f"{cfg.clip_norm:g} (L2)")
+    else:
+        print("norm-clipped: fraction of the round's updates scaled down to --clip-norm "
+              f"{cfg.clip_norm:g} (L2) before aggregation")
+    if cfg.is_dp:
+        print(f"epsilon {res.epsilon:.4g} at delta {cfg.delta:g}, privacy unit: {cfg.unit} "
+              f"({res.privacy['neighbouring'].split(':')[0]})")
     if args.json:
         write_json(res.to_dict(), args.json)
     return 0

@@ -41,8 +41,10 @@ from .data import load_dataset, partition
 from .devices import DeviceFleet, device_times
 from .distributed import DistributedConfig, run_distributed
 from .model import LogisticRegression, n_params
-from .report import (fixed_table, markdown_table, plot_accuracy_vs_epsilon, plot_accuracy_vs_round,
-                     plot_bytes_per_round, write_json)
+from .headline import (HEADLINE_EPSILONS, HeadlineOptions, headline_columns, headline_markdown, headline_rows,
+                       plot_headline, run_headline)
+from .privacy import NEIGHBOURING
+from .report import fixed_table, markdown_table, plot_accuracy_vs_round, plot_bytes_per_round, write_json
 from .server import FedAvgConfig, FedAvgResult, clip_options, run_fedavg
 
 __all__ = [
@@ -97,9 +99,17 @@ class CompareOptions:
     allow_insecure_keys: bool = False
     settings: tuple[str, ...] = COMPARE_SETTINGS
     repeats: int = 3
+    dp_unit: str = "example"
+    epsilons: tuple[float, ...] = HEADLINE_EPSILONS
+    headline: bool = True
+    reproducible_noise: bool = False
 
     def validate(self) -> None:
         """Raise ConfigurationError for impossible options (before anything runs)."""
+        if self.dp_unit not in ("client", "example"):
+            raise ConfigurationError(f"dp_unit must be 'client' or 'example', got {self.dp_unit!r}")
+        if not self.epsilons or any(not e > 0 for e in self.epsilons):
+            raise ConfigurationError(f"epsilons must be positive numbers, got {self.epsilons!r}")
         unknown = [s for s in self.settings if s not in COMPARE_SETTINGS]
         if unknown:
             raise ConfigurationError(f"unknown settings {unknown}; choose from {', '.join(COMPARE_SETTINGS)}")
@@ -116,6 +126,8 @@ class CompareOptions:
 def _fedavg_config(opt: CompareOptions, aggregator: str, **extra: Any) -> FedAvgConfig:
     base = dict(rounds=opt.rounds, local_epochs=opt.local_epochs, lr=opt.lr, clip_norm=opt.clip_norm,
                 aggregator=aggregator, dropout=opt.dropout, delta=opt.delta)
+    if aggregator != "plain":
+        base["reproducible_noise"] = opt.reproducible_noise
     base.update(extra)
     return FedAvgConfig(**base)
 
@@ -189,7 +201,15 @@ def run_compare(opt: CompareOptions = CompareOptions(), *, progress: bool = True
         if first["setting"] not in ("centralized", "distributed"):
             row["dropout_survived"] = opt.dropout if all(g["dropout_survived"] is not None for g in group) else None
         rows.append(row)
-    context = dict(runs[0][1], repeats=opt.repeats, seeds=[opt.seed + i for i in range(opt.repeats)])
+    context = dict(runs[0][1], repeats=opt.repeats, seeds=[opt.seed + i for i in range(opt.repeats)],
+                   dp_unit=opt.dp_unit, privacy_units=NEIGHBOURING, reproducible_noise=opt.reproducible_noise)
+    if opt.headline:
+        log("accuracy at epsilon " + ", ".join(f"{e:g}" for e in opt.epsilons) + " for both privacy units ...")
+        context["accuracy_at_epsilon"] = run_headline(
+            HeadlineOptions(dataset=opt.dataset, clients=opt.clients, epsilons=tuple(opt.epsilons),
+                            seeds=tuple(opt.seed + i for i in range(opt.repeats)), delta=opt.delta,
+                            client_rounds=opt.rounds, client_clip=opt.clip_norm, client_lr=opt.lr, dropout=opt.dropout,
+                            reproducible_noise=opt.reproducible_noise), progress=progress, log=log)
     return rows, context
 
 
@@ -242,12 +262,16 @@ def _run_once(opt: CompareOptions, aggs: dict, progress: bool, log: Callable[[st
         else:
             extra: dict[str, Any] = {}
             if s == "distributed-dp":
-                extra = {"target_epsilon": opt.dp_epsilon}
+                extra = {"target_epsilon": opt.dp_epsilon, "dp_unit": opt.dp_unit}
+                if opt.dp_unit == "example":
+                    h = HeadlineOptions()
+                    extra.update(rounds=h.example_rounds, lr=h.example_lr, clip_norm=h.example_clip, local_epochs=1)
             name = "plain" if s == "fedavg" else s
             res = run_fedavg(ds, _fedavg_config(opt, name, **extra), num_clients=opt.clients,
                              partition_scheme=opt.partition, alpha=opt.alpha, seed=opt.seed, devices=fleet,
                              aggregator=aggs.get(s), progress=progress, desc=s)
             rows.append(_fed_row(s, res, time.perf_counter() - t0, opt))
+            rows[-1]["privacy_unit"] = res.privacy.get("unit") or "-"
     context = {"dataset": ds.describe(), "dataset_name": ds.name, "clients": opt.clients, "rounds": opt.rounds,
                "local_epochs": opt.local_epochs, "partition": opt.partition, "alpha": opt.alpha,
                "dropout": opt.dropout, "seed": opt.seed, "dp_epsilon": opt.dp_epsilon, "delta": opt.delta,
@@ -333,7 +357,7 @@ COMPARE_COLUMNS = [
     ("setting", "setting"), ("accuracy", "accuracy"), ("accuracy_std", "sd over seeds"), ("bytes_total", "bytes moved"),
     ("raw_data_leaves_clients", "raw data leaves clients"), ("server_sees", "server sees"),
     ("dropout_survived", "dropout survived"), ("simulated_seconds", "simulated s (hetero devices)"),
-    ("epsilon", "epsilon"), ("wall_seconds", "wall s"),
+    ("epsilon", "epsilon"), ("privacy_unit", "privacy unit"), ("wall_seconds", "wall s"),
 ]
 CLAIM_COLUMNS = [("claim", "claim"), ("measurement", "measurement"), ("supported", "supported?")]
 
@@ -366,27 +390,37 @@ def compare_markdown(rows: list[dict], claims: list[dict], context: dict) -> str
             f"{context['rounds']} rounds x {context['local_epochs']} local epochs, partition {context['partition']}, "
             f"dropout {context['dropout']:.0%} per round in the federated settings, "
             f"Paillier key {context['paillier_key_bits']} bits, distributed DP budget epsilon "
-            f"{context['dp_epsilon']} (delta {context['delta']:g}).\n")
-    return "\n".join([head, markdown_table(rows, COMPARE_COLUMNS), "",
-                      f"## Claims of the article {ARTICLE}, measured", "",
-                      markdown_table(claims, CLAIM_COLUMNS), ""])
+            f"{context['dp_epsilon']} (delta {context['delta']:g}, privacy unit: {context.get('dp_unit', 'client')}; "
+            "example = one training row, client = all of a client's rows).\n")
+    parts = [head, markdown_table(rows, COMPARE_COLUMNS), "", f"## Claims of the article {ARTICLE}, measured", "",
+             markdown_table(claims, CLAIM_COLUMNS), ""]
+    if "accuracy_at_epsilon" in context:
+        parts += [headline_markdown(context["accuracy_at_epsilon"])]
+    return "\n".join(parts)
 
 
 # ---------------------------------------------------------------------------- the demo
 @dataclass(frozen=True)
 class DemoOptions:
-    """Inputs of :func:`run_demo` (kept small: the demo must finish in < 3 minutes on 2 cores)."""
+    """Inputs of :func:`run_demo` (kept small: the demo must finish well under a minute on 2 cores).
+
+    DP rows run at ``epsilon`` (delta 1e-5) with the privacy unit stated; the headline
+    runs every DP technique, for both units, at each of ``epsilons`` over
+    ``epsilon_seeds`` seeds (:mod:`fl.headline`).
+    """
 
     dataset: str = "breast_cancer"
     clients: int = 10
     rounds: int = 20
     seed: int = 0
     clip_norm: float = FedAvgConfig.__dataclass_fields__["clip_norm"].default
-    noise_multiplier: float = 1.0
     key_bits: int = 2048
     dropout: float = 0.3
-    epsilon_noise: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0, 0.6)
-    epsilon_seeds: int = 3
+    epsilon: float = 8.0
+    epsilons: tuple[float, ...] = HEADLINE_EPSILONS
+    epsilon_seeds: int = 1
+    example_rounds: int = 20
+    reproducible_noise: bool = False
 
 
 def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: bool = True,
@@ -395,25 +429,39 @@ def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: boo
 
     Files (only when ``out`` is a folder; ``None`` writes nothing): ``accuracy_vs_round.png``,
     ``accuracy_vs_epsilon.png``, ``bytes_per_round.png``, ``results.json``, ``results.md``.
-    Returns the JSON document (with ``files``: what was written).
+    Returns the JSON document (with ``files``: what was written). Every DP row and the
+    headline state their privacy unit.
     """
     t_start = time.perf_counter()
     ds = load_dataset(opt.dataset, seed=opt.seed)
     fleet = DeviceFleet.sample(opt.clients, opt.seed)
+    head = HeadlineOptions(dataset=opt.dataset, clients=opt.clients, epsilons=tuple(opt.epsilons),
+                           seeds=tuple(opt.seed + i for i in range(opt.epsilon_seeds)), client_rounds=opt.rounds,
+                           client_clip=opt.clip_norm, example_rounds=opt.example_rounds,
+                           reproducible_noise=opt.reproducible_noise)
     base = dict(rounds=opt.rounds, clip_norm=opt.clip_norm)
+    noisy = {"reproducible_noise": opt.reproducible_noise}
+    ex = dict(dp_unit="example", target_epsilon=opt.epsilon, rounds=head.example_rounds, lr=head.example_lr,
+              clip_norm=head.example_clip, **noisy)
     runs = [
         ("plain", "plain", {}),
-        ("secagg", "secagg", {}),
-        ("secagg+", "secagg+", {}),
-        ("paillier", "paillier", {"aggregator_options": {"key_bits": opt.key_bits}}),
-        (f"secagg+ ({opt.dropout:.0%} dropout)", "secagg+", {"dropout": opt.dropout}),
-        ("central-dp", "central-dp", {"noise_multiplier": opt.noise_multiplier}),
-        ("distributed-dp", "distributed-dp", {"noise_multiplier": opt.noise_multiplier}),
-        ("local-dp", "local-dp", {"noise_multiplier": opt.noise_multiplier}),
+        ("secagg", "secagg", noisy),
+        ("secagg+", "secagg+", noisy),
+        ("paillier", "paillier", {"aggregator_options": {"key_bits": opt.key_bits}, **noisy}),
+        (f"secagg+ ({opt.dropout:.0%} dropout)", "secagg+", {"dropout": opt.dropout, **noisy}),
+        ("central-dp (example)", "central-dp", ex),
+        ("distributed-dp (example)", "distributed-dp", ex),
+        ("local-dp (example)", "local-dp", ex),
+        ("distributed-dp (client)", "distributed-dp", {"target_epsilon": opt.epsilon, "dp_unit": "client", **noisy}),
     ]
     print_fn(f"secagg demo: {ds.describe()}; {opt.clients} clients, {opt.rounds} FedAvg rounds, seed {opt.seed}")
+    if opt.reproducible_noise:
+        print_fn("warning: --reproducible-noise: DP noise and rounding follow the seed; anyone who knows it can "
+                 "remove the noise (research only)")
     # build (and so validate) everything before training anything
-    configs = [(label, FedAvgConfig(aggregator=name, **base, **extra)) for label, name, extra in runs]
+    configs = [(label, FedAvgConfig(aggregator=name, **{**base, **extra})) for label, name, extra in runs]
+    for _, cfg in configs:
+        cfg.validate()
     results: dict[str, FedAvgResult] = {}
     rows = []
     for label, cfg in configs:
@@ -424,6 +472,7 @@ def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: boo
         h = res.history
         rows.append({
             "technique": label, "accuracy": res.accuracy, "epsilon": res.epsilon,
+            "privacy_unit": cfg.unit or "-",
             "up_per_client": float(np.mean([r.bytes_up_per_client for r in h])),
             "down_per_client": float(np.mean([r.bytes_down_per_client for r in h])),
             "bytes_total": res.bytes_total,
@@ -432,34 +481,25 @@ def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: boo
             "simulated_s": res.simulated_seconds, "wall_s": time.perf_counter() - t0,
             "hides_updates": res.hides_individual_updates,
         })
-    # accuracy vs epsilon: central and distributed DP over a noise sweep, a few seeds each
-    sweep: dict[str, list[tuple[float, float, float]]] = {"central-dp": [], "distributed-dp": []}
-    jobs = [(name, z) for name in sweep for z in opt.epsilon_noise]
-    it = jobs
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(jobs, desc="accuracy vs epsilon", leave=False, unit="run")
-    for name, z in it:
-        accs, eps = [], None
-        for s in range(opt.epsilon_seeds):
-            r = run_fedavg(ds, FedAvgConfig(aggregator=name, noise_multiplier=z, **base), num_clients=opt.clients,
-                           seed=opt.seed + 1000 + s, devices=fleet)
-            accs.append(r.accuracy)
-            eps = r.epsilon
-        sweep[name].append((float(eps), float(np.mean(accs)), float(np.std(accs) / np.sqrt(len(accs)))))
+    headline = run_headline(head, progress=progress)
     columns = [("technique", "technique"), ("accuracy", "accuracy"), ("epsilon", "epsilon"),
+               ("privacy_unit", "privacy unit"),
                ("up_per_client", "B up/client/round"), ("down_per_client", "B down/client/round"),
                ("train_s", "train s"), ("crypto_s", "crypto s"), ("simulated_s", "simulated s"),
                ("wall_s", "wall s"), ("hides_updates", "server sees only sum")]
     print_fn("")
     print_fn(fixed_table(rows, columns))
     print_fn("")
-    print_fn("accuracy vs epsilon (mean over %d seeds):" % opt.epsilon_seeds)
-    for name, pts in sweep.items():
-        print_fn(f"  {name:15s} " + "  ".join(f"eps {e:7.2f}: {a:.3f}" for e, a, _ in sorted(pts)))
-    doc = {"dataset": ds.describe(), "options": opt.__dict__, "table": rows,
-           "accuracy_vs_epsilon": {k: [{"epsilon": e, "accuracy": a, "stderr": s} for e, a, s in sorted(v)]
-                                   for k, v in sweep.items()},
+    print_fn(f"epsilon at delta 1e-5; privacy unit: example = one training row, client = all of a client's rows")
+    print_fn("")
+    print_fn(f"accuracy at a given epsilon (delta {headline['delta']:g}, mean over {len(headline['seeds'])} "
+             f"seed(s)), both privacy units:")
+    print_fn(fixed_table(headline_rows(headline), headline_columns(headline)))
+    if not headline["baseline"].get("available"):
+        print_fn(f"(diffprivlib baseline skipped: {headline['baseline'].get('reason')})")
+    doc = {"dataset": ds.describe(), "options": dataclasses.asdict(opt), "table": rows,
+           "privacy_units": NEIGHBOURING, "accuracy_at_epsilon": headline,
+           "reproducible_noise": opt.reproducible_noise,
            "runs": {k: v.to_dict() for k, v in results.items()}}
     files: dict[str, str] = {}
     if out is not None:
@@ -467,8 +507,7 @@ def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: boo
         files["accuracy_vs_round"] = plot_accuracy_vs_round(
             {k: [r.test_accuracy for r in v.history] for k, v in results.items()},
             os.path.join(out, "accuracy_vs_round.png"), title=f"FedAvg on {ds.name}: test accuracy per round")
-        files["accuracy_vs_epsilon"] = plot_accuracy_vs_epsilon(
-            sweep, os.path.join(out, "accuracy_vs_epsilon.png"), baseline=results["plain"].accuracy)
+        files["accuracy_vs_epsilon"] = plot_headline(headline, os.path.join(out, "accuracy_vs_epsilon.png"))
         files["bytes_per_round"] = plot_bytes_per_round(
             {r["technique"]: r["up_per_client"] for r in rows}, {r["technique"]: r["down_per_client"] for r in rows},
             os.path.join(out, "bytes_per_round.png"))
@@ -476,7 +515,9 @@ def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: boo
     if out is not None:
         files["results_json"] = write_json(doc, os.path.join(out, "results.json"))
         with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as fh:
-            fh.write(f"# secagg demo\n\n{ds.describe()}\n\n{markdown_table(rows, columns)}\n")
+            fh.write(f"# secagg demo\n\n{ds.describe()}; epsilon at delta 1e-5, privacy unit per row (example: one "
+                     f"training row; client: all of a client's rows)\n\n{markdown_table(rows, columns)}\n\n"
+                     f"{headline_markdown(headline)}")
         files["results_md"] = os.path.join(out, "results.md")
     print_fn("")
     for k, v in files.items():

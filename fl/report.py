@@ -151,16 +151,26 @@ def plot_accuracy_vs_round(curves: Mapping[str, Sequence[float]], path: str | os
     return str(path)
 
 
-def plot_accuracy_vs_epsilon(series: Mapping[str, Iterable[tuple[float, float, float]]], path: str | os.PathLike,
-                             baseline: float | None = None, title: str = "Accuracy vs privacy budget") -> str:
-    """``series[name]`` = iterable of ``(epsilon, mean accuracy, std error)``; log-x axis, ticks at the epsilons."""
+def plot_accuracy_vs_epsilon(series: Mapping[str, Iterable[tuple[float, float, float | None]]],
+                             path: str | os.PathLike, baseline: float | None = None,
+                             title: str = "Accuracy vs privacy budget") -> str:
+    """``series[name]`` = iterable of ``(epsilon, mean accuracy, std error)``; log-x axis, ticks at the epsilons.
+
+    A std error of ``None`` (one seed: no spread to measure) draws the series without
+    error bars and says so in its label.
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, (name, pts) in enumerate(series.items()):
-        pts = sorted(pts)
-        e, a, s = (np.array(v, dtype=float) for v in zip(*pts))
+        pts = sorted(pts, key=lambda p: p[0])
+        e, a = (np.array(v, dtype=float) for v in list(zip(*pts))[:2])
+        errs = [p[2] for p in pts]
         marker, ls = SERIES_STYLES[i % len(SERIES_STYLES)]
-        ax.errorbar(e, a, yerr=s, marker=marker, linestyle=ls, capsize=3, label=f"{name} (mean +- std. error)")
+        if any(v is None for v in errs):
+            ax.plot(e, a, marker=marker, linestyle=ls, label=f"{name} (one seed: no error bar)")
+        else:
+            ax.errorbar(e, a, yerr=np.array(errs, dtype=float), marker=marker, linestyle=ls, capsize=3,
+                        label=f"{name} (mean +- std. error)")
     if baseline is not None:
         ax.axhline(baseline, color="gray", ls="--", label="no DP (plain FedAvg)")
     ax.set_xscale("log")

@@ -11,8 +11,9 @@ Rules every subcommand follows (tested in ``tests/test_cli.py``):
   :mod:`secagg.commands._args`, so a bad value is refused before anything runs;
 * every error is one line on stderr that names the flag the user typed, and the exit
   code is non-zero: 2 for a refused flag, 1 for an error of the library
-  (:class:`~secagg.errors.SecAggError`) or of the file system, 3 for a bug (set
-  ``SECAGG_DEBUG=1`` to see its traceback); library messages that name a Python
+  (:class:`~secagg.errors.SecAggError`) or of the file system, 4 for a bug (set
+  ``SECAGG_DEBUG=1`` to see its traceback; 3 is ``secagg client``'s "unknown whether my
+  input is in the sum"); library messages that name a Python
   argument (``allow_low_threshold=True``) are translated to its flag
   (``--allow-low-threshold``);
 * ``--help`` shows every default and every choice;
@@ -34,12 +35,16 @@ from .errors import SecAggError
 #: modules that add subcommands (order = order in --help)
 COMMAND_MODULES = (
     "secagg.commands.secure_sum",
+    "secagg.commands.params",
     "secagg.commands.paillier",
     "secagg.commands.dp",
     "secagg.commands.bench",
     "secagg.commands.network",
     "fl.cli",
 )
+
+#: exit code of a bug (an unexpected exception); 3 is `secagg client`'s "cannot know"
+EXIT_BUG = 4
 
 #: library keyword names -> the flag ``dest`` that sets them, where the two differ
 PYTHON_NAMES = {
@@ -53,6 +58,9 @@ PYTHON_NAMES = {
     "allow_insecure": "allow_insecure",
     "allow_low_threshold": "allow_low_threshold",
     "out_of_range": "out_of_range",
+    "corrupt_fraction": "corrupt",
+    "dropout_rate": "dropout",
+    "min_survivors": "min_survivors",
 }
 
 
@@ -87,7 +95,8 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="secagg",
         description="Privacy-preserving aggregation: secure sum, Paillier, differential privacy.",
-        epilog="Exit codes: 0 ok, 1 error (one line on stderr), 2 bad flag, 3 bug (SECAGG_DEBUG=1 for a traceback).",
+        epilog="Exit codes: 0 ok, 1 error (one line on stderr), 2 bad flag, 3 secagg client cannot know whether its "
+        "input is in the sum, 4 bug (SECAGG_DEBUG=1 for a traceback).",
     )
     parser.add_argument("--version", action="version", version=f"secagg {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -108,18 +117,18 @@ def build_parser() -> Parser:
         except ImportError:
             continue
         module.register(commands, demos)
-    _annotate(parser, "secagg")
+    annotate(parser, "secagg")
     return parser
 
 
-def _annotate(parser: argparse.ArgumentParser, prog: str) -> None:
-    """Give every parser the map of its flags (for error translation)."""
+def annotate(parser: argparse.ArgumentParser, prog: str) -> None:
+    """Give every parser the map of its flags (for error translation by :func:`run`)."""
     flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions if a.option_strings and a.dest != "help"}
     parser.set_defaults(_flags=flags)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
-                _annotate(sub, f"{prog} {name}")
+                annotate(sub, f"{prog} {name}")
 
 
 def _default_demo(args: argparse.Namespace) -> int:
@@ -171,7 +180,12 @@ def translate(message: str, flags: dict[str, str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``secagg`` command; returns the exit code (never raises, never prints a traceback)."""
-    parser = build_parser()
+    return run(build_parser(), argv)
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser`` (a :class:`Parser` given to :func:`annotate`) and run
+    the chosen command under the rules of this module; returns the exit code."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a refused flag (already printed)
@@ -197,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug in secagg; "
               "SECAGG_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 3
+        return EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -160,12 +160,14 @@ class ProtocolViolation(ProtocolError):
 class ProtocolAbort(SecAggError):
     """The protocol cannot finish safely; no partial result is returned.
 
-    ``reason`` says why (for example: fewer survivors than the threshold).
+    ``reason`` says why (for example: fewer survivors than the threshold); ``blamed``
+    names the clients whose misbehaviour caused it, when one is known.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, blamed: tuple[int, ...] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.blamed = tuple(blamed)
 
 
 class BudgetExceeded(SecAggError):

@@ -58,14 +58,18 @@ class _ClientShard:
 
     def step(self, datas):
         """``datas``: encoded server messages for clients of this shard. Returns a list of
-        ``(id, [reply bytes], seconds)`` in the same order."""
+        ``(id, [reply bytes], seconds, error)`` in the same order; ``error`` is the
+        exception of a client that refused its message (it leaves the session), else None."""
         out = []
         for data in datas:
             t0 = time.perf_counter()
             msg = decode_message(data)
             u = msg.recipient
-            replies = [m.to_bytes() for m in self.clients[u].receive(msg)]
-            out.append((u, replies, time.perf_counter() - t0))
+            try:
+                replies, err = [m.to_bytes() for m in self.clients[u].receive(msg)], None
+            except SecAggError as exc:
+                replies, err = [], exc
+            out.append((u, replies, time.perf_counter() - t0, err))
         return out
 
 
@@ -79,10 +83,8 @@ def simulate_ring_ray(
     dropout: float | Mapping[int, str] | None = None,
     dropout_round: str = "masked_input",
     rng: np.random.Generator | None = None,
-    consistency_check: bool = True,
-    allow_low_threshold: bool = False,
-    delta: float = 0.1,
-    gamma: float = 0.1,
+    threat=None,
+    min_survivors: int | None = None,
     keep_masked: tuple[int, ...] = (),
     progress: bool = False,
     num_workers: int | None = None,
@@ -98,10 +100,9 @@ def simulate_ring_ray(
     ray = _ray()
     run = _Run.setup(
         vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout, dropout_round=dropout_round,
-        rng=rng, consistency_check=consistency_check, allow_low_threshold=allow_low_threshold, delta=delta,
-        gamma=gamma,
+        rng=rng, threat=threat, min_survivors=min_survivors,
     )
-    n, cfg, rounds, server = run.cfg.n, run.cfg, run.rounds, run.server
+    n = run.cfg.n
     if num_workers is None:
         num_workers = max(1, int(ray.available_resources().get("CPU", 1)))
     if not isinstance(num_workers, int) or num_workers < 1:
@@ -111,13 +112,24 @@ def simulate_ring_ray(
     shard_of = np.arange(n) % num_workers
     Actor = ray.remote(num_cpus=1)(_ClientShard)
     vec_ref = ray.put(np.ascontiguousarray(run.vectors))
+    while True:
+        try:
+            _run_once_ray(ray, run, Actor, vec_ref, shard_of, num_workers, keep_masked)
+            return run.result()
+        except ProtocolAbort as exc:
+            if not run.retry_without(exc):
+                raise
+
+
+def _run_once_ray(ray, run, Actor, vec_ref, shard_of, num_workers: int, keep_masked) -> None:
+    """One attempt of the session with the clients in fresh Ray actors."""
+    cfg, rounds, server = run.cfg, run.rounds, run.server
     actors = []
     for w in range(num_workers):
         ids = [int(u) for u in np.flatnonzero(shard_of == w)]
         sks = [run.signing[u].to_bytes() for u in ids] if run.signing else None
         actors.append(Actor.remote(ids, cfg, run.graph, vec_ref, sks, run.directory))
     recv, csec, s_sent, ssec, rsec = run.recv, run.csec, run.s_sent, run.ssec, run.rsec
-
     try:
         t0 = time.perf_counter()
         outgoing = [m.to_bytes() for m in server.start()]
@@ -136,8 +148,10 @@ def simulate_ring_ray(
             replies = [item for part in _gather(ray, futures, rname) for item in part]
             replies.sort(key=lambda item: item[0])  # feed the server in id order, like the in-process driver
             ts = time.perf_counter()
-            for u, reps, seconds in replies:
+            for u, reps, seconds, err in replies:
                 csec[rname][u] += seconds
+                if err is not None:
+                    run.client_abort(u, ri, err)
                 for rep in reps:
                     run.to_server(u, rname, rep, keep_masked)
             outgoing = [m.to_bytes() for m in server.close_round()]
@@ -146,8 +160,6 @@ def simulate_ring_ray(
     finally:
         for a in actors:
             ray.kill(a)
-
-    return run.result()
 
 
 def _gather(ray, futures, round_name: str):

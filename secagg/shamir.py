@@ -85,6 +85,7 @@ __all__ = [
     "combine",
     "split_batch",
     "combine_batch",
+    "robust_combine",
     "encode_share_values",
     "decode_share_values",
     "lagrange_weights",
@@ -583,6 +584,150 @@ def combine_batch(
     w0 = _weights_at_zero(x[:t])
     limbs = _matmul_mod(w0, base).reshape(s_count, L)
     return _from_limbs(limbs, int(secret_len))
+
+
+# ----------------------------------------------------------------------------- robust decoding
+
+
+def _solve_mod_p(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """One solution of ``a z = b`` over GF(p) (free variables set to 0), or ``None`` when
+    the system is inconsistent. Gauss-Jordan elimination, rows updated with int64 numpy
+    operations (entries < p < 2^21, so products stay below 2^42)."""
+    a = a.astype(np.int64) % _P
+    b = b.astype(np.int64) % _P
+    rows, cols = a.shape
+    pivots: list[int] = []
+    r = 0
+    for c in range(cols):
+        if r == rows:
+            break
+        nz = np.flatnonzero(a[r:, c])
+        if nz.size == 0:
+            continue
+        p = r + int(nz[0])
+        if p != r:
+            a[[r, p]] = a[[p, r]]
+            b[[r, p]] = b[[p, r]]
+        inv = pow(int(a[r, c]), _P - 2, _P)
+        a[r] = a[r] * inv % _P
+        b[r] = b[r] * inv % _P
+        f = a[:, c].copy()
+        f[r] = 0
+        a -= f[:, None] * a[r][None, :]
+        a %= _P
+        b = (b - f * b[r]) % _P
+        pivots.append(c)
+        r += 1
+    if np.any(b[r:]):
+        return None
+    z = np.zeros(cols, dtype=np.int64)
+    for i, c in enumerate(pivots):
+        z[c] = b[i]
+    return z
+
+
+def _poly_eval(coeffs: list[int], x: np.ndarray) -> np.ndarray:
+    """Evaluate sum coeffs[i] x^i mod p at every x (Horner, int64)."""
+    out = np.zeros(x.shape, dtype=np.int64)
+    for c in reversed(coeffs):
+        out = (out * x + c) % _P
+    return out
+
+
+def _berlekamp_welch(x: np.ndarray, y: np.ndarray, t: int) -> tuple[int, np.ndarray] | None:
+    """Decode one Reed-Solomon codeword: the value at 0 of the degree ``< t`` polynomial
+    that agrees with all but at most ``e = (m - t) // 2`` of the ``m`` points, and the
+    mask of the points it disagrees with; ``None`` when no such polynomial exists.
+
+    Berlekamp-Welch: find ``E`` (monic, degree ``e``) and ``Q`` (degree ``< t + e``) with
+    ``Q(x_i) = y_i E(x_i)`` for every point; then ``P = Q / E``.
+    """
+    m = x.size
+    e = (m - t) // 2
+    xp = np.ones((m, t + e), dtype=np.int64)
+    for j in range(1, t + e):
+        xp[:, j] = xp[:, j - 1] * x % _P
+    x_e = xp[:, e] if e < t + e else _poly_eval([0] * e + [1], x)
+    a = np.concatenate([xp, (-(y[:, None] * xp[:, :e])) % _P], axis=1)
+    sol = _solve_mod_p(a, y * x_e % _P)
+    if sol is None:
+        return None
+    q = [int(v) for v in sol[: t + e]]
+    err = [int(v) for v in sol[t + e :]] + [1]  # monic E, low to high
+    # polynomial long division q / err over GF(p)
+    rem = q[:]
+    quot = [0] * max(len(q) - e, 1)
+    for i in range(len(q) - 1, e - 1, -1):
+        coef = rem[i] % _P
+        if coef:
+            quot[i - e] = coef
+            for j in range(e + 1):
+                rem[i - e + j] = (rem[i - e + j] - coef * err[j]) % _P
+    if any(r % _P for r in rem[:e]) or len(quot) > t and any(quot[t:]):
+        return None
+    poly = quot[:t]
+    bad = _poly_eval(poly, x) != y % _P
+    if int(bad.sum()) > e:
+        return None
+    return poly[0] if poly else 0, bad
+
+
+def robust_combine(
+    xs: Sequence[int] | np.ndarray, values: np.ndarray, secret_len: int, *, threshold: int
+) -> tuple[bytes, list[int]]:
+    """Reconstruct one secret from ``m >= threshold`` shares of which some may be wrong.
+
+    Reed-Solomon unique decoding (Berlekamp-Welch, per limb): corrects up to
+    ``(m - threshold) // 2`` wrong shares, whatever values they carry.
+
+    Parameters
+    ----------
+    xs
+        the ``m`` distinct x-coordinates.
+    values
+        ``(m, L)`` share values of one secret, row ``i`` from ``xs[i]``.
+    secret_len
+        byte length of the secret.
+    threshold
+        the sharing threshold ``t``.
+
+    Returns
+    -------
+    (bytes, list[int])
+        the secret, and the row indices whose shares were wrong (sorted).
+
+    Raises
+    ------
+    SecretSharingError
+        fewer than ``threshold`` shares, or more wrong shares than can be corrected.
+    InputError
+        malformed shapes or values.
+    """
+    x = _check_xs(xs, dup_error=SecretSharingError)
+    vals = np.asarray(values)
+    L = num_limbs(secret_len)
+    if vals.shape != (x.size, L) or vals.dtype.kind not in "iu":
+        raise InputError(f"values must be an integer array of shape ({x.size}, {L}), got {vals.dtype} {vals.shape}.")
+    t = _as_int(threshold, "threshold")
+    if not 1 <= t <= x.size:
+        raise SecretSharingError(f"need at least threshold={t} shares to reconstruct, got {x.size}.")
+    if vals.size and (vals.min() < 0 or vals.max() >= _P):
+        raise InputError(f"share values must be field elements in 0..{_P - 1}.")
+    vals = vals.astype(np.int64)
+    limbs = np.zeros((1, L), dtype=np.int64)
+    bad = np.zeros(x.size, dtype=bool)
+    for j in range(L):
+        res = _berlekamp_welch(x, vals[:, j], t)
+        if res is None:
+            raise SecretSharingError(
+                f"the {x.size} shares do not lie on one polynomial of degree < {t} up to "
+                f"{(x.size - t) // 2} errors: too many wrong shares to correct."
+            )
+        limbs[0, j], wrong = res
+        bad |= wrong
+    if int(bad.sum()) > (x.size - t) // 2:
+        raise SecretSharingError("the wrong shares of different limbs exceed what can be corrected together.")
+    return bytes(_from_limbs(limbs, int(secret_len))[0]), [int(i) for i in np.flatnonzero(bad)]
 
 
 # ----------------------------------------------------------------------------- compact bytes

@@ -14,13 +14,17 @@ import argparse
 import pytest
 
 from secagg import __version__
-from secagg.cli import build_parser, main, translate
+from secagg.cli import EXIT_BUG, build_parser, main, translate
 from secagg.commands._args import FlagType, Renamed
+
+#: an existing file for flags that must name one (its content is never read by a refused command)
+SOME_FILE = __file__
 
 #: the smallest valid arguments each subcommand needs besides the flag under test
 REQUIRED = {
     ("serve",): ["--clients", "3", "--dim", "5", "--port", "0", "--out", "{tmp}/sum.npy"],
     ("client",): ["--server", "127.0.0.1:9", "--random"],
+    ("keygen",): ["--id", "0", "--out", "{tmp}/k.key"],
     ("dp", "epsilon"): ["--q", "0.1", "--sigma", "1", "--steps", "1"],
     ("dp", "sigma"): ["--epsilon", "1"],
 }
@@ -31,20 +35,21 @@ FREE_TEXT = {
     ("client", "--input"): "{tmp}/missing.npy",
 }
 
-#: free-text flags not checked here (the network engineer's TLS and host options), and why
+#: free-text flags not checked here, and why
 NOT_CHECKED = {
     "--host": "serve: any address; a wrong one fails at bind with a one-line 'cannot listen on'",
-    "--tls-cert": "TLS files are read by secagg.transport.tls",
-    "--tls-key": "TLS files are read by secagg.transport.tls",
-    "--tls-ca": "TLS files are read by secagg.transport.tls",
-    "--tls-server-name": "any host name",
+    "--tls-server-name": "any host name (--server-name)",
 }
 
 #: conflicting flags: (argv, the flag the error must name)
 CONFLICTS = [
     (["bench", "--quick", "--large"], "--large"),
     (["client", "--server", "127.0.0.1:9", "--random", "--input", "x.npy"], "--input"),
-    (["client", "--server", "127.0.0.1:9", "--random", "--tls-server-name", "x"], "--tls-server-name"),
+    (["client", "--server", "127.0.0.1:9", "--random", "--server-name", "x"], "--server-name"),
+    (["client", "--server", "127.0.0.1:9", "--random", "--insecure-plaintext", "--ca", SOME_FILE], "--ca"),
+    (["client", "--server", "127.0.0.1:9", "--random", "--insecure-plaintext", "--key", SOME_FILE,
+      "--insecure-open-registration"],
+     "--insecure-open-registration"),
     (["fedavg", "--aggregator", "paillier", "--epsilon", "3"], "--epsilon"),
     (["fedavg", "--aggregator", "plain", "--noise-multiplier", "1"], "--noise-multiplier"),
     (["fedavg", "--aggregator", "plain", "--backend", "ray"], "--backend"),
@@ -54,8 +59,18 @@ CONFLICTS = [
     (["fedavg", "--clip", "2"], "--clip-norm"),
     (["compare", "--clip", "2"], "--clip-norm"),
     (["demo", "dp", "--clip", "2"], "--clip-norm"),
-    (["serve", "--clients", "3", "--dim", "5", "--port", "0", "--out", "{tmp}/s.npy", "--tls-cert", "c.pem"],
+    (["serve", "--clients", "3", "--dim", "5", "--port", "0", "--out", "{tmp}/s.npy", "--tls-cert", SOME_FILE],
      "--tls-key"),
+    (["serve", "--clients", "3", "--dim", "5", "--port", "0", "--out", "{tmp}/s.npy", "--insecure-plaintext",
+      "--tls-cert", SOME_FILE, "--tls-key", SOME_FILE], "--insecure-plaintext"),
+    (["serve", "--clients", "3", "--dim", "5", "--port", "0", "--out", "{tmp}/s.npy", "--insecure-plaintext",
+      "--insecure-open-registration", "--clients-file", SOME_FILE], "--clients-file"),
+    (["serve", "--clients", "3", "--dim", "5", "--port", "0", "--out", "{tmp}/s.npy", "--no-consistency-check"],
+     "--insecure-honest-but-curious"),
+    (["demo", "secure-sum", "--no-consistency-check"], "--adversary honest-but-curious"),
+    (["fedavg", "--aggregator", "plain", "--reproducible-noise"], "--reproducible-noise"),
+    (["fedavg", "--aggregator", "secagg", "--dp-unit", "example"], "--dp-unit"),
+    (["fedavg", "--aggregator", "central-dp", "--epsilon", "2", "--example-rate", "0.5"], "--example-rate"),
 ]
 
 
@@ -222,6 +237,6 @@ def test_an_unexpected_exception_is_one_line_not_a_traceback(monkeypatch, capsys
         raise ValueError("something\nbroke")
 
     monkeypatch.setattr(dp, "run_sigma", boom)
-    assert main(["dp", "sigma", "--epsilon", "1"]) == 3
+    assert main(["dp", "sigma", "--epsilon", "1"]) == EXIT_BUG
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: ValueError: something broke" in err

@@ -128,11 +128,33 @@ def _all_commands():
                 yield pytest.param(cmd, output, id=f"{page.name}:{line} {cmd[:50]}")
 
 
+def _create_input_files(parser, argv: list[str], root: Path) -> None:
+    """Create (empty) the files the command reads (flags of type ``in_file``) under ``root``, so a
+    command line that names a key or a certificate parses; its content is not checked here."""
+    import argparse
+
+    from secagg.commands._args import in_file
+
+    for word in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+    reads = {o for a in parser._actions if a.type is in_file for o in a.option_strings}
+    for flag, value in zip(argv, argv[1:]):
+        if flag in reads and not Path(value).is_absolute():
+            (root / value).parent.mkdir(parents=True, exist_ok=True)
+            (root / value).touch()
+
+
 @pytest.mark.parametrize("cmd, output", list(_all_commands()))
-def test_shell_commands_in_the_docs_parse_and_the_cheap_ones_print_what_the_docs_show(cmd, output, capsys):
+def test_shell_commands_in_the_docs_parse_and_the_cheap_ones_print_what_the_docs_show(cmd, output, capsys,
+                                                                                     tmp_path, monkeypatch):
     from secagg.cli import build_parser, main
 
     argv = shlex.split(cmd)[1:]
+    monkeypatch.chdir(tmp_path)
+    _create_input_files(build_parser(), argv, tmp_path)
     if {"--help", "-h", "--version"} & set(argv):
         assert main(argv) == 0, cmd
         return

@@ -19,6 +19,8 @@ __all__ = [
     "Renamed",
     "choice_list",
     "float_in",
+    "float_list",
+    "in_file",
     "int_in",
     "int_list",
     "out_dir",
@@ -141,6 +143,27 @@ def int_list(lo: int = 1) -> FlagType:
     return FlagType(parse, f"comma-separated integers >= {lo}", ("x", f"{lo - 1}", "4,,8", "4,x", "nan"))
 
 
+def float_list(lo: float | None = None, *, lo_open: bool = False) -> FlagType:
+    """Comma-separated finite numbers, each checked like :func:`float_in` (e.g. ``1,2,4,8``)."""
+    one = float_in(lo, lo_open=lo_open)
+    each = one.__name__.replace("a finite number", "").replace("a number", "").strip()
+    want = f"comma-separated numbers, each {each}" if each else "comma-separated finite numbers"
+
+    def parse(text: str) -> tuple[float, ...]:
+        parts = text.split(",")
+        if not text.strip() or any(not p.strip() for p in parts):
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
+        try:
+            return tuple(one(p) for p in parts)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}") from None
+
+    bad = ["x", "1,,2", "1,x", "nan", "1,inf"]
+    if lo is not None:
+        bad.append(f"1,{lo:g}" if lo_open else f"1,{lo - 1:g}")
+    return FlagType(parse, want, dict.fromkeys(bad))
+
+
 def choice_list(choices: Iterable[str]) -> FlagType:
     """Comma-separated names, each one of ``choices`` (e.g. ``plain,secagg+``)."""
     known = tuple(choices)
@@ -188,6 +211,18 @@ def _out_file(text: str) -> str:
     return text
 
 
+def _in_file(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be a file name, got ''")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    if not os.access(text, os.R_OK):
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}: permission denied")
+    return text
+
+
 class Renamed(argparse.Action):
     """A removed flag: using it is an error that names its replacement (hidden from --help).
 
@@ -205,6 +240,8 @@ class Renamed(argparse.Action):
 
 #: a folder to write into (created when missing); refuses a file or an unwritable place
 out_dir = FlagType(_out_dir, "folder", ("/dev/null", "/dev/null/sub"))
+#: an existing, readable file (a key, a certificate, an allow-list); its content is checked by the command
+in_file = FlagType(_in_file, "file", ("", "/", "/no/such/file.pem"))
 #: a file to write (its folder is created when missing); refuses a folder or an unwritable place
 out_file = FlagType(_out_file, "file", ("/", "/dev/null/x.json"))
 

@@ -12,7 +12,8 @@ import numpy as np
 def register(commands, demos) -> None:
     from ..masking.rounds import ROUNDS
     from ..quantize import OUT_OF_RANGE_POLICIES
-    from ._args import POSITIVE_FLOAT, POSITIVE_INT, RATE, SEED, int_in, out_dir
+    from ..masking.params import ADVERSARIES
+    from ._args import POSITIVE_FLOAT, POSITIVE_INT, RATE, SEED, Renamed, int_in, out_dir
 
     p = demos.add_parser(
         "secure-sum",
@@ -27,11 +28,16 @@ def register(commands, demos) -> None:
                    help="round at which they drop (they send nothing from it on)")
     p.add_argument("--graph", choices=("complete", "sparse"), default="complete",
                    help="complete: SecAgg; sparse: SecAgg+")
-    p.add_argument("--k", type=int_in(1), default=None, help="sparse graph degree (default: from the formula)")
+    p.add_argument("--k", type=int_in(1), default=None, help="sparse graph degree (default: the parameter finder's)")
+    p.add_argument("--adversary", choices=ADVERSARIES, default="active",
+                   help="threat model: an active server (consistency round) or an honest-but-curious one "
+                        "(weaker: one round fewer, lower threshold)")
+    p.add_argument("--corrupt-fraction", type=RATE, default=0.05,
+                   help="fraction of clients assumed to collude with the server, in [0, 1)")
+    p.add_argument("--no-consistency-check", action=Renamed, new="--adversary honest-but-curious")
     p.add_argument("--bound", type=POSITIVE_FLOAT, default=1.0, help="per-coordinate bound of the encoding")
     p.add_argument("--out-of-range", choices=OUT_OF_RANGE_POLICIES, default="raise",
                    help="values beyond --bound: refuse them, or clip them and count them")
-    p.add_argument("--no-consistency-check", action="store_true", help="honest-but-curious variant")
     p.add_argument("--seed", type=SEED, default=None, help="seed for inputs and dropout choice (default: OS entropy)")
     p.add_argument("--out", type=out_dir, default=argparse.SUPPRESS, metavar="DIR",
                    help="also write secure_sum_demo.json into DIR (default: print only)")
@@ -41,7 +47,8 @@ def register(commands, demos) -> None:
 def run(args: argparse.Namespace) -> int:
     from scipy import stats
 
-    from ..masking import simulate
+    from ..errors import InsecureParameterError
+    from ..masking import ThreatModel, simulate
     from ..quantize import Quantizer
 
     n, d = args.clients, args.dim
@@ -49,16 +56,24 @@ def run(args: argparse.Namespace) -> int:
     x = rng.uniform(-1.0, 1.0, size=(n, d))
     q = Quantizer(args.bound, num_clients=n, bits=32, out_of_range=args.out_of_range)
     clipped = q.count_out_of_range(x)  # per client; raises in simulate under "raise"
-    res = simulate(
-        x, quantizer=q, graph=args.graph, k=args.k, dropout=args.dropout or None,
-        dropout_round=args.dropout_round, rng=rng, consistency_check=not args.no_consistency_check,
-        keep_masked=(0,), progress=n * d > 2_000_000,
+    threat = ThreatModel(
+        adversary=args.adversary, corrupt_fraction=args.corrupt_fraction,
+        dropout_rate=max(args.dropout or 0.0, ThreatModel().dropout_rate),
     )
+    # a SecAggError (out-of-range input, an insecure --k) is one line from secagg.cli
+    try:
+        res = simulate(
+            x, quantizer=q, graph=args.graph, k=args.k, dropout=args.dropout or None,
+            dropout_round=args.dropout_round, rng=rng, threat=threat, keep_masked=(0,), progress=n * d > 2_000_000,
+        )
+    except InsecureParameterError as exc:
+        raise InsecureParameterError(f"{exc} (flags: --k, --corrupt-fraction, --adversary)") from None
     cfg = res.config
     print(
         f"SecAgg{'+' if not cfg.is_complete else ''}: n={n} clients, d={d}, graph="
         f"{'complete' if cfg.is_complete else 'sparse'} (k={cfg.k}), threshold t={cfg.threshold}, "
-        f"ring Z_2^{cfg.bits}, consistency check {'on' if cfg.consistency_check else 'off'}"
+        f"ring Z_2^{cfg.bits}, {cfg.threat.adversary} server, consistency check "
+        f"{'on' if cfg.consistency_check else 'off'}, survivor floor {cfg.min_survivors}"
     )
     print(f"dropped: {len(res.dropped)} clients at {args.dropout_round}; survivors in the sum: {len(res.survivors)}\n")
     s = res.survivors
@@ -117,7 +132,8 @@ def run_default_demo(args: argparse.Namespace) -> int:
     """A representative secure-sum demo (used by `secagg demo` until the FL demo exists)."""
     demo = argparse.Namespace(
         clients=100, dim=10_000, dropout=0.1, dropout_round="masked_input", graph="sparse", k=None,
-        no_consistency_check=False, seed=0, bound=1.0, out_of_range="raise", out=getattr(args, "out", None),
+        adversary="active", corrupt_fraction=0.05, seed=0, bound=1.0, out_of_range="raise",
+        out=getattr(args, "out", None),
     )
     print("== SecAgg+ secure sum, 100 clients, 10% dropping after sharing keys ==")
     return run(demo)

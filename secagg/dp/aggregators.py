@@ -123,6 +123,14 @@ class _GridDPAggregator(Aggregator):
         """L2 sensitivity of one rounded, clipped update, or of the rounded sum (update units)."""
         return self.clip_norm + self.resolution * math.sqrt(dim) / 2
 
+    def dp_event_for(self, n: int, dim: int, survivors: int | None = None) -> DiscreteGaussianEvent:
+        """The privacy event one aggregation of ``n`` rows of length ``dim`` will report.
+
+        The same for any number of survivors: the noise does not depend on who survives.
+        Lets a caller plan or calibrate a budget without running an aggregation.
+        """
+        return DiscreteGaussianEvent(self.noise_multiplier)
+
     def _result(self, total, keep, up, client_seconds, server_seconds, noise_std, dim, **extra) -> AggregationResult:
         """The round's result with the DP fields every grid aggregator reports."""
         event = DiscreteGaussianEvent(self.noise_multiplier)
@@ -241,9 +249,11 @@ class DistributedDPAggregator(Aggregator):
     or ``epsilon`` (+ ``delta``, ``rounds``), ``bits`` (ring, default 32), ``mechanism``
     (``"ddg"`` | ``"skellam"``), ``graph`` (``"complete"`` | ``"sparse"``), ``threshold``,
     ``k`` (sparse-graph degree), ``min_clients`` or ``expected_dropout`` (fraction; the
-    noise is calibrated for ``n_min = ceil(n (1 - expected_dropout))`` survivors; a
-    dropout *rate* passed to :meth:`aggregate` raises the expectation to at least that
-    rate), ``dropout_round``, ``rotation_seed``, ``k_stddevs``.
+    noise is calibrated for ``n_min = n - floor(n * expected_dropout)`` survivors; a
+    dropout rate or schedule passed to :meth:`aggregate` lowers ``n_min`` to what it
+    drops), ``dropout_round``, ``rotation_seed``, ``k_stddevs``. The clients refuse to
+    unmask fewer than ``n_min`` survivors (the round aborts), so the noise never falls
+    below what was calibrated.
 
     ``info`` also carries ``epsilon_achieved`` (this round, at ``delta``, with the actual
     survivors), ``min_clients``, ``local_stddev`` (integer units), ``scale``, ``bits``.
@@ -292,10 +302,12 @@ class DistributedDPAggregator(Aggregator):
 
     def params_for(self, n: int, d: int, dropout=None) -> DistributedDP:
         """The :class:`DistributedDP` parameters used for ``n`` clients of dimension ``d``."""
-        rate = self.expected_dropout
+        planned = math.floor(n * self.expected_dropout + 1e-9)
         if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
-            rate = max(rate, float(dropout))
-        n_min = self.min_clients if self.min_clients is not None else max(1, math.ceil(n * (1 - rate) - 1e-9))
+            planned = max(planned, int(round(float(dropout) * n)))  # what the simulator drops
+        elif isinstance(dropout, Mapping):
+            planned = max(planned, len(dropout))
+        n_min = self.min_clients if self.min_clients is not None else max(1, n - planned)
         n_min = min(int(n_min), n)
         key = (n, d, n_min)
         if key not in self._params_cache:
@@ -311,6 +323,15 @@ class DistributedDPAggregator(Aggregator):
                 rotation_seed=self.rotation_seed,
             )
         return self._params_cache[key]
+
+    def dp_event_for(self, n: int, dim: int, survivors: int | None = None, dropout=None):
+        """The privacy event of one aggregation of ``n`` rows of length ``dim`` with ``survivors`` survivors.
+
+        ``survivors`` defaults to the ``n_min`` the noise is calibrated for (the planned
+        round); fewer survivors mean less noise and a costlier event. Nothing is run.
+        """
+        params = self.params_for(int(n), int(dim), dropout)
+        return params.dp_event(params.min_clients if survivors is None else int(survivors))
 
     def aggregate(self, updates, *, dropout: float | Mapping[int, str] | None = None, rng=None) -> AggregationResult:
         arr = validate_updates(updates)

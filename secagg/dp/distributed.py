@@ -37,10 +37,14 @@ the signed sum must stay inside ``(-2^(bits-1), 2^(bits-1))``:
 ``k sqrt(s^2 c^2 (n^2/m + n z^2/n_min) + n/4) <= 2^(bits-1) - 1``, where ``n^2 c^2/m``
 bounds the per-coordinate energy of the rotated sum and ``n/4`` the rounding.
 
-Dropouts: the noise is fixed before anyone drops; if fewer than ``n_min`` clients
-survive the total noise is smaller than planned. :meth:`DistributedDP.dp_event`
-builds the privacy event for the *actual* number of survivors, and
-:func:`distributed_dp_sum` reports the epsilon actually achieved.
+Dropouts: the noise is fixed before anyone drops, so fewer than ``n_min`` survivors
+would mean less noise than planned. Over the masking protocol the clients themselves
+refuse to unmask a survivor set smaller than ``n_min`` (``min_survivors`` of
+:class:`~secagg.masking.MaskingConfig`), so a server that drops honest clients on purpose
+cannot shrink the noise: the round aborts instead. :meth:`DistributedDP.dp_event` builds
+the privacy event for the actual number of survivors, :func:`distributed_dp_sum` reports
+the epsilon achieved, and with ``target_epsilon`` it refuses to run a round whose
+worst case (``n_min`` survivors) would exceed the target.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import ConfigurationError, InputError, ProtocolAbort
+from ..errors import BudgetExceeded, ConfigurationError, InputError, ProtocolAbort
 from ..quantize import default_rng, ring_dtype
 from .accountant import DistributedDiscreteGaussianEvent, DpEvent, RdpAccountant, SkellamEvent
 from .rotation import RandomizedHadamard, next_power_of_two
@@ -313,9 +317,12 @@ def masking_secure_sum(
     threshold: int | None = None,
     graph: str = "complete",
     k: int | None = None,
+    min_survivors: int | None = None,
     **kwargs: Any,
 ) -> SecureSumOutput:
     """Pairwise-mask secure sum of ring vectors via ``secagg.masking.simulate_ring``.
+
+    ``min_survivors``: the clients refuse to unmask fewer survivors (the noise floor).
 
     Raises :class:`ConfigurationError` if :mod:`secagg.masking` is not installed.
     """
@@ -323,7 +330,8 @@ def masking_secure_sum(
         from ..masking.simulate import simulate_ring
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ConfigurationError(f"distributed DP needs secagg.masking.simulate_ring: {exc}") from None
-    options: dict[str, Any] = {"bits": bits, "threshold": threshold, "graph": graph, "dropout": dropout, "rng": rng}
+    options: dict[str, Any] = {"bits": bits, "threshold": threshold, "graph": graph, "dropout": dropout, "rng": rng,
+                               "min_survivors": min_survivors}
     if k is not None:
         options["k"] = k
     options.update(kwargs)
@@ -412,6 +420,7 @@ def distributed_dp_sum(
     dropout: float | Mapping[int, str] | None = None,
     rng: np.random.Generator | None = None,
     delta: float | None = 1e-5,
+    target_epsilon: float | None = None,
     secure_sum: SecureSum | None = None,
     **secure_sum_options: Any,
 ) -> DistributedDPResult:
@@ -420,20 +429,36 @@ def distributed_dp_sum(
     Each client encodes its row (timed per client), the ring vectors go through
     ``secure_sum`` (default :func:`masking_secure_sum`, i.e. SecAgg/SecAgg+; extra
     keyword options such as ``threshold``, ``graph``, ``k`` are passed on), and the
-    server decodes the ring sum of the survivors.
+    server decodes the ring sum of the survivors. Over the masking protocol the clients
+    refuse to unmask fewer than ``params.min_clients`` survivors.
+
+    ``target_epsilon`` (with ``delta``): refuse the round *before* anything runs if its
+    worst case, ``params.min_clients`` survivors, would exceed it.
 
     Raises
     ------
     InputError
         for a wrong shape or non-finite updates.
+    BudgetExceeded
+        the round's worst-case epsilon exceeds ``target_epsilon``.
     ProtocolAbort
-        when the secure sum aborts (too few survivors).
+        when the secure sum aborts (too few survivors, or fewer than ``min_clients``).
     """
     arr = np.asarray(updates, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != params.dim or arr.shape[0] > params.num_clients or arr.shape[0] < 1:
         raise InputError(
             f"updates must have shape (n <= {params.num_clients}, {params.dim}), got {arr.shape}"
         )
+    if target_epsilon is not None:
+        if delta is None:
+            raise ConfigurationError("target_epsilon needs delta")
+        worst = params.epsilon(params.min_clients, delta)
+        if worst > float(target_epsilon):
+            raise BudgetExceeded(
+                f"this round's epsilon with the minimum {params.min_clients} survivors is {worst:.4g} at "
+                f"delta={delta:g}, above the target {float(target_epsilon):g}; raise the noise multiplier or "
+                "the minimum number of survivors"
+            )
     gen = default_rng(rng)
     n = arr.shape[0]
     params.rotation  # build the shared rotation once, outside the per-client timings
@@ -445,6 +470,8 @@ def distributed_dp_sum(
         ring[i] = params.encode(arr[i], gen)
         enc_seconds[i] = time.perf_counter() - t0
     backend = masking_secure_sum if secure_sum is None else secure_sum
+    if secure_sum is None:  # the clients enforce the noise floor themselves
+        secure_sum_options.setdefault("min_survivors", min(params.min_clients, n))
     out = backend(ring, bits=params.bits, dropout=dropout, rng=gen, **secure_sum_options)
     survivors = np.sort(np.asarray(out.survivors, dtype=np.int64))
     t0 = time.perf_counter()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from .client import Client
 from .config import MaskingConfig
-from .graph import Graph, choose_k, complete_graph, harary_graph
+from .graph import Graph, complete_graph, harary_graph
 from .messages import decode_message
+from .params import SessionParameters, ThreatModel, find_parameters
+from .policy import SecurityPolicy
 from .rounds import ROUNDS
 from .server import Server
 from .simulate import SimulationResult, resolve_dropout, secure_sum, simulate, simulate_ring
@@ -21,10 +23,13 @@ __all__ = [
     "MaskingConfig",
     "ROUNDS",
     "Server",
+    "SecurityPolicy",
+    "SessionParameters",
     "SimulationResult",
-    "choose_k",
+    "ThreatModel",
     "complete_graph",
     "decode_message",
+    "find_parameters",
     "harary_graph",
     "resolve_dropout",
     "secure_sum",

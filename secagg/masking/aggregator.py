@@ -21,7 +21,8 @@ class SecAggAggregator(Aggregator):
     Parameters: ``clip`` (coordinate bound, default 1.0), ``bits`` (ring, 32),
     ``threshold`` (default smallest ``t`` above half the holders), ``k`` (sparse degree,
     SecAgg+ only), ``dropout_round`` (where rate-based dropouts happen, default
-    ``"masked_input"``), ``consistency_check`` (active variant, default True),
+    ``"masked_input"``), ``threat`` (a :class:`~secagg.masking.params.ThreatModel`;
+    default: an active server with 5 % corrupt clients), ``min_survivors`` (survivor floor),
     ``backend`` (``"inprocess"`` or ``"ray"``: clients as Ray actors) and ``num_workers``.
 
     ``aggregate`` returns ``bytes_up``/``bytes_down`` per client summed over rounds (real
@@ -41,7 +42,8 @@ class SecAggAggregator(Aggregator):
         threshold: int | None = None,
         k: int | None = None,
         dropout_round: str = "masked_input",
-        consistency_check: bool = True,
+        threat=None,
+        min_survivors: int | None = None,
         backend: str = "inprocess",
         num_workers: int | None = None,
     ) -> None:
@@ -54,7 +56,8 @@ class SecAggAggregator(Aggregator):
         self.threshold = threshold
         self.k = k
         self.dropout_round = dropout_round
-        self.consistency_check = bool(consistency_check)
+        self.threat = threat
+        self.min_survivors = min_survivors
         self.backend = backend
         self.num_workers = num_workers
 
@@ -71,7 +74,7 @@ class SecAggAggregator(Aggregator):
         q = Quantizer(clip=self.clip, num_clients=n, bits=self.bits)
         res = simulate(
             arr, quantizer=q, threshold=self.threshold, graph=self._graph, k=self.k, dropout=dropout,
-            dropout_round=self.dropout_round, rng=gen, consistency_check=self.consistency_check,
+            dropout_round=self.dropout_round, rng=gen, threat=self.threat, min_survivors=self.min_survivors,
             backend=self.backend, num_workers=self.num_workers,
         )
         return AggregationResult(
@@ -90,6 +93,11 @@ class SecAggAggregator(Aggregator):
                 "round_bytes_up": {r: int(v.sum()) for r, v in res.bytes_sent.items()},
                 "round_bytes_down": {r: int(v.sum()) for r, v in res.bytes_received.items()},
                 "dropped": res.dropped,
+                "excluded": res.excluded,
+                "misbehaving": res.misbehaving,
+                "client_aborts": res.client_aborts,
+                "min_survivors": res.config.min_survivors,
+                "adversary": res.config.threat.adversary,
             },
         )
 
@@ -97,8 +105,9 @@ class SecAggAggregator(Aggregator):
 class SecAggPlusAggregator(SecAggAggregator):
     """Pairwise-mask secure sum on a sparse ``k``-regular Harary graph (SecAgg+).
 
-    ``k`` defaults to :func:`secagg.masking.graph.choose_k` (``O(log n)``); for small
-    ``n`` this can be the complete graph."""
+    ``k`` and ``t`` default to the parameter finder's
+    (:func:`secagg.masking.params.find_parameters`, ``O(log n)``); for small ``n`` this
+    can be the complete graph."""
 
     name = "secagg+"
     _graph = "sparse"

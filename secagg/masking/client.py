@@ -7,6 +7,16 @@ out. No sockets, threads or clocks; the transitions are looked up in
 the new state *first* and commits only when everything validated, so a rejected message
 (any :class:`~secagg.errors.ProtocolError`) leaves the client exactly as it was.
 
+Session binding (:mod:`secagg.masking.transcript`): once the keys are broadcast, the
+client rebuilds the session identity ``R`` from its own fresh keys, its neighbours' keys,
+the Merkle inclusion proof and its own parameters, and binds every key derivation, share
+ciphertext and signature of the rest of the session to ``R``: nothing signed or encrypted
+in another session (or under another view of this one) verifies.
+
+Malicious neighbours: a share ciphertext that fails authentication does not abort the
+client; it leaves that neighbour out of its masks and reports it in ``complaints`` of its
+masked input, and the server excludes it (see :mod:`secagg.masking.server`).
+
 Secrets: X25519 keys and the 32-byte self-mask seed ``b_u`` come from the OS CSPRNG
 (``secagg.keys`` / ``secrets``); masks are AES-CTR expansions (``secagg.prg``) of
 HKDF-derived 32-byte seeds.
@@ -14,7 +24,9 @@ HKDF-derived 32-byte seeds.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import struct
 from typing import Mapping
 
 import numpy as np
@@ -39,6 +51,7 @@ from .config import (
     survivors_payload,
 )
 from .graph import Graph
+from .transcript import absent_leaf, leaf_hash, root_from_proof, session_identity
 from .messages import (
     AdvertiseKeys,
     ConsistencyRequest,
@@ -54,7 +67,7 @@ from .messages import (
 )
 from .rounds import CLIENT_ROUND_OF_STATE, CLIENT_TRANSITIONS
 
-__all__ = ["Client", "SHARE_LIMBS"]
+__all__ = ["Client", "SHARE_LIMBS", "seed_commitment"]
 
 #: field limbs per 32-byte secret in :mod:`secagg.shamir`
 SHARE_LIMBS = shamir.num_limbs(SEED_LEN)
@@ -107,6 +120,7 @@ class Client:
         self._directory = dict(directory or {})
         self._holders = graph.holders(self.id)
         self._holder_set = frozenset(int(v) for v in self._holders)
+        self._digest = config.digest(graph)
         # mutable protocol state (only changed by _commit)
         self.state = "idle"
         self._seen: frozenset[str] = frozenset()
@@ -119,6 +133,8 @@ class Client:
         self._b: bytes | None = None
         self._shares: dict[int, np.ndarray] = {}  # owner -> (2, L) uint32 (row 0: b, row 1: sk)
         self._u2: frozenset[int] = frozenset()
+        self._R: bytes | None = None  # session identity (transcript hash)
+        self.complaints: tuple[int, ...] = ()
         self._signed_survivors: tuple[int, ...] | None = None
         self.revealed: dict[str, tuple[int, ...]] = {}
 
@@ -129,9 +145,10 @@ class Client:
         Raises (state unchanged): :class:`UnexpectedMessage` (wrong round or session),
         :class:`DuplicateMessage` (a message type already processed),
         :class:`ProtocolViolation` (content against the rules, e.g. a request to reveal
-        both shares of a peer), :class:`ProtocolAbort` (fewer than ``t`` live holders),
-        :class:`IntegrityError` (bad signature; a tampered share ciphertext also moves
-        the client to ``"aborted"``).
+        both shares of a peer, or a key transcript that does not verify),
+        :class:`ProtocolAbort` (fewer than ``t`` live holders, or a survivor set below
+        ``min_survivors``), :class:`IntegrityError` (a bad, replayed or foreign
+        signature). A tampered share ciphertext is not an error: it becomes a complaint.
         """
         kind = type(message).__name__
         where = f"client {self.id} in state {self.state!r} (round {CLIENT_ROUND_OF_STATE[self.state]})"
@@ -166,6 +183,8 @@ class Client:
             "b": self._b,
             "shares": {v: s.tobytes() for v, s in self._shares.items()},
             "u2": self._u2,
+            "R": self._R,
+            "complaints": self.complaints,
             "signed": self._signed_survivors,
             "revealed": dict(self.revealed),
         }
@@ -178,9 +197,27 @@ class Client:
         c_pk, s_pk = c_key.public_bytes(), s_key.public_bytes()
         sig = b""
         if self.config.consistency_check:
-            sig = self._signing_key.sign(advertise_payload(m.session, self.id, c_pk, s_pk))
+            sig = self._signing_key.sign(advertise_payload(self._digest, m.session, self.id, c_pk, s_pk))
         out = AdvertiseKeys(m.session, self.id, c_pk, s_pk, sig)
         return [out], {"session": m.session, "_c_key": c_key, "_s_key": s_key}
+
+    def _session_identity(self, m: KeysBroadcast, peers: dict[int, tuple[bytes, bytes]], where: str) -> bytes:
+        """Rebuild ``R`` from the holders' leaves (own keys, neighbours' keys, absent
+        leaves for silent neighbours) and the server's inclusion proof."""
+        known: dict[int, bytes] = {}
+        for a, b in self.graph.holder_runs(self.id):
+            for pos in range(a, b + 1):
+                v = self.graph.party_at(pos)
+                if v == self.id:
+                    known[pos] = leaf_hash(v, self._c_key.public_bytes(), self._s_key.public_bytes())
+                elif v in peers:
+                    known[pos] = leaf_hash(v, *peers[v])
+                else:
+                    known[pos] = absent_leaf(v)
+        root = root_from_proof(self.config.n, known, m.proof)
+        if root is None:
+            raise ProtocolViolation(f"KeysBroadcast for {where}: the key-transcript proof has the wrong shape")
+        return session_identity(self._digest, self.session, root)
 
     def _on_KeysBroadcast(self, m: KeysBroadcast, where: str):
         cfg = self.config
@@ -206,12 +243,16 @@ class Client:
                 if v not in self._directory:
                     raise ProtocolViolation(f"KeysBroadcast for {where}: client {v} has no verification key")
                 try:
-                    keys.verify_signature(self._directory[v], advertise_payload(self.session, v, c_pk, s_pk), sig)
+                    keys.verify_signature(
+                        self._directory[v], advertise_payload(self._digest, self.session, v, c_pk, s_pk), sig
+                    )
                 except IntegrityError:
                     raise IntegrityError(
-                        f"KeysBroadcast for {where}: the signature on client {v}'s keys is invalid"
+                        f"KeysBroadcast for {where}: the signature on client {v}'s keys is invalid "
+                        "(forged, replayed, or signed for other session parameters)"
                     ) from None
         peers = {int(v): (bytes(c), bytes(s)) for v, c, s, _ in m.entries}
+        R = self._session_identity(m, peers, where)
         # both agreements per peer happen here, once the keys are known, so the
         # masked-input round is only share authentication and mask expansion
         enc_keys, mask_seeds = {}, {}
@@ -221,8 +262,8 @@ class Client:
                 s_shared = self._s_key.exchange(s_pk)
             except (IntegrityError, InputError) as exc:
                 raise ProtocolViolation(f"KeysBroadcast for {where}: client {v}'s key is invalid ({exc})") from None
-            enc_keys[v] = keys.hkdf(c_shared, info=pair_info(self.session, self.id, v, b"share-encryption"))
-            mask_seeds[v] = keys.hkdf(s_shared, info=pair_info(self.session, self.id, v, b"mask"))
+            enc_keys[v] = keys.hkdf(c_shared, info=pair_info(R, self.id, v, b"share-encryption"))
+            mask_seeds[v] = keys.hkdf(s_shared, info=pair_info(R, self.id, v, b"mask"))
         b = secrets.token_bytes(SEED_LEN)
         holders = sorted([self.id, *peers])
         values = shamir.split_batch([b, self._s_key.to_bytes()], cfg.threshold, [h + 1 for h in holders])
@@ -232,10 +273,11 @@ class Client:
             if v == self.id:
                 own = values[row].copy()
                 continue
-            ad = keys.associated_data(session=self.session, round=SHARE_ROUND, sender=self.id, recipient=v)
+            ad = keys.associated_data(session=R, round=SHARE_ROUND, sender=self.id, recipient=v)
             cts.append((v, keys.aead_encrypt(enc_keys[v], shamir.encode_share_values(values[row]), ad)))
         out = ShareKeys(self.session, self.id, tuple(cts))
         return [out], {
+            "_R": R,
             "_peers": peers,
             "_enc_keys": enc_keys,
             "_mask_seeds": mask_seeds,
@@ -253,59 +295,66 @@ class Client:
             raise ProtocolViolation(
                 f"ForwardShares for {where} carries shares from {unknown[:5]}, whose keys it never received"
             )
-        if len(senders) + 1 < cfg.threshold:
+        shares = dict(self._shares)
+        complaints = []
+        for v, ct in m.ciphertexts:
+            ad = keys.associated_data(session=self._R, round=SHARE_ROUND, sender=v, recipient=self.id)
+            try:
+                shares[v] = shamir.decode_share_values(keys.aead_decrypt(self._enc_keys[v], ct, ad), 2, SHARE_LIMBS)
+            except (IntegrityError, DecodeError, InputError):
+                # a tampered, misrouted or malformed share: do not mask with v, report it
+                complaints.append(int(v))
+        accepted = sorted(set(senders) - set(complaints))
+        if len(accepted) + 1 < cfg.threshold:
             raise ProtocolAbort(
-                f"client {self.id}: only {len(senders) + 1} of its share holders shared keys, "
+                f"client {self.id}: only {len(accepted) + 1} of its share holders sent valid shares, "
                 f"fewer than the threshold t={cfg.threshold}"
             )
-        shares = dict(self._shares)
-        for v, ct in m.ciphertexts:
-            ad = keys.associated_data(session=self.session, round=SHARE_ROUND, sender=v, recipient=self.id)
-            try:
-                plain = keys.aead_decrypt(self._enc_keys[v], ct, ad)
-            except (IntegrityError, DecodeError):
-                self.state = "aborted"
-                raise IntegrityError(
-                    f"client {self.id}: the share ciphertext from client {v} failed authentication "
-                    "(tampered or misrouted); the client aborts"
-                ) from None
-            try:
-                shares[v] = shamir.decode_share_values(plain, 2, SHARE_LIMBS)
-            except DecodeError:
-                raise ProtocolViolation(f"ForwardShares for {where}: client {v} sent malformed shares") from None
         # masked input y_u = x_u + PRG(b_u) + sum_v sign(u, v) PRG(s_uv)  (mod 2^bits)
-        seeds = [self._mask_seeds[v] for v in senders]
-        signs = [1 if self.id < v else -1 for v in senders]
+        seeds = [self._mask_seeds[v] for v in accepted]
+        signs = [1 if self.id < v else -1 for v in accepted]
         y = self._vector.copy()
         prg.add_mask(y, self._b, 1, label=SELF_MASK_LABEL)
         if seeds:
             prg.add_masks(y, seeds, signs, label=PAIR_MASK_LABEL)
         _reduce(y, cfg.bits)
-        out = MaskedInput(self.session, self.id, cfg.bits, y)
-        return [out], {"_shares": shares, "_u2": frozenset(senders) | {self.id}}
+        out = MaskedInput(
+            self.session, self.id, cfg.bits, y, seed_commitment(self._R, self.id, self._b), tuple(sorted(complaints))
+        )
+        return [out], {
+            "_shares": shares,
+            "_u2": frozenset(accepted) | {self.id},
+            "complaints": tuple(sorted(complaints)),
+        }
 
     def _check_survivors(self, kind: str, n: int, survivors, where: str) -> None:
-        if n != self.config.n:
-            raise ProtocolViolation(f"{kind} for {where} describes {n} clients, the session has {self.config.n}")
+        cfg = self.config
+        if n != cfg.n:
+            raise ProtocolViolation(f"{kind} for {where} describes {n} clients, the session has {cfg.n}")
         s = set(survivors)
         if self.id not in s:
             raise ProtocolViolation(f"{kind} for {where} leaves out client {self.id}, whose input was sent")
         strangers = [v for v in s & self._holder_set if v not in self._u2]
         if strangers:
             raise ProtocolViolation(
-                f"{kind} for {where} counts {strangers[:5]} as survivors, but they never shared keys with it"
+                f"{kind} for {where} counts {strangers[:5]} as survivors, but it holds no valid shares from them"
             )
         live = len(s & self._holder_set)
-        if live < self.config.threshold:
+        if live < cfg.threshold:
             raise ProtocolAbort(
-                f"client {self.id}: only {live} of its share holders survived, fewer than t={self.config.threshold}"
+                f"client {self.id}: only {live} of its share holders survived, fewer than t={cfg.threshold}"
+            )
+        if len(s) < cfg.min_survivors:
+            raise ProtocolAbort(
+                f"client {self.id}: the survivor set has {len(s)} clients, below the session's floor "
+                f"min_survivors={cfg.min_survivors}; it refuses to unmask a smaller aggregate"
             )
 
     def _on_ConsistencyRequest(self, m: ConsistencyRequest, where: str):
         if not self.config.consistency_check:
             raise UnexpectedMessage(f"ConsistencyRequest reached {where}, but this session has no consistency check")
         self._check_survivors("ConsistencyRequest", m.n, m.survivors, where)
-        sig = self._signing_key.sign(survivors_payload(self.session, m.n, m.survivors))
+        sig = self._signing_key.sign(survivors_payload(self._R, m.n, m.survivors))
         return [ConsistencyResponse(self.session, self.id, sig)], {"_signed_survivors": tuple(m.survivors)}
 
     def _on_UnmaskRequest(self, m: UnmaskRequest, where: str):
@@ -333,13 +382,14 @@ class Client:
             bad = [v for v in ids if v not in self._holder_set or v not in survivor_set or v not in self._directory]
             if bad:
                 raise ProtocolViolation(f"UnmaskRequest for {where} carries signatures of non-holders {bad[:5]}")
-            payload = survivors_payload(self.session, m.n, m.survivors)
+            payload = survivors_payload(self._R, m.n, m.survivors)
             for v, sig in m.signatures:
                 try:
                     keys.verify_signature(self._directory[v], payload, sig)
                 except IntegrityError:
                     raise IntegrityError(
-                        f"UnmaskRequest for {where}: client {v}'s signature over the survivor set is invalid"
+                        f"UnmaskRequest for {where}: client {v}'s signature over the survivor set is invalid "
+                        "(forged, replayed from another session, or over another view)"
                     ) from None
             if len(ids) < cfg.threshold:
                 raise ProtocolAbort(
@@ -351,6 +401,12 @@ class Client:
         key_shares = tuple((v, shamir.encode_share_values(self._shares[v][1:2])) for v in dropped)
         out = UnmaskResponse(self.session, self.id, self_shares, key_shares)
         return [out], {"revealed": {"self_mask": tuple(survivors), "mask_key": tuple(dropped)}}
+
+
+def seed_commitment(session: bytes, party: int, seed: bytes) -> bytes:
+    """SHA-256 commitment to a self-mask seed, bound to the session identity and the owner
+    (the server checks the seed it rebuilds against it)."""
+    return hashlib.sha256(b"secagg/b-commit/v2" + session + struct.pack(">I", party) + seed).digest()
 
 
 def _reduce(arr: np.ndarray, bits: int) -> None:

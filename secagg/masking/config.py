@@ -3,6 +3,7 @@ Bell et al. CCS 2020), plus the key-derivation labels both roles share."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 
@@ -10,8 +11,9 @@ import numpy as np
 
 from ..errors import ConfigurationError, InsecureParameterError
 from ..quantize import Quantizer, ring_dtype
-from .graph import Graph, choose_k, complete_graph, default_threshold, harary_graph
+from .graph import Graph, complete_graph, harary_graph
 from .messages import MAX_PARTIES
+from .params import ThreatModel, check_parameters, find_parameters, min_secure_threshold
 
 __all__ = ["MaskingConfig"]
 
@@ -23,21 +25,24 @@ SEED_LEN = 32
 
 def pair_info(session: bytes, u: int, v: int, purpose: bytes) -> bytes:
     """HKDF ``info`` = u8 len(session) || session || u32 min || u32 max || purpose (binds
-    the pair and session; the length prefix makes the encoding injective)."""
+    the pair and the session identity ``R``; the length prefix makes it injective)."""
     a, b = (u, v) if u < v else (v, u)
     return bytes((len(session),)) + session + struct.pack(">II", a, b) + purpose
 
 
-def advertise_payload(session: bytes, sender: int, c_pk: bytes, s_pk: bytes) -> bytes:
-    """Bytes signed in AdvertiseKeys (active variant)."""
-    return b"secagg/advertise" + bytes((len(session),)) + session + struct.pack(">I", sender) + c_pk + s_pk
+def advertise_payload(config_digest: bytes, nonce: bytes, sender: int, c_pk: bytes, s_pk: bytes) -> bytes:
+    """Bytes signed in AdvertiseKeys (active variant): the client's fresh keys, bound to its
+    own view of the session parameters (``config_digest``) and the server's nonce."""
+    return (b"secagg/advertise/v2" + config_digest + bytes((len(nonce),)) + nonce
+            + struct.pack(">I", sender) + c_pk + s_pk)
 
 
 def survivors_payload(session: bytes, n: int, survivors) -> bytes:
-    """Bytes signed in the consistency check: the session and the bitmap of U3."""
+    """Bytes signed in the consistency check: the session identity ``R`` (which commits to
+    every advertised key and the parameters) and the bitmap of U3."""
     from .messages import ids_to_bitmap
 
-    return b"secagg/survivors" + bytes((len(session),)) + session + ids_to_bitmap(survivors, n)
+    return b"secagg/survivors/v2" + bytes((len(session),)) + session + ids_to_bitmap(survivors, n)
 
 
 @dataclass(frozen=True)
@@ -55,29 +60,40 @@ class MaskingConfig:
     threshold:
         Shamir threshold ``t`` over each client's holders (``H(u) = N(u) + {u}``:
         ``n`` parties for the complete graph, ``k + 1`` for the sparse one). Default: the
-        smallest ``t > |H| / 2`` (``n // 2 + 1`` for the complete graph). A lower value
-        needs ``allow_low_threshold=True``.
+        smallest threshold that is secure under ``threat``
+        (:func:`~secagg.masking.params.find_parameters`). A lower value raises
+        :class:`~secagg.errors.InsecureParameterError`: state a weaker ``threat`` instead.
     graph:
         ``"complete"`` (SecAgg) or ``"sparse"`` (SecAgg+, Harary graph).
     k:
-        sparse-graph degree (even); default :func:`~secagg.masking.graph.choose_k` of
-        ``(n, delta, gamma, sigma, eta)``. Ignored for the complete graph.
-    consistency_check:
-        run the active-adversary round (Ed25519 signatures over advertised keys and over
-        the survivor set). Default True: secure against a server that lies about who
-        dropped; False gives the honest-but-curious protocol (one round fewer).
-    delta, gamma, sigma, eta:
-        dropout rate, corrupt fraction, security and correctness exponents used to pick
-        the default ``k`` (0.1, 0.1, 40, 20).
+        sparse-graph degree (even); default from the parameter finder. Ignored for the
+        complete graph.
+    threat:
+        the :class:`~secagg.masking.params.ThreatModel` (default: an active server
+        colluding with 5 % of the clients, 5 % dropouts, security 2^-40, failure 2^-20).
+        ``ThreatModel(adversary="honest-but-curious")`` drops the consistency round and
+        lowers the threshold; it protects nothing against a deviating server.
+    min_survivors:
+        clients refuse to unmask fewer survivors than this (the floor a distributed-DP
+        noise level is calibrated for). Default: the parameter finder's floor (at least
+        ``threshold``).
     quantizer:
         optional :class:`~secagg.quantize.Quantizer`; its ``bits`` must equal ``bits``.
+
+    Attributes
+    ----------
+    consistency_check:
+        ``True`` for the active model (signed keys and survivor sets), derived from ``threat``.
+    params:
+        the :class:`~secagg.masking.params.SessionParameters` the finder reports for the
+        resolved ``k`` and ``threshold`` (security and failure bounds).
 
     Raises
     ------
     ConfigurationError
         impossible values.
     InsecureParameterError
-        a threshold at or below half the holders without ``allow_low_threshold``.
+        a threshold or degree that is not secure under ``threat``.
     """
 
     n: int
@@ -86,35 +102,34 @@ class MaskingConfig:
     threshold: int | None = None
     graph: str = "complete"
     k: int | None = None
-    consistency_check: bool = True
-    allow_low_threshold: bool = False
-    delta: float = 0.1
-    gamma: float = 0.1
-    sigma: float = 40.0
-    eta: float = 20.0
+    threat: ThreatModel = ThreatModel()
+    min_survivors: int | None = None
     quantizer: Quantizer | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n, (int, np.integer)) or self.n < 2:
+        if not isinstance(self.n, (int, np.integer)) or isinstance(self.n, bool) or self.n < 2:
             raise ConfigurationError(f"secure aggregation needs n >= 2 clients, got {self.n!r}")
         if self.n > MAX_PARTIES:
             raise ConfigurationError(
                 f"at most {MAX_PARTIES} clients (Shamir x-coordinates id + 1 must stay below the prime), got {self.n}"
             )
-        if not isinstance(self.dim, (int, np.integer)) or self.dim < 1:
+        if not isinstance(self.dim, (int, np.integer)) or isinstance(self.dim, bool) or self.dim < 1:
             raise ConfigurationError(f"dim must be a positive integer, got {self.dim!r}")
         ring_dtype(self.bits)
         if self.graph not in ("complete", "sparse"):
             raise ConfigurationError(f"graph must be 'complete' or 'sparse', got {self.graph!r}")
+        if not isinstance(self.threat, ThreatModel):
+            raise ConfigurationError(f"threat must be a secagg.masking.ThreatModel, got {type(self.threat).__name__}")
         if self.quantizer is not None and self.quantizer.bits != self.bits:
             raise ConfigurationError(
                 f"quantizer works in a {self.quantizer.bits}-bit ring but the session uses {self.bits} bits"
             )
         n = int(self.n)
+        found = find_parameters(n, self.threat, self.graph)
         if self.graph == "complete":
             k = n - 1
         elif self.k is None:
-            k, _ = choose_k(n, self.delta, self.gamma, self.sigma, self.eta)
+            k = found.k
         else:
             if not isinstance(self.k, (int, np.integer)) or self.k < 2 or (self.k % 2 and self.k < n - 1):
                 raise ConfigurationError(
@@ -122,27 +137,38 @@ class MaskingConfig:
                 )
             k = min(int(self.k), n - 1)
         holders = k + 1
-        floor_t = default_threshold(holders)
-        t = floor_t if self.threshold is None else self.threshold
-        if not isinstance(t, (int, np.integer)) or not 1 <= t <= holders:
-            raise ConfigurationError(
-                f"threshold must be an integer in [1, {holders}] (the {holders} holders of each "
-                f"client's shares), got {t!r}"
-            )
-        if t < floor_t and not self.allow_low_threshold:
-            raise InsecureParameterError(
-                f"threshold {t} is not above half of the {holders} share holders (minimum {floor_t}): "
-                "a server could show one half of the clients a peer as 'dropped' and the other half "
-                "as 'survived', collect t key shares and t self-mask shares of the same peer, and "
-                "unmask its input. Pass allow_low_threshold=True only if the server is trusted to "
-                "follow the protocol."
-            )
+        if self.threshold is None:
+            t = found.threshold if k == found.k else min_secure_threshold(n, k, self.threat)
+            if t is None:
+                raise InsecureParameterError(
+                    f"no threshold makes degree k={k} secure for {n} clients under the {self.threat.adversary} "
+                    "threat model; use a larger k or the default"
+                )
+        else:
+            t = self.threshold
+            if not isinstance(t, (int, np.integer)) or isinstance(t, bool) or not 1 <= t <= holders:
+                raise ConfigurationError(
+                    f"threshold must be an integer in [1, {holders}] (the {holders} holders of each "
+                    f"client's shares), got {t!r}"
+                )
+        params = check_parameters(n, k, int(t), self.threat)
+        floor = params.min_survivors if self.min_survivors is None else self.min_survivors
+        if not isinstance(floor, (int, np.integer)) or isinstance(floor, bool) or not 1 <= floor <= n:
+            raise ConfigurationError(f"min_survivors must be an integer in [1, {n}], got {floor!r}")
+        if floor < int(t) and k >= n - 1:
+            floor = int(t)  # the complete graph never finishes with fewer than t survivors anyway
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "dim", int(self.dim))
         object.__setattr__(self, "bits", int(self.bits))
         object.__setattr__(self, "k", int(k))
         object.__setattr__(self, "threshold", int(t))
-        object.__setattr__(self, "consistency_check", bool(self.consistency_check))
+        object.__setattr__(self, "min_survivors", int(floor))
+        object.__setattr__(self, "params", params)
+
+    @property
+    def consistency_check(self) -> bool:
+        """Whether the session runs the active-adversary round (signed keys and survivor sets)."""
+        return self.threat.active
 
     @property
     def dtype(self) -> np.dtype:
@@ -163,3 +189,12 @@ class MaskingConfig:
         if self.is_complete:
             return complete_graph(self.n)
         return harary_graph(self.n, self.k, seed)
+
+    def digest(self, graph: Graph) -> bytes:
+        """SHA-256 of every parameter both roles must agree on (the ``config digest``
+        that the session identity and the advertised-key signatures bind)."""
+        body = struct.pack(
+            ">IIBIIIB?", self.n, self.dim, self.bits, self.threshold, self.k, self.min_survivors,
+            1 if self.is_complete else 2, self.consistency_check,
+        )
+        return hashlib.sha256(b"secagg/config/v2" + body + bytes((len(graph.seed),)) + graph.seed).digest()

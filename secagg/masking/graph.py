@@ -21,48 +21,26 @@ neighbourhoods. Dropouts and corruptions are assumed to be independent of the se
 
 Each client ``u`` secret-shares its two seeds among its *holders*
 ``H(u) = N(u) + {u}`` (``k + 1`` parties; ``n`` for the complete graph) with threshold
-``t``; the default ``t`` is the smallest integer above ``|H(u)| / 2``.
+``t``. ``k`` and ``t`` come from the threat model through the parameter finder
+(:mod:`secagg.masking.params`): the smallest ``k = O(log n)`` for which every honest
+client keeps few enough corrupt holders, the honest survivors stay connected, and every
+client keeps ``t`` live holders, each with all but negligible probability.
 
-Choosing ``k`` (:func:`choose_k`)
-----------------------------------
-With dropout rate ``delta``, corrupt fraction ``gamma`` (both per client, independent),
-statistical security ``2^-sigma`` and correctness ``2^-eta``, the smallest even ``k``
-(with ``t = floor((k + 1) / 2) + 1``) such that, by union bounds over the ``n`` clients:
-
-1. *security, shares* (no honest client's secrets can be rebuilt by corrupt neighbours):
-   ``n * P[Bin(k, gamma) >= t] <= 2^-sigma``;
-2. *security, connectivity* (the honest survivors stay connected, so the server learns
-   no partial sum of a sub-group): removing a fraction ``p = delta + gamma`` of the
-   positions disconnects ``H_{k,n}`` only if two cyclic runs of at least ``k/2`` removed
-   positions exist, so ``n^2 * p^k <= 2^-sigma``;
-3. *correctness* (every neighbourhood keeps ``t`` live holders):
-   ``n * P[Bin(k, 1 - delta) < t] <= 2^-eta``.
-
-These are the three graph properties of Bell et al. (Sect. 3–4: "no neighbourhood with
-``t`` corrupt members", "honest survivors connected", "enough survivors per
-neighbourhood"); the exact tails are computed, not approximated, and grow like
-``k = O(log n)``.
+Positions: the session transcript (:mod:`secagg.masking.transcript`) orders its Merkle
+leaves by position on the circle, so a client's holders occupy one or two contiguous runs
+of positions (:meth:`Graph.holder_runs`) and its inclusion proof stays ``O(log n)``.
 """
 
 from __future__ import annotations
 
-import math
 import secrets as _secrets
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
 from ..errors import ConfigurationError, InputError
 
-__all__ = ["Graph", "complete_graph", "harary_graph", "choose_k", "default_threshold"]
-
-
-def default_threshold(num_holders: int) -> int:
-    """Smallest ``t`` strictly above ``num_holders / 2`` (so two disjoint groups of
-    ``t`` holders cannot exist: the server cannot collect both shares of a peer from two
-    different halves of the clients)."""
-    return num_holders // 2 + 1
+__all__ = ["Graph", "complete_graph", "harary_graph"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +89,30 @@ class Graph:
             return 0 <= u < self.n and 0 <= v < self.n
         d = abs(int(self._pos[u]) - int(self._pos[v]))
         return min(d, self.n - d) <= self.k // 2
+
+    def position(self, u: int) -> int:
+        """Position of client ``u`` on the circle (its id on the complete graph)."""
+        u = self._check(u)
+        return u if self.kind == "complete" else int(self._pos[u])
+
+    def party_at(self, position: int) -> int:
+        """The client at ``position``."""
+        return int(position) if self.kind == "complete" else int(self._order[int(position)])
+
+    def holder_runs(self, u: int) -> list[tuple[int, int]]:
+        """Inclusive runs of positions of ``u``'s holders (one run, or two when the
+        neighbourhood wraps around the circle); the complete graph is one run ``(0, n-1)``."""
+        u = self._check(u)
+        if self.kind == "complete":
+            return [(0, self.n - 1)]
+        half = self.k // 2
+        p = int(self._pos[u])
+        a, b = p - half, p + half
+        if a < 0:
+            return [(0, b), (self.n + a, self.n - 1)]
+        if b >= self.n:
+            return [(0, b - self.n), (a, self.n - 1)]
+        return [(a, b)]
 
     @property
     def num_holders(self) -> int:
@@ -167,48 +169,3 @@ def harary_graph(n: int, k: int, seed: bytes | None = None) -> Graph:
 def _check_n(n) -> None:
     if not isinstance(n, (int, np.integer)) or n < 2:
         raise ConfigurationError(f"secure aggregation needs at least 2 clients, got n={n!r}")
-
-
-def _binom_sf(k: int, p: float, t: int) -> float:
-    """P[Bin(k, p) >= t], exact sum."""
-    if t <= 0:
-        return 1.0
-    return float(sum(math.comb(k, i) * p**i * (1 - p) ** (k - i) for i in range(t, k + 1)))
-
-
-@lru_cache(maxsize=256)
-def choose_k(
-    n: int,
-    delta: float = 0.1,
-    gamma: float = 0.1,
-    sigma: float = 40.0,
-    eta: float = 20.0,
-) -> tuple[int, int]:
-    """Smallest even degree ``k`` and its threshold ``t`` meeting the three bounds above.
-
-    Parameters: ``n`` clients, dropout rate ``delta`` and corrupt fraction ``gamma`` in
-    ``[0, 1)`` with ``delta + gamma < 1``, security ``2^-sigma``, correctness ``2^-eta``.
-    Returns ``(k, t)``; when no ``k < n - 1`` satisfies them, ``(n - 1, n // 2 + 1)``
-    (the complete graph). Raises :class:`ConfigurationError` for out-of-range rates.
-
-    Example: ``choose_k(1000)`` (10 % dropouts, 10 % corrupt) gives ``(60, 31)``.
-    """
-    _check_n(n)
-    if not (0 <= delta < 1 and 0 <= gamma < 1 and delta + gamma < 1):
-        raise ConfigurationError(
-            f"dropout rate delta={delta} and corrupt fraction gamma={gamma} must lie in [0, 1) with sum < 1"
-        )
-    if sigma <= 0 or eta <= 0:
-        raise ConfigurationError("sigma and eta (bits of security / correctness) must be positive")
-    sec, cor = 2.0**-sigma, 2.0**-eta
-    p = delta + gamma
-    for k in range(2, n - 1, 2):
-        t = default_threshold(k + 1)
-        if n * _binom_sf(k, gamma, t) > sec:
-            continue
-        if p > 0 and n * n * p**k > sec:
-            continue
-        if n * (1.0 - _binom_sf(k, 1.0 - delta, t)) > cor:
-            continue
-        return k, t
-    return n - 1, default_threshold(n)

@@ -3,7 +3,7 @@ dataclass per message, each with a compact, versioned binary encoding.
 
 Layout of every message (all integers big-endian, fixed width)::
 
-    version u8 (=1) | type u8 | session_len u8 (16..32) | session | fields...
+    version u8 (=2) | type u8 | session_len u8 (16..32) | session | fields...
 
 Fields: party ids are ``u32``; keys 32 bytes; signatures 64 bytes (or absent, flagged by a
 ``u8``); lists are ``u32 count`` followed by entries; variable byte strings are
@@ -47,9 +47,10 @@ __all__ = [
     "bitmap_to_ids",
 ]
 
-VERSION = 1
+VERSION = 2
 KEY_LEN = 32
 SIG_LEN = 64
+HASH_LEN = 32
 _U32 = struct.Struct(">I")
 #: party ids and set sizes: what Shamir can share to (x = id + 1 < PRIME); also bounds the
 #: Python ints a party-set bitmap decodes to
@@ -258,15 +259,18 @@ class AdvertiseKeys(Message):
 
 @dataclass(frozen=True)
 class KeysBroadcast(Message):
-    """Server -> client ``recipient``: the advertised keys of its live neighbours.
+    """Server -> client ``recipient``: the advertised keys of its live neighbours, and the
+    Merkle inclusion proof that ties them (and the recipient's own keys) to the root over
+    every client's advertised keys (:mod:`secagg.masking.transcript`).
 
     ``entries``: tuple of ``(party id, c_pk, s_pk, signature)``; signatures are all
-    present (active variant) or all ``b""``.
+    present (active variant) or all ``b""``. ``proof``: tuple of 32-byte node hashes.
     """
 
     TYPE: ClassVar[int] = 3
     recipient: int
     entries: tuple[tuple[int, bytes, bytes, bytes], ...]
+    proof: tuple[bytes, ...] = ()
 
     def to_bytes(self) -> bytes:
         signed = bool(self.entries) and bool(self.entries[0][3])
@@ -280,6 +284,8 @@ class KeysBroadcast(Message):
                 + _check_bytes(s_pk, KEY_LEN, "s_pk")
                 + (_check_bytes(sig, SIG_LEN, "signature") if signed else b"")
             )
+        out.append(_U32.pack(len(self.proof)))
+        out.extend(_check_bytes(h, HASH_LEN, "proof hash") for h in self.proof)
         return b"".join(out)
 
     @classmethod
@@ -292,7 +298,8 @@ class KeysBroadcast(Message):
         entries = tuple(
             (r.u32(), r.take(KEY_LEN), r.take(KEY_LEN), r.take(SIG_LEN) if signed else b"") for _ in range(c)
         )
-        return cls(session, recipient, entries)
+        p = r.count(HASH_LEN)
+        return cls(session, recipient, entries, tuple(r.take(HASH_LEN) for _ in range(p)))
 
 
 @dataclass(frozen=True)
@@ -331,12 +338,18 @@ class ForwardShares(Message):
 
 @dataclass(frozen=True, eq=False)
 class MaskedInput(Message):
-    """Client -> server: the masked vector ``y_u`` (1-D uint32/uint64, ring ``Z_2^bits``)."""
+    """Client -> server: the masked vector ``y_u`` (1-D uint32/uint64, ring ``Z_2^bits``),
+    the commitment ``b_commit`` to its self-mask seed (the server checks the seed it
+    rebuilds against it, so a wrong share cannot silently change the sum), and
+    ``complaints``: ids of neighbours whose share ciphertext failed authentication (the
+    sender did not mask with them; the server excludes them)."""
 
     TYPE: ClassVar[int] = 6
     sender: int
     bits: int
     vector: np.ndarray
+    b_commit: bytes = bytes(HASH_LEN)
+    complaints: tuple[int, ...] = ()
 
     def to_bytes(self) -> bytes:
         v = np.asarray(self.vector)
@@ -346,6 +359,9 @@ class MaskedInput(Message):
         return (
             self._header()
             + _U32.pack(_check_id(self.sender))
+            + _check_bytes(self.b_commit, HASH_LEN, "b_commit")
+            + _U32.pack(len(self.complaints))
+            + b"".join(_U32.pack(_check_id(c, "complaint id")) for c in self.complaints)
             + bytes((int(self.bits),))
             + _U32.pack(v.size)
             + v.astype(f"<u{width // 8}", copy=False).tobytes()
@@ -353,13 +369,15 @@ class MaskedInput(Message):
 
     @classmethod
     def _read(cls, session: bytes, r: _Reader) -> "MaskedInput":
-        sender, bits, dim = r.u32(), r.u8(), r.u32()
+        sender, b_commit = r.u32(), r.take(HASH_LEN)
+        complaints = tuple(r.u32() for _ in range(r.count(4)))
+        bits, dim = r.u8(), r.u32()
         if not 2 <= bits <= 64:
             raise DecodeError(f"MaskedInput: ring bits must be in 2..64, got {bits}")
         item = 4 if bits <= 32 else 8
         raw = r.take(dim * item)
         vec = np.frombuffer(raw, dtype=f"<u{item}").astype(np.uint32 if item == 4 else np.uint64)
-        return cls(session, sender, bits, vec)
+        return cls(session, sender, bits, vec, b_commit, complaints)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MaskedInput) and self.to_bytes() == other.to_bytes()

@@ -1,18 +1,40 @@
 """SecAgg / SecAgg+ server as a sans-IO state machine (Bonawitz et al. CCS 2017, Fig. 4;
-Bell et al. CCS 2020).
+Bell et al. CCS 2020), hardened against malicious clients.
 
 The server has no clock: the driver calls :meth:`Server.close_round` when a round's
 deadline has passed, and the server moves on with whoever answered (the others count as
 dropped from then on). ``receive`` only validates and stores; ``close_round`` returns the
 next round's messages. Transitions: :data:`secagg.masking.rounds.SERVER_TRANSITIONS`.
 A rejected message raises a :class:`~secagg.errors.ProtocolError` subclass and leaves the
-server unchanged. Fewer than ``t`` live share holders at a round close raises
+server unchanged (the driver counts the sender as dropped and names it). Fewer than ``t``
+live share holders, or fewer survivors than ``min_survivors``, at a round close raises
 :class:`~secagg.errors.ProtocolAbort` (state ``"aborted"``, no partial result).
 
+Session binding: after the keys are advertised the server builds the Merkle tree over
+every client's keys (:mod:`secagg.masking.transcript`), derives the session identity
+``R`` and sends each client the inclusion proof for its holders.
+
+Malicious clients (one bad client must not stop the others):
+
+* a share ciphertext that fails authentication is reported by its recipient in
+  ``MaskedInput.complaints``; the server excludes both ends of a maximal matching of the
+  accusation graph (every accusation has a misbehaving end when the server is honest, so
+  at most one honest client is excluded per misbehaving one). Masked inputs are held
+  until the round closes, so an excluded client's vector never enters the sum.
+  :attr:`excluded` and :attr:`misbehaving` name them. If an excluded client dealt valid
+  shares to fewer than ``t`` surviving holders (its key could not be rebuilt to remove its
+  masks), the round aborts *before anything is revealed*, with
+  :attr:`ProtocolAbort.blamed <secagg.errors.ProtocolAbort>` naming the excluded clients:
+  the session released only masked vectors, so the driver reruns it without them.
+* every rebuilt secret is checked: a mask key against the advertised public key, a
+  self-mask seed against the sender's commitment. A failed check triggers Reed-Solomon
+  (Berlekamp-Welch) decoding over all received shares, which corrects up to
+  ``(m - t) / 2`` wrong shares among ``m`` and names the clients that sent them.
+
 Unmasking: the server rebuilds the self-mask seed ``b_u`` of every survivor ``u`` in U3
-and the mask private key of every client ``v`` in U2 minus U3 (shared keys, then dropped),
-recomputes ``p_{v,u}`` for ``v``'s surviving neighbours and removes all of them from the
-sum of the masked inputs, which leaves ``sum_{u in U3} x_u mod 2^bits``.
+and the mask private key of every client ``v`` in U2 minus U3 (shared keys, then dropped
+or excluded), recomputes ``p_{v,u}`` for the survivors that masked with ``v`` and removes
+all of them from the sum of the masked inputs, which leaves ``sum_{u in U3} x_u mod 2^bits``.
 """
 
 from __future__ import annotations
@@ -35,7 +57,7 @@ from ..errors import (
     UnexpectedMessage,
     UnknownParty,
 )
-from .client import SHARE_LIMBS, _reduce
+from .client import SHARE_LIMBS, _reduce, seed_commitment
 from .config import (
     PAIR_MASK_LABEL,
     SEED_LEN,
@@ -50,19 +72,15 @@ from .messages import (
     ConsistencyRequest,
     ForwardShares,
     KeysBroadcast,
+    MaskedInput,
     Message,
     StartSession,
     UnmaskRequest,
 )
+from .transcript import MerkleTree, absent_leaf, leaf_hash, session_identity
 from .rounds import SERVER_TRANSITIONS
 
-__all__ = ["Server", "VERIFY_SURPLUS"]
-
-#: how many shares beyond the threshold the server checks against the first ``t`` when it
-#: rebuilds a secret: up to this many corrupted shares among those used are detected
-#: (ProtocolAbort) instead of turning into a wrong sum; the cost is one small matrix
-#: product per extra share.
-VERIFY_SURPLUS = 8
+__all__ = ["Server"]
 
 # which set a sender must belong to, per collecting state
 _PREVIOUS = {
@@ -112,6 +130,13 @@ class Server:
         self._advertised: set[bytes] = set()  # every public key in u1 (updated with it)
         self._probe_key = keys.AgreementKey.generate()  # only to test advertised points
         self.u2: dict[int, dict[int, bytes]] = {}  # sender -> {recipient: ciphertext}
+        self._digest = config.digest(graph)
+        self.R: bytes | None = None  # session identity, once the keys are broadcast
+        self._pending: dict[int, MaskedInput] = {}  # masked inputs until the round closes
+        self._complaints: dict[int, frozenset[int]] = {}
+        self._b_commit: dict[int, bytes] = {}
+        self.excluded: dict[int, str] = {}  # id -> why its input is not in the sum
+        self.misbehaving: dict[int, str] = {}  # id -> what it did (reported or detected)
         self.u3: frozenset[int] = frozenset()
         self.u4: dict[int, bytes] = {}  # id -> signature over U3
         self.u5: dict[int, tuple[dict[int, np.ndarray], dict[int, np.ndarray]]] = {}
@@ -157,10 +182,10 @@ class Server:
                 f"holders, fewer than the threshold t={t}"
             )
 
-    def _abort(self, reason: str):
+    def _abort(self, reason: str, blamed: tuple[int, ...] = ()):
         self.state = "aborted"
         self.abort_reason = reason
-        raise ProtocolAbort(reason)
+        raise ProtocolAbort(reason, blamed=blamed)
 
     def snapshot(self) -> dict:
         """A comparable copy of the mutable protocol state (for tests and debugging)."""
@@ -202,7 +227,7 @@ class Server:
             raise UnknownParty(f"{where}: client {sender} is not part of this session of {self.config.n} clients")
         if sender not in self._alive_set(_PREVIOUS[self.state]):
             raise DroppedParty(f"{where}: client {sender} already counts as dropped")
-        current = {"advertise_keys": self.u1, "share_keys": self.u2, "masked_input": self.u3,
+        current = {"advertise_keys": self.u1, "share_keys": self.u2, "masked_input": self._pending,
                    "consistency_check": self.u4, "unmasking": self.u5}[self.state]
         if sender in current:
             raise DuplicateMessage(f"{where}: client {sender} already answered this round (duplicate or replay)")
@@ -216,7 +241,9 @@ class Server:
             if vk is None:
                 raise ProtocolViolation(f"{where}: no verification key for this client in the directory")
             try:
-                keys.verify_signature(vk, advertise_payload(self.session, m.sender, m.c_pk, m.s_pk), m.signature)
+                keys.verify_signature(
+                    vk, advertise_payload(self._digest, self.session, m.sender, m.c_pk, m.s_pk), m.signature
+                )
             except IntegrityError:
                 raise IntegrityError(f"{where}: invalid signature on the advertised keys") from None
         elif m.signature:
@@ -256,11 +283,17 @@ class Server:
             )
         if cfg.bits < m.vector.dtype.itemsize * 8 and m.vector.size and int(m.vector.max()) >> cfg.bits:
             raise ProtocolViolation(f"{where}: vector elements exceed the {cfg.bits}-bit ring")
-        np.add(self._acc, m.vector, out=self._acc)
-        self.u3 = self.u3 | {m.sender}
+        complaints = frozenset(int(v) for v in m.complaints)
+        if len(complaints) != len(m.complaints):
+            raise ProtocolViolation(f"{where}: a client is reported twice")
+        forwarded = {v for v in self._live_holders(m.sender, self.u2) if v != m.sender}
+        foreign = sorted(complaints - forwarded)
+        if foreign:
+            raise ProtocolViolation(f"{where}: reports {foreign[:5]}, whose shares were never forwarded to it")
+        self._pending = {**self._pending, m.sender: m}
 
     def _on_ConsistencyResponse(self, m, where: str) -> None:
-        payload = survivors_payload(self.session, self.config.n, sorted(self.u3))
+        payload = survivors_payload(self.R, self.config.n, sorted(self.u3))
         try:
             keys.verify_signature(self._directory[m.sender], payload, m.signature)
         except IntegrityError:
@@ -293,7 +326,8 @@ class Server:
         """The round's deadline passed: move on with whoever answered.
 
         Returns the next round's messages (``[]`` after unmasking, when :attr:`result`
-        holds the ring sum). Raises :class:`ProtocolAbort` below threshold.
+        holds the ring sum). Raises :class:`ProtocolAbort` below threshold or below the
+        survivor floor.
         """
         state = self.state
         nxt = self._transition("close_round")
@@ -301,10 +335,12 @@ class Server:
         if state == "advertise_keys":
             alive = frozenset(self.u1)
             self._check_live(alive, state)
+            tree = self._transcript_tree()
+            self.R = session_identity(self._digest, self.session, tree.root)
             out = []
             for u in sorted(alive):
                 entries = tuple((v, *self.u1[v]) for v in self._live_holders(u, alive) if v != u)
-                out.append(KeysBroadcast(self.session, u, entries))
+                out.append(KeysBroadcast(self.session, u, entries, tree.proof(self.graph.holder_runs(u))))
         elif state == "share_keys":
             alive = frozenset(self.u2)
             self._check_live(alive, state)
@@ -313,7 +349,7 @@ class Server:
                 cts = tuple((v, self.u2[v][u]) for v in self._live_holders(u, alive) if v != u)
                 out.append(ForwardShares(self.session, u, cts))
         elif state == "masked_input":
-            self._check_live(self.u3, state)
+            self._close_masked_inputs()
             survivors = tuple(sorted(self.u3))
             if cfg.consistency_check:
                 out = [ConsistencyRequest(self.session, u, cfg.n, survivors) for u in survivors]
@@ -332,6 +368,68 @@ class Server:
         self.state = nxt
         return out
 
+    def _transcript_tree(self) -> MerkleTree:
+        """Merkle tree over every position's advertised keys (absent leaf if silent)."""
+        leaves = []
+        for pos in range(self.config.n):
+            v = self.graph.party_at(pos)
+            entry = self.u1.get(v)
+            leaves.append(absent_leaf(v) if entry is None else leaf_hash(v, entry[0], entry[1]))
+        return MerkleTree(leaves)
+
+    def _masked_with(self, w: int) -> set[int]:
+        """Neighbours whose pairwise mask client ``w`` added: those whose shares were
+        forwarded to it and that it did not report."""
+        return {v for v in self._live_holders(w, self.u2) if v != w} - self._complaints.get(w, frozenset())
+
+    def _close_masked_inputs(self) -> None:
+        """Fix U3: exclude reported clients and whoever masked with an unrecoverable key,
+        check the floors, then sum the kept masked inputs (the rest are discarded)."""
+        cfg = self.config
+        self._complaints = {u: frozenset(int(v) for v in m.complaints) for u, m in self._pending.items()}
+        excluded: dict[int, str] = {}
+        matched: set[int] = set()
+        for u in sorted(self._complaints):
+            for v in sorted(self._complaints[u]):
+                self.misbehaving.setdefault(
+                    v, f"its share ciphertext to client {u} failed authentication (reported by client {u})"
+                )
+                if u in matched or v in matched:
+                    continue  # a maximal matching: this accusation is covered by an excluded end
+                matched |= {u, v}
+                excluded[v] = f"reported by client {u}: its share ciphertext failed authentication"
+                excluded[u] = (
+                    f"reported client {v}'s share ciphertext; one of the two misbehaved, so both are excluded"
+                )
+        kept = set(self._pending) - set(excluded)
+        self.excluded = excluded
+        u3 = frozenset(kept)
+        self._check_live(u3, "masked_input")
+        if len(u3) < cfg.min_survivors:
+            self._abort(
+                f"only {len(u3)} masked inputs can enter the sum, below the session's floor "
+                f"min_survivors={cfg.min_survivors}"
+            )
+        # every survivor that masked with a dropped or excluded client needs its key rebuilt
+        # from t surviving holders; if fewer than t accepted its shares, abort now, before
+        # anything is revealed (a driver may rerun without the blamed clients at no privacy
+        # cost: this session released nothing but masked vectors)
+        for v in sorted(set(self.u2) - kept):
+            acceptors = [w for w in kept if v in self._masked_with(w)]
+            if 0 < len(acceptors) < cfg.threshold:
+                blamed = tuple(sorted(excluded)) if v in excluded or v in self.misbehaving else ()
+                self._abort(
+                    f"the mask key of client {v} cannot be rebuilt: only {len(acceptors)} surviving holders "
+                    f"accepted its shares (t={cfg.threshold})"
+                    + (f"; rerun without clients {list(blamed)}" if blamed else ""),
+                    blamed=blamed,
+                )
+        for u in sorted(u3):
+            np.add(self._acc, self._pending[u].vector, out=self._acc)
+            self._b_commit[u] = self._pending[u].b_commit
+        self._pending = {}
+        self.u3 = u3
+
     def _unmask_requests(self, recipients) -> list[Message]:
         cfg = self.config
         survivors = tuple(sorted(self.u3))
@@ -344,10 +442,14 @@ class Server:
             out.append(UnmaskRequest(self.session, u, cfg.n, survivors, dropped, sigs))
         return out
 
-    def _reconstruct(self, owners: list[int], which: int, what: str) -> dict[int, bytes]:
+    def _rebuild(self, owners: list[int], which: int, what: str, check) -> dict[int, bytes]:
         """Rebuild the 32-byte secrets of ``owners`` from the unmasking responses
-        (``which`` 0: self-mask shares, 1: mask-key shares), batching equal x-sets."""
+        (``which`` 0: self-mask seeds, 1: mask keys). Fast path: the first ``t`` shares,
+        batched over owners with equal x-sets, then ``check(owner, secret)``; a secret
+        that fails goes through Reed-Solomon decoding of all its shares, which corrects
+        wrong shares and names who sent them."""
         t = self.config.threshold
+        givers_of: dict[int, list[int]] = {}
         groups: dict[tuple[int, ...], list[int]] = {}
         for v in owners:
             givers = [w for w in sorted(self.u5) if v in self.u5[w][which]]
@@ -356,43 +458,65 @@ class Server:
                     f"cannot rebuild the {what} of client {v}: {len(givers)} shares arrived, "
                     f"fewer than the threshold t={t}"
                 )
-            # t shares rebuild the secret; up to VERIFY_SURPLUS more must lie on the same
-            # polynomials, so a wrong share aborts instead of silently changing the sum
-            groups.setdefault(tuple(givers[: t + VERIFY_SURPLUS]), []).append(v)
+            givers_of[v] = givers
+            groups.setdefault(tuple(givers[:t]), []).append(v)
         out: dict[int, bytes] = {}
+        suspects: list[int] = []
         for givers, vs in groups.items():
-            values = np.stack([np.stack([self.u5[w][which][v] for v in vs]) for w in givers])  # (k, S, L)
+            values = np.stack([np.stack([self.u5[w][which][v] for v in vs]) for w in givers])  # (t, S, L)
             try:
-                secrets_ = shamir.combine_batch(
-                    [w + 1 for w in givers], values, SEED_LEN, threshold=t, verify=True
+                rows = shamir.combine_batch([w + 1 for w in givers], values, SEED_LEN, threshold=t)
+            except (SecretSharingError, InputError):
+                suspects.extend(vs)
+                continue
+            for v, row in zip(vs, rows):
+                if check(v, bytes(row)):
+                    out[v] = bytes(row)
+                else:
+                    suspects.append(v)
+        for v in suspects:
+            givers = givers_of[v]
+            values = np.stack([self.u5[w][which][v] for w in givers])  # (m, L)
+            try:
+                secret, bad = shamir.robust_combine([w + 1 for w in givers], values, SEED_LEN, threshold=t)
+            except (SecretSharingError, InputError):
+                secret, bad = b"", []
+            if not secret or not check(v, secret):
+                self._abort(
+                    f"cannot rebuild the {what} of client {v}: its {len(givers)} shares do not determine the "
+                    f"value it committed to (client {v} dealt inconsistent shares, or more than "
+                    f"{(len(givers) - t) // 2} of its holders revealed wrong ones)",
+                    blamed=(v,),
                 )
-            except (SecretSharingError, InputError) as exc:
-                self._abort(f"cannot rebuild the {what}s of {vs[:5]}: {exc}")
-            for v, row in zip(vs, secrets_):
-                out[v] = bytes(row)
+            for i in bad:
+                self.misbehaving[givers[i]] = f"revealed a wrong share of client {v}'s {what}"
+            out[v] = secret
         return out
+
+    def _check_seed(self, v: int, secret: bytes) -> bool:
+        return seed_commitment(self.R, v, secret) == self._b_commit.get(v)
+
+    def _check_key(self, v: int, secret: bytes) -> bool:
+        try:
+            return keys.AgreementKey.from_bytes(secret).public_bytes() == self.u1[v][1]
+        except (InputError, IntegrityError, ValueError):
+            return False
 
     def _unmask(self) -> np.ndarray:
         cfg = self.config
         survivors = sorted(self.u3)
         dropped = sorted(set(self.u2) - self.u3)
-        # dropped clients whose masks some survivor added
-        needed = [v for v in dropped if any(u in self.u3 for u in self._live_holders(v, self.u2) if u != v)]
-        b_seeds = self._reconstruct(survivors, 0, "self-mask seed")
-        sk = self._reconstruct(needed, 1, "mask key")
+        # survivors that added a pairwise mask with each dropped (or excluded) client
+        maskers = {v: [u for u in survivors if v in self._masked_with(u)] for v in dropped}
+        needed = [v for v in dropped if maskers[v]]
+        b_seeds = self._rebuild(survivors, 0, "self-mask seed", self._check_seed)
+        sk = self._rebuild(needed, 1, "mask key", self._check_key)
         seeds, signs = [], []
         for v in needed:
-            try:
-                key = keys.AgreementKey.from_bytes(sk[v])
-            except (InputError, IntegrityError, ValueError):
-                self._abort(f"the rebuilt mask key of client {v} is not a valid X25519 key")
-            if key.public_bytes() != self.u1[v][1]:
-                self._abort(f"the rebuilt mask key of client {v} does not match its advertised public key")
-            for u in self._live_holders(v, self.u3):
-                if u == v:
-                    continue
+            key = keys.AgreementKey.from_bytes(sk[v])
+            for u in maskers[v]:
                 shared = key.exchange(self.u1[u][1])
-                seeds.append(keys.hkdf(shared, info=pair_info(self.session, u, v, b"mask")))
+                seeds.append(keys.hkdf(shared, info=pair_info(self.R, u, v, b"mask")))
                 signs.append(-1 if u < v else 1)  # u added +p if u < v: remove it
         total = self._acc.copy()
         prg.add_masks(total, [b_seeds[u] for u in survivors], [-1] * len(survivors), label=SELF_MASK_LABEL)

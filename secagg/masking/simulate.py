@@ -16,6 +16,7 @@ round takes about ``max(client time) + server time`` plus network latency.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -24,11 +25,20 @@ from typing import Mapping
 import numpy as np
 
 from .. import keys
-from ..errors import ConfigurationError, InputError
+from ..errors import (
+    ConfigurationError,
+    DecodeError,
+    InputError,
+    IntegrityError,
+    ProtocolAbort,
+    ProtocolError,
+    SecAggError,
+)
 from ..quantize import Quantizer, default_rng, ring_dtype
 from .client import Client
 from .config import MaskingConfig
 from .messages import decode_message
+from .params import ThreatModel
 from .rounds import ROUNDS
 from .server import Server
 
@@ -67,6 +77,20 @@ class SimulationResult:
     masked_inputs:
         ``{client id: ring vector}`` the server's view of chosen clients' masked inputs
         (only with ``keep_masked=``).
+    excluded:
+        ``{client id: reason}``: clients whose masked input arrived but was left out of
+        the sum (reported by a neighbour, or masked with a client whose key could not be
+        rebuilt).
+    misbehaving:
+        ``{client id: reason}``: clients that sent a message the server rejected, were
+        reported by a neighbour, or revealed a wrong share.
+    client_aborts:
+        ``{client id: reason}``: clients that refused a server message and left the
+        session (counted as dropped from then on).
+    attempts:
+        sessions run: 2 or more when an attempt aborted before revealing anything because
+        of a misbehaving client (named in ``misbehaving``), and was rerun without it. Byte
+        and time counters include every attempt.
     """
 
     sum: np.ndarray | None
@@ -82,6 +106,10 @@ class SimulationResult:
     dropped: dict[int, str]
     config: MaskingConfig
     masked_inputs: dict[int, np.ndarray] = field(default_factory=dict)
+    excluded: dict[int, str] = field(default_factory=dict)
+    misbehaving: dict[int, str] = field(default_factory=dict)
+    client_aborts: dict[int, str] = field(default_factory=dict)
+    attempts: int = 1
 
     @property
     def total_bytes_sent(self) -> np.ndarray:
@@ -101,6 +129,21 @@ class SimulationResult:
     @property
     def total_server_seconds(self) -> float:
         return float(sum(self.server_seconds.values()))
+
+
+def planned_threat(threat: ThreatModel | None, dropout_fraction: float) -> ThreatModel:
+    """The threat model a session is planned for: ``threat`` when given; otherwise the
+    default one, with its dropout rate raised to the fraction of clients the schedule
+    drops (so the parameter finder sizes ``k`` and the survivor floor for the dropouts
+    actually simulated)."""
+    if threat is not None:
+        if not isinstance(threat, ThreatModel):
+            raise ConfigurationError(f"threat must be a secagg.masking.ThreatModel, got {type(threat).__name__}")
+        return threat
+    base = ThreatModel()
+    if dropout_fraction > base.dropout_rate:
+        return dataclasses.replace(base, dropout_rate=min(float(dropout_fraction), 0.89 - base.corrupt_fraction))
+    return base
 
 
 def resolve_dropout(
@@ -163,6 +206,8 @@ class _Run:
             self.signing = [keys.SigningKey.generate() for _ in range(n)]
             self.directory = {u: sk.public_bytes() for u, sk in enumerate(self.signing)}
         self.server = Server(cfg, self.graph, directory=self.directory)
+        self.attempts = 1
+        self.banned: set[int] = set()
         self.sent = {r: np.zeros(n, dtype=np.int64) for r in self.rounds}
         self.recv = {r: np.zeros(n, dtype=np.int64) for r in self.rounds}
         self.csec = {r: np.zeros(n) for r in self.rounds}
@@ -171,10 +216,11 @@ class _Run:
         self.ssec = {r: 0.0 for r in self.rounds}
         self.rsec = {r: 0.0 for r in self.rounds}
         self.masked: dict[int, np.ndarray] = {}
+        self.misbehaving: dict[int, str] = {}
+        self.client_aborts: dict[int, str] = {}
 
     @classmethod
-    def setup(cls, vectors, *, bits, threshold, graph, k, dropout, dropout_round, rng, consistency_check,
-              allow_low_threshold, delta, gamma) -> "_Run":
+    def setup(cls, vectors, *, bits, threshold, graph, k, dropout, dropout_round, rng, threat, min_survivors) -> "_Run":
         arr = np.asarray(vectors)
         dt = ring_dtype(bits)
         if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
@@ -184,23 +230,56 @@ class _Run:
         if bits < dt.itemsize * 8 and arr.size and int(arr.max()) >> bits:
             raise InputError(f"ring vectors have values >= 2^{bits}")
         n, d = arr.shape
+        schedule = resolve_dropout(n, dropout, dropout_round, rng)
         cfg = MaskingConfig(
-            n=n, dim=d, bits=bits, threshold=threshold, graph=graph, k=k, consistency_check=consistency_check,
-            allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
+            n=n, dim=d, bits=bits, threshold=threshold, graph=graph, k=k,
+            threat=planned_threat(threat, len(schedule) / n), min_survivors=min_survivors,
         )
-        return cls(arr, cfg, resolve_dropout(n, dropout, dropout_round, rng))
+        return cls(arr, cfg, schedule)
+
+    def retry_without(self, exc: ProtocolAbort) -> bool:
+        """After an abort that blamed clients *before anything was revealed* (no consistency
+        or unmasking answer reached the server), start a fresh session without them and
+        return True; the aborted attempt released only masked vectors, so rerunning costs
+        no privacy. Otherwise (nothing blamed, shares already revealed, or too many
+        attempts) return False."""
+        revealed = bool(self.server.u4) or bool(self.server.u5)
+        if not exc.blamed or revealed or self.attempts > max(1, self.cfg.n // 2):
+            return False
+        for u, why in self.server.misbehaving.items():
+            self.misbehaving.setdefault(u, why)
+        self.banned |= set(exc.blamed)
+        for u in self.banned:
+            self.drop_at[u] = 0
+        self.attempts += 1
+        self.server = Server(self.cfg, self.graph, directory=self.directory)
+        self.masked = {}
+        return True
 
     def signing_key(self, u: int):
         return self.signing[u] if self.signing else None
 
     def to_server(self, u: int, round_name: str, data: bytes, keep_masked=()) -> None:
-        """Count and deliver one encoded reply of client ``u`` to the server."""
+        """Count and deliver one encoded reply of client ``u`` to the server. A message
+        the server rejects (undecodable, another sender's, against the rules) is recorded
+        in ``misbehaving`` and the client counts as dropped: one bad client does not stop
+        the others."""
         self.sent[round_name][u] += len(data)
         self.s_recv[round_name] += len(data)
-        msg = decode_message(data)
-        if u in keep_masked and type(msg).__name__ == "MaskedInput":
-            self.masked[u] = msg.vector.copy()
-        self.server.receive(msg)
+        try:
+            msg = decode_message(data)
+            if getattr(msg, "sender", None) != u:
+                raise ProtocolError(f"client {u} sent a message in the name of client {getattr(msg, 'sender', None)}")
+            if u in keep_masked and type(msg).__name__ == "MaskedInput":
+                self.masked[u] = msg.vector.copy()
+            self.server.receive(msg)
+        except (ProtocolError, IntegrityError, DecodeError) as exc:
+            self.misbehaving.setdefault(u, f"{round_name}: {exc}")
+
+    def client_abort(self, u: int, ri: int, exc: SecAggError) -> None:
+        """Client ``u`` refused a server message: record why, count it as dropped."""
+        self.client_aborts[u] = f"{self.rounds[ri]}: {exc}"
+        self.drop_at[u] = min(self.drop_at.get(u, len(self.rounds)), ri + 1)
 
     def result(self) -> SimulationResult:
         return SimulationResult(
@@ -217,6 +296,11 @@ class _Run:
             dropped=dict(self.schedule),
             config=self.cfg,
             masked_inputs=self.masked,
+            excluded={**{u: "excluded after an aborted attempt it was blamed for" for u in self.banned},
+                      **self.server.excluded},
+            misbehaving={**self.server.misbehaving, **self.misbehaving},
+            client_aborts=dict(self.client_aborts),
+            attempts=self.attempts,
         )
 
 
@@ -230,10 +314,8 @@ def simulate_ring(
     dropout: float | Mapping[int, str] | None = None,
     dropout_round: str = "masked_input",
     rng: np.random.Generator | None = None,
-    consistency_check: bool = True,
-    allow_low_threshold: bool = False,
-    delta: float = 0.1,
-    gamma: float = 0.1,
+    threat: ThreatModel | None = None,
+    min_survivors: int | None = None,
     keep_masked: tuple[int, ...] = (),
     progress: bool = False,
     backend: str = "inprocess",
@@ -247,8 +329,11 @@ def simulate_ring(
         ``(n, d)`` uint32 (``bits <= 32``) or uint64 array of ring elements ``< 2^bits``.
     bits:
         ring size.
-    threshold, graph, k, consistency_check, allow_low_threshold, delta, gamma:
-        see :class:`MaskingConfig`.
+    threshold, graph, k, min_survivors:
+        see :class:`MaskingConfig` (defaults from the parameter finder).
+    threat:
+        the :class:`~secagg.masking.params.ThreatModel` (default: active server, 5 %
+        corrupt clients, and a dropout rate of at least the fraction ``dropout`` drops).
     dropout, dropout_round:
         ``None``, a rate in ``[0, 1)`` (clients chosen with ``rng`` drop at
         ``dropout_round``) or ``{client id: round name}``. A client dropping at a round
@@ -285,60 +370,69 @@ def simulate_ring(
 
         return simulate_ring_ray(
             vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout,
-            dropout_round=dropout_round, rng=rng, consistency_check=consistency_check,
-            allow_low_threshold=allow_low_threshold, delta=delta, gamma=gamma,
+            dropout_round=dropout_round, rng=rng, threat=threat, min_survivors=min_survivors,
             keep_masked=keep_masked, progress=progress, num_workers=num_workers,
         )
     run = _Run.setup(
         vectors, bits=bits, threshold=threshold, graph=graph, k=k, dropout=dropout, dropout_round=dropout_round,
-        rng=rng, consistency_check=consistency_check, allow_low_threshold=allow_low_threshold, delta=delta,
-        gamma=gamma,
+        rng=rng, threat=threat, min_survivors=min_survivors,
     )
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(run.rounds) * run.cfg.n, desc="secure sum", unit="client", leave=False)
+    try:
+        while True:
+            try:
+                _run_once(run, keep_masked, bar)
+                return run.result()
+            except ProtocolAbort as exc:
+                if not run.retry_without(exc):
+                    raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run_once(run: _Run, keep_masked, bar) -> None:
+    """One attempt of the session in this process."""
     n, rounds, drop_at, server = run.cfg.n, run.rounds, run.drop_at, run.server
     clients = [
         Client(u, run.cfg, run.graph, run.vectors[u], signing_key=run.signing_key(u), directory=run.directory)
         for u in range(n)
     ]
     recv, csec, s_sent, ssec, rsec = run.recv, run.csec, run.s_sent, run.ssec, run.rsec
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(rounds) * n, desc="secure sum", unit="client", leave=False)
-
     t0 = time.perf_counter()
     outgoing = [m.to_bytes() for m in server.start()]
     ssec[rounds[0]] += time.perf_counter() - t0
-    try:
-        for ri, rname in enumerate(rounds):
-            r_start = time.perf_counter()
-            for data in outgoing:
-                s_sent[rname] += len(data)
-            for data in outgoing:
-                tc = time.perf_counter()
-                msg = decode_message(data)
-                u = msg.recipient
-                if drop_at.get(u, len(rounds)) <= ri:
-                    continue  # offline: never sees the message
-                recv[rname][u] += len(data)
+    for ri, rname in enumerate(rounds):
+        r_start = time.perf_counter()
+        for data in outgoing:
+            s_sent[rname] += len(data)
+        for data in outgoing:
+            tc = time.perf_counter()
+            msg = decode_message(data)
+            u = msg.recipient
+            if drop_at.get(u, len(rounds)) <= ri:
+                continue  # offline: never sees the message
+            recv[rname][u] += len(data)
+            try:
                 replies = [m.to_bytes() for m in clients[u].receive(msg)]
-                csec[rname][u] += time.perf_counter() - tc
-                for rep in replies:
-                    ts = time.perf_counter()
-                    run.to_server(u, rname, rep, keep_masked)
-                    ssec[rname] += time.perf_counter() - ts
-                if bar is not None:
-                    bar.update(1)
-            ts = time.perf_counter()
-            outgoing = [m.to_bytes() for m in server.close_round()]
-            ssec[rname] += time.perf_counter() - ts
-            rsec[rname] += time.perf_counter() - r_start
-    finally:
-        if bar is not None:
-            bar.close()
-
-    return run.result()
+            except SecAggError as exc:  # the client refuses and leaves; the others go on
+                run.client_abort(u, ri, exc)
+                replies = []
+            csec[rname][u] += time.perf_counter() - tc
+            for rep in replies:
+                ts = time.perf_counter()
+                run.to_server(u, rname, rep, keep_masked)
+                ssec[rname] += time.perf_counter() - ts
+            if bar is not None:
+                bar.update(1)
+        ts = time.perf_counter()
+        outgoing = [m.to_bytes() for m in server.close_round()]
+        ssec[rname] += time.perf_counter() - ts
+        rsec[rname] += time.perf_counter() - r_start
 
 
 def simulate(

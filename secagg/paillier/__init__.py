@@ -15,6 +15,12 @@ Quick use::
     q = Quantizer(clip=1.0, num_clients=100, bits=16)
     evs = [paillier.encrypt_vector(pk, x, q) for x in rows]
     total = paillier.decrypt_vector(sk, paillier.sum(evs))
+
+A server that receives clients' bytes uses :func:`sum_submissions`: every payload counts
+as one summand, whatever its header says, and a bad payload is rejected on its own.
+Keys below 2048 bits and ``"fast"`` exponents below twice the key's security level raise
+:class:`~secagg.errors.InsecureParameterError` wherever they enter, unless
+``allow_insecure=True`` is passed there.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from __future__ import annotations
 from .aggregator import PaillierAggregator
 from .encrypted_vector import (
     EncryptedVector,
+    SubmissionSum,
     decrypt_quantized,
     decrypt_vector,
     encrypt_quantized,
     encrypt_vector,
     sum,
+    sum_submissions,
 )
 from .keys import (
     DEFAULT_KEY_BITS,
@@ -34,11 +42,13 @@ from .keys import (
     PaillierPrivateKey,
     PaillierPublicKey,
     generate_keypair,
+    check_public_key,
     key_fingerprint,
     public_key_from_bytes,
     public_key_to_bytes,
+    security_bits,
 )
-from .obfuscation import OBFUSCATIONS, Encryptor, get_encryptor
+from .obfuscation import OBFUSCATIONS, Encryptor, get_encryptor, min_exponent_bits
 from .packing import PackingLayout, layout_for
 from .threshold import KeyShare, PartialDecryption, combine_partial_decryptions, partial_decrypt, split_private_key
 
@@ -54,6 +64,8 @@ __all__ = [
     "PaillierAggregator",
     "PaillierPrivateKey",
     "PaillierPublicKey",
+    "SubmissionSum",
+    "check_public_key",
     "combine_partial_decryptions",
     "decrypt_quantized",
     "decrypt_vector",
@@ -63,10 +75,13 @@ __all__ = [
     "get_encryptor",
     "key_fingerprint",
     "layout_for",
+    "min_exponent_bits",
     "partial_decrypt",
     "public_key_from_bytes",
     "public_key_to_bytes",
+    "security_bits",
     "split_private_key",
     "sum",
+    "sum_submissions",
 ]
 

@@ -6,8 +6,10 @@ each one's work and bytes:
 * each client quantizes, packs and encrypts its update under the key holder's public
   key and sends ``EncryptedVector.to_bytes()`` (``bytes_up``); it first downloads the
   public key (``bytes_down``, fixed-width encoding);
-* the server parses the ciphertexts and multiplies them (homomorphic sum); it never
-  holds the private key, so it sees no individual update and not the sum either;
+* the server parses the ciphertexts and multiplies them (homomorphic sum,
+  :func:`~secagg.paillier.sum_submissions`: each payload is one summand, checked against
+  the server's own encoding, whatever its header says); it never holds the private key,
+  so it sees no individual update and not the sum either;
 * the key holder (a party that does not collude with the server) decrypts the
   aggregate only and returns the float sum.
 
@@ -25,7 +27,7 @@ import numpy as np
 from ..aggregators import AggregationResult, Aggregator, _renamed, dropped_rows, validate_updates
 from ..errors import ConfigurationError, OutOfRangeError, ProtocolAbort
 from ..quantize import Quantizer, count_beyond
-from .encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum as he_sum
+from .encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum_submissions
 from .keys import (
     DEFAULT_KEY_BITS,
     PaillierPrivateKey,
@@ -64,7 +66,7 @@ class PaillierAggregator(Aggregator):
     keypair:
         ``(phe.PaillierPublicKey, phe.PaillierPrivateKey)`` to use instead of generating one.
     allow_insecure:
-        permit ``key_bits < 2048`` (tests only).
+        permit ``key_bits < 2048`` (tests only), for a generated key or a given ``keypair``.
     obfuscation:
         ``"full"`` (default, textbook Paillier) or ``"fast"`` (DJN-style short exponents;
         see :mod:`secagg.paillier.obfuscation`).
@@ -169,7 +171,7 @@ class PaillierAggregator(Aggregator):
             raise ProtocolAbort("every client dropped: there is nothing to aggregate")
         pk, sk = self.keypair
         if self._encryptor is None:
-            self._encryptor = Encryptor(pk, obfuscation=self.obfuscation)
+            self._encryptor = Encryptor(pk, obfuscation=self.obfuscation, allow_insecure=self.allow_insecure)
         pk_bytes = len(public_key_to_bytes(pk))
 
         client_seconds = np.zeros(n)
@@ -178,19 +180,28 @@ class PaillierAggregator(Aggregator):
         payloads: list[bytes] = []
         for i in keep:
             t0 = time.perf_counter()
-            payload = encrypt_vector(pk, arr[i], quantizer, rng=rng, encryptor=self._encryptor).to_bytes()
+            payload = encrypt_vector(
+                pk, arr[i], quantizer, rng=rng, encryptor=self._encryptor, allow_insecure=self.allow_insecure
+            ).to_bytes()
             client_seconds[i] = time.perf_counter() - t0
             bytes_up[i] = len(payload)
             bytes_down[i] = pk_bytes
             payloads.append(payload)
 
         t0 = time.perf_counter()
-        total_ev = he_sum(EncryptedVector.from_bytes(p, pk) for p in payloads)
+        summed = sum_submissions(payloads, pk, quantizer, d, allow_insecure=self.allow_insecure)
+        if summed.rejected or summed.total is None:  # cannot happen with the honest clients simulated here
+            raise ProtocolAbort(f"the server rejected submissions: {summed.rejected}")
+        total_ev = summed.total
         to_key_holder = total_ev.to_bytes()
         add_seconds = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        total = decrypt_vector(sk, EncryptedVector.from_bytes(to_key_holder, pk))
+        # the key holder learns the summand count from the server (which counted the
+        # payloads), not from the bytes
+        total = decrypt_vector(
+            sk, EncryptedVector.from_bytes(to_key_holder, pk, count=summed.count, allow_insecure=self.allow_insecure)
+        )
         decrypt_seconds = time.perf_counter() - t0
 
         layout = total_ev.layout

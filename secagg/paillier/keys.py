@@ -22,6 +22,7 @@ from ..errors import ConfigurationError, DecodeError, IncompatibleError, InputEr
 __all__ = [
     "DEFAULT_KEY_BITS",
     "MIN_KEY_BITS",
+    "security_bits",
     "PaillierPrivateKey",
     "PaillierPublicKey",
     "generate_keypair",
@@ -38,6 +39,32 @@ MIN_KEY_BITS = 2048
 _PK_MAGIC = b"SGPK"
 _PK_VERSION = 1
 _PK_HEADER = struct.Struct(">4sBH")  # magic, version, byte length of n
+
+
+#: (modulus bits, symmetric-equivalent security bits), NIST SP 800-57 Part 1 Rev. 5, Table 2
+_SECURITY_LEVELS = ((15360, 256), (7680, 192), (3072, 128), (2048, 112), (1024, 80))
+
+
+def security_bits(modulus_bits: int) -> int:
+    """Symmetric-equivalent security of a ``modulus_bits``-bit Paillier/RSA modulus.
+
+    The NIST SP 800-57 Part 1 (Table 2) step function: 112 bits from 2048, 128 from 3072,
+    192 from 7680, 256 from 15360; 80 from 1024 and 0 below (no claim).
+
+    Parameters
+    ----------
+    modulus_bits:
+        bit length of ``n``.
+
+    Returns
+    -------
+    int
+        the security level in bits.
+    """
+    for size, level in _SECURITY_LEVELS:
+        if modulus_bits >= size:
+            return level
+    return 0
 
 
 def _check_bits(bits: int, allow_insecure: bool, what: str = "key size") -> int:
@@ -71,17 +98,31 @@ def generate_keypair(
     return phe.generate_paillier_keypair(n_length=bits)
 
 
-def check_public_key(public_key, *, allow_insecure: bool = True) -> PaillierPublicKey:
-    """Return ``public_key`` if it is a phe public key (raises :class:`InputError` otherwise).
-
-    Encryption accepts any key size (the floor is enforced where keys are generated or
-    decoded); pass ``allow_insecure=False`` to enforce it here too.
-    """
+def _require_public_key(public_key) -> PaillierPublicKey:
+    """``public_key`` if it is a phe public key, else :class:`InputError` (no size check)."""
     if not isinstance(public_key, PaillierPublicKey):
         raise InputError(
             f"expected a phe.PaillierPublicKey, got {type(public_key).__name__}; "
             "create one with secagg.paillier.generate_keypair()"
         )
+    return public_key
+
+
+def check_public_key(public_key, *, allow_insecure: bool = False) -> PaillierPublicKey:
+    """Return ``public_key`` if it is a phe public key of at least :data:`MIN_KEY_BITS` bits.
+
+    Every place a key enters the library (encryption, decoding a vector, the aggregator)
+    calls this, so a 256-bit ``phe`` key is refused wherever it is used, not only where
+    secagg generated it.
+
+    Raises
+    ------
+    InputError
+        not a ``phe.PaillierPublicKey``.
+    InsecureParameterError
+        a modulus below 2048 bits without ``allow_insecure=True``.
+    """
+    _require_public_key(public_key)
     _check_bits(int(public_key.n).bit_length(), allow_insecure)
     return public_key
 
@@ -102,7 +143,7 @@ def _n_bytes(n: int) -> int:
 
 def key_fingerprint(public_key: PaillierPublicKey) -> bytes:
     """16-byte fingerprint of a public key: SHA-256 over a domain label and ``n`` (big-endian)."""
-    n = int(check_public_key(public_key).n)
+    n = int(_require_public_key(public_key).n)
     return hashlib.sha256(b"secagg/paillier/public-key/v1\x00" + n.to_bytes(_n_bytes(n), "big")).digest()[:16]
 
 
@@ -111,7 +152,7 @@ def public_key_to_bytes(public_key: PaillierPublicKey) -> bytes:
 
     A 2048-bit key takes 7 + 256 bytes (phe's JSON form takes ~620 bytes of decimal text).
     """
-    n = int(check_public_key(public_key).n)
+    n = int(_require_public_key(public_key).n)
     nb = _n_bytes(n)
     return _PK_HEADER.pack(_PK_MAGIC, _PK_VERSION, nb) + n.to_bytes(nb, "big")
 

@@ -14,8 +14,8 @@ residue. Computing ``s`` is the whole cost of encryption; this module offers two
     Damgard-Jurik-Nielsen style (DJN, "A generalization of Paillier's public-key system
     with applications to electronic voting", IJIS 2010, Sec. 4.2): once per key the
     encryptor draws a secret ``r0`` and computes ``h = r0^n mod n^2``; each obfuscator is
-    ``s = h^a mod n^2`` with a fresh uniform ``a`` of ``exponent_bits`` (default 256)
-    bits from :mod:`os.urandom`. ``h^a`` is evaluated with a fixed-base windowed table
+    ``s = h^a mod n^2`` with a fresh uniform ``a`` of ``exponent_bits`` bits (default
+    256, or twice the key's security level if that is more) from :mod:`os.urandom`. ``h^a`` is evaluated with a fixed-base windowed table
     (8-bit windows: ``exponent_bits / 8`` table look-ups and modular multiplications
     instead of ~``|n|`` squarings), so an obfuscator costs ~30 multiplications mod ``n^2``.
     Security rests on DCR *and* a short-exponent assumption: that ``h^a`` with a 256-bit
@@ -23,7 +23,10 @@ residue. Computing ``s`` is the whole cost of encryption; this module offers two
     on short exponents (Pollard's lambda / baby-step giant-step, van Oorschot-Wiener)
     cost ~``2^(exponent_bits/2)`` = 2^128 operations. DJN's own analysis uses exponents
     of ~``|n|/2`` bits; 256 bits (2 x the 128-bit security level) is the common
-    engineering choice. ``h`` never leaves the encryptor (it is not published), so an
+    engineering choice. The floor is ``2 x security_bits(|n|)`` (224 bits for a
+    2048-bit key, 256 for 3072, 384 for 7680; :func:`min_exponent_bits`): a shorter
+    exponent raises :class:`~secagg.errors.InsecureParameterError` unless
+    ``allow_insecure=True``. ``h`` never leaves the encryptor (it is not published), so an
     observer sees only ciphertexts. Choose ``"full"`` if you want nothing beyond DCR.
 
 :class:`Encryptor` also keeps a pool of obfuscators computed ahead of time
@@ -43,14 +46,38 @@ from typing import Sequence
 import gmpy2
 import numpy as np
 
-from ..errors import ConfigurationError, InputError
-from .keys import PaillierPublicKey, check_public_key
+from ..errors import ConfigurationError, InputError, InsecureParameterError
+from .keys import PaillierPublicKey, check_public_key, security_bits
 
-__all__ = ["OBFUSCATIONS", "Encryptor", "get_encryptor"]
+__all__ = ["OBFUSCATIONS", "Encryptor", "get_encryptor", "min_exponent_bits"]
 
 #: accepted values of ``obfuscation=``
 OBFUSCATIONS = ("full", "fast")
 _WINDOW = 8
+#: default length of the short exponents of ``"fast"`` (raised to the floor for big keys)
+DEFAULT_EXPONENT_BITS = 256
+
+
+def min_exponent_bits(public_key: PaillierPublicKey) -> int:
+    """Shortest ``"fast"`` exponent accepted without ``allow_insecure``: twice the key's
+    security level (at least twice 112 bits), rounded up to a multiple of 8.
+
+    Short-exponent attacks (Pollard's lambda, van Oorschot-Wiener) cost about
+    ``2^(exponent_bits / 2)``, so the exponent must be twice as long as the security
+    level the modulus gives (:func:`~secagg.paillier.keys.security_bits`).
+
+    Parameters
+    ----------
+    public_key:
+        the ``phe.PaillierPublicKey`` the exponents are used with.
+
+    Returns
+    -------
+    int
+        the floor in bits.
+    """
+    level = max(112, security_bits(int(public_key.n).bit_length()))
+    return -(-2 * level // _WINDOW) * _WINDOW
 
 
 def _random_unit(n: gmpy2.mpz) -> gmpy2.mpz:
@@ -72,10 +99,22 @@ class Encryptor:
         ``"full"`` (standard ``r^n``; default) or ``"fast"`` (short exponent on a
         fixed-base table; see the module docstring for the security argument).
     exponent_bits:
-        length of the random exponent for ``"fast"`` (multiple of 8, >= 160; default 256).
+        length of the random exponent for ``"fast"`` (a multiple of 8). Default: 256 or
+        :func:`min_exponent_bits` if that is larger.
     workers:
         threads for ``"full"`` obfuscators (gmpy2 releases the GIL in
         ``powmod_base_list``). Default 1.
+    allow_insecure:
+        accept a modulus below 2048 bits or an exponent below :func:`min_exponent_bits`
+        (tests only).
+
+    Raises
+    ------
+    InsecureParameterError
+        a key or exponent below the floor without ``allow_insecure=True``.
+    ConfigurationError
+        an unknown ``obfuscation``, an exponent that is not a positive multiple of 8, or
+        ``workers < 1``.
 
     Notes
     -----
@@ -88,14 +127,27 @@ class Encryptor:
         public_key: PaillierPublicKey,
         *,
         obfuscation: str = "full",
-        exponent_bits: int = 256,
+        exponent_bits: int | None = None,
         workers: int = 1,
+        allow_insecure: bool = False,
     ) -> None:
-        self.public_key = check_public_key(public_key)
+        self.public_key = check_public_key(public_key, allow_insecure=allow_insecure)
         if obfuscation not in OBFUSCATIONS:
             raise ConfigurationError(f"obfuscation must be one of {OBFUSCATIONS}, got {obfuscation!r}")
-        if not isinstance(exponent_bits, int) or exponent_bits % _WINDOW or exponent_bits < 160:
-            raise ConfigurationError(f"exponent_bits must be a multiple of 8 and >= 160, got {exponent_bits!r}")
+        floor = min_exponent_bits(public_key)
+        if exponent_bits is None:
+            exponent_bits = max(DEFAULT_EXPONENT_BITS, floor)
+        if (
+            not isinstance(exponent_bits, int) or isinstance(exponent_bits, bool)
+            or exponent_bits % _WINDOW or exponent_bits < _WINDOW
+        ):
+            raise ConfigurationError(f"exponent_bits must be a positive multiple of 8, got {exponent_bits!r}")
+        if exponent_bits < floor and not allow_insecure:
+            raise InsecureParameterError(
+                f"a {exponent_bits}-bit obfuscation exponent is below the floor of {floor} bits for a "
+                f"{int(public_key.n).bit_length()}-bit key (twice its security level: short-exponent attacks "
+                f"cost about 2^(bits/2)); pass allow_insecure=True only for tests"
+            )
         if not isinstance(workers, int) or workers < 1:
             raise ConfigurationError(f"workers must be a positive integer, got {workers!r}")
         self.obfuscation = obfuscation
@@ -188,21 +240,29 @@ _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 4
 
 
-def get_encryptor(public_key: PaillierPublicKey, obfuscation: str = "full") -> Encryptor:
+def get_encryptor(
+    public_key: PaillierPublicKey, obfuscation: str = "full", *, allow_insecure: bool = False
+) -> Encryptor:
     """A per-process :class:`Encryptor` for ``(public_key, obfuscation)`` (LRU of 4 keys).
 
     Lets ``encrypt_vector`` amortize the ``"fast"`` table over calls. All callers in this
     process share the cached encryptor's secret ``h``; that is as safe as one client
-    encrypting many vectors (each encryption still uses a fresh exponent).
+    encrypting many vectors (each encryption still uses a fresh exponent). The key is
+    checked on every call (a cached encryptor never lets a small key through).
+
+    Raises
+    ------
+    InsecureParameterError
+        a modulus below 2048 bits without ``allow_insecure=True``.
     """
-    check_public_key(public_key)
+    check_public_key(public_key, allow_insecure=allow_insecure)
     key = (int(public_key.n), obfuscation)
     with _CACHE_LOCK:
         enc = _CACHE.get(key)
         if enc is not None:
             _CACHE.move_to_end(key)
             return enc
-    enc = Encryptor(public_key, obfuscation=obfuscation)
+    enc = Encryptor(public_key, obfuscation=obfuscation, allow_insecure=allow_insecure)
     with _CACHE_LOCK:
         _CACHE[key] = enc
         while len(_CACHE) > _CACHE_SIZE:

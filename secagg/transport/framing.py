@@ -15,11 +15,21 @@ logic) or one of the control kinds, whose body is a UTF-8 JSON object:
 ==============  =============  ==========================================================
 kind            direction      body
 ==============  =============  ==========================================================
-``HELLO``       client->server ``{"v": 1, "verify_key": hex32, "id": int|null}``
+``HELLO``       client->server ``{"v": 2, "verify_key": hex32, "id": int|null, "dim": int|null}``
+``CHALLENGE``   server->client ``{"v": 2, "session": hex, "nonce": hex32, "id": int|null,
+                               "n": int, "dim": int, "registration": "allow-list"|"open"}``
+``AUTH``        client->server ``{"signature": hex64}`` over
+                               :func:`secagg.transport.identity.registration_payload`
+``REGISTERED``  server->client ``{"id": int, "n": int, "registered": int}``
 ``WELCOME``     server->client assigned ``id``, session config, graph seed, key directory
-``DONE``        server->client ``{"survivors": [...], "status": "ok"}``
-``ABORT``       either way     ``{"reason": str}`` (the sender closes the connection next)
+``DONE``        server->client ``{"survivors": [...], "dropped": {id: round}, "status": "ok"}``
+``ABORT``       either way     ``{"reason": str, "code": str}`` (the sender closes next)
 ==============  =============  ==========================================================
+
+Registration is HELLO, CHALLENGE, AUTH, REGISTERED; the WELCOME follows when the session
+starts. The version (:data:`TRANSPORT_VERSION`) and the vector length are checked at the
+HELLO, so a mismatch is reported at once. :func:`sniff` recognizes a peer that speaks
+something else (TLS, HTTP, SSH) from its first bytes.
 
 Only :class:`secagg.errors.DecodeError` is raised for malformed frames.
 """
@@ -37,6 +47,9 @@ __all__ = [
     "HEADER",
     "KIND_PROTOCOL",
     "KIND_HELLO",
+    "KIND_CHALLENGE",
+    "KIND_AUTH",
+    "KIND_REGISTERED",
     "KIND_WELCOME",
     "KIND_DONE",
     "KIND_ABORT",
@@ -49,18 +62,27 @@ __all__ = [
     "control_payload",
     "parse_control",
     "split_payload",
+    "sniff",
 ]
 
 HEADER = struct.Struct(">I")
-#: version of the control-frame vocabulary (carried in HELLO)
-TRANSPORT_VERSION = 1
+#: version of the control-frame vocabulary (carried in HELLO and CHALLENGE); 2 added
+#: authenticated registration (CHALLENGE, AUTH, REGISTERED)
+TRANSPORT_VERSION = 2
 
 KIND_PROTOCOL = 0x01
 KIND_HELLO = 0x10
 KIND_WELCOME = 0x11
 KIND_DONE = 0x12
 KIND_ABORT = 0x13
-CONTROL_KINDS = frozenset({KIND_HELLO, KIND_WELCOME, KIND_DONE, KIND_ABORT})
+KIND_CHALLENGE = 0x14
+KIND_AUTH = 0x15
+KIND_REGISTERED = 0x16
+CONTROL_KINDS = frozenset(
+    {KIND_HELLO, KIND_WELCOME, KIND_DONE, KIND_ABORT, KIND_CHALLENGE, KIND_AUTH, KIND_REGISTERED}
+)
+#: largest registration frame (HELLO, CHALLENGE, AUTH, REGISTERED, a refusal): small JSON
+HANDSHAKE_MAX_FRAME = 4096
 _KINDS = CONTROL_KINDS | {KIND_PROTOCOL}
 
 #: bytes reserved per party for list entries (key broadcasts ~135 B, share ciphertexts
@@ -77,15 +99,17 @@ def max_frame_size(n: int, dim: int, bits: int = 32) -> int:
     ``bits``-bit ring can legitimately need, in bytes.
 
     The bound covers the masked input (``dim`` elements of 4 or 8 bytes), per-party lists
-    (``256 * n`` bytes: key broadcasts, share ciphertexts, directory), two party bitmaps
-    and 8 KiB of headers. Use it as the receive limit on both sides.
+    (``256 * n`` bytes: key broadcasts, share ciphertexts, complaints, directory), two
+    party bitmaps, the key-transcript proof (at most ``4 (log2 n + 1)`` hashes) and 8 KiB
+    of headers. Use it as the receive limit on both sides.
 
     Raises :class:`ConfigurationError` for non-positive sizes.
     """
     if n < 1 or dim < 1 or not 2 <= bits <= 64:
         raise ConfigurationError(f"max_frame_size needs n >= 1, dim >= 1, bits in 2..64; got {n}, {dim}, {bits}")
     item = 4 if bits <= 32 else 8
-    size = _SLACK + item * int(dim) + _PER_PARTY * (int(n) + 1) + 2 * (int(n) // 8 + 1)
+    proof = 4 * 32 * (int(n).bit_length() + 1)  # key-transcript inclusion proof (two runs of leaves)
+    size = _SLACK + item * int(dim) + _PER_PARTY * (int(n) + 1) + 2 * (int(n) // 8 + 1) + proof
     return min(size, ABSOLUTE_MAX_FRAME)
 
 
@@ -149,3 +173,35 @@ def parse_control(body: bytes, what: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise DecodeError(f"{what} frame must be a JSON object, got {type(obj).__name__}")
     return obj
+
+
+_HTTP_STARTS = (b"HTTP/", b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"PRI ")
+
+
+def sniff(first: bytes) -> str:
+    """Guess what a peer speaks from the first bytes it sent (at least 4 for a verdict).
+
+    Returns ``"tls"`` (a TLS record: ``0x16 0x03`` handshake or ``0x15 0x03`` alert),
+    ``"http"``, ``"ssh"``, ``"secagg"`` (a plausible frame header: a length up to the
+    handshake limit followed by a known kind), or ``"unknown"``.
+    """
+    if len(first) >= 2 and first[0] in (0x15, 0x16) and first[1] == 0x03:
+        return "tls"
+    if first.startswith(_HTTP_STARTS):
+        return "http"
+    if first.startswith(b"SSH-"):
+        return "ssh"
+    if len(first) >= 4:
+        (size,) = HEADER.unpack_from(first)
+        if 0 < size <= ABSOLUTE_MAX_FRAME and (len(first) < 5 or first[4] in _KINDS):
+            return "secagg"
+    return "unknown"
+
+
+def printable(data: bytes, limit: int = 40) -> str:
+    """The first ``limit`` bytes of ``data`` for a message: text if printable, else hex."""
+    head = data[:limit]
+    text = head.decode("latin-1")
+    if all(c.isprintable() or c in "\r\n\t" for c in text):
+        return repr(text.split("\r\n")[0].split("\n")[0])
+    return head.hex()

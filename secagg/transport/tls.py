@@ -5,12 +5,15 @@ demos and private deployments that distribute their own CA file.
 The server presents a certificate; clients verify it against a CA file (a self-signed
 certificate is its own CA) and check the host name. TLS protects the frames (including
 the key directory and the survivor sets) from network attackers; it does not replace the
-protocol's own end-to-end encryption of shares between clients.
+protocol's own end-to-end encryption of shares between clients. The SHA-256 of the
+server's certificate is also bound into each client's registration signature
+(:func:`certificate_sha256`), so a registration cannot be relayed through another server.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import ipaddress
 import os
 import ssl
@@ -19,7 +22,14 @@ from typing import Sequence
 
 from ..errors import ConfigurationError
 
-__all__ = ["generate_self_signed", "write_self_signed", "server_context", "client_context"]
+__all__ = [
+    "generate_self_signed",
+    "write_self_signed",
+    "server_context",
+    "client_context",
+    "certificate_sha256",
+    "peer_certificate_sha256",
+]
 
 
 def generate_self_signed(
@@ -91,8 +101,43 @@ def write_self_signed(
     return cert_path, key_path
 
 
+def certificate_sha256(certfile: str | os.PathLike) -> bytes:
+    """SHA-256 of the DER encoding of the first (leaf) certificate in a PEM file.
+
+    Raises
+    ------
+    ConfigurationError
+        the file cannot be read or holds no PEM certificate.
+    """
+    try:
+        text = Path(certfile).read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the certificate {certfile}: {exc.strerror or exc}") from None
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    start = text.find(begin)
+    stop = text.find(end, start)
+    if start < 0 or stop < 0:
+        raise ConfigurationError(f"{certfile} holds no PEM certificate")
+    try:
+        der = ssl.PEM_cert_to_DER_cert(text[start : stop + len(end)])
+    except ValueError as exc:
+        raise ConfigurationError(f"{certfile}: malformed PEM certificate: {exc}") from None
+    return hashlib.sha256(der).digest()
+
+
+def peer_certificate_sha256(ssl_object) -> bytes | None:
+    """SHA-256 of the DER certificate the peer presented on a TLS connection (``None`` if
+    it presented none). ``ssl_object`` is ``writer.get_extra_info("ssl_object")``."""
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return None if der is None else hashlib.sha256(der).digest()
+
+
 def server_context(certfile: str | os.PathLike, keyfile: str | os.PathLike) -> ssl.SSLContext:
     """Server-side context: TLS 1.2+ with the given certificate chain and private key.
+
+    The SHA-256 of the leaf certificate is kept on the context as
+    ``secagg_certificate_sha256`` (the server checks that clients signed their
+    registration for this certificate).
 
     Raises :class:`ConfigurationError` if the files cannot be loaded.
     """
@@ -102,6 +147,7 @@ def server_context(certfile: str | os.PathLike, keyfile: str | os.PathLike) -> s
         ctx.load_cert_chain(os.fspath(certfile), os.fspath(keyfile))
     except (OSError, ssl.SSLError) as exc:
         raise ConfigurationError(f"cannot load TLS certificate {certfile} / key {keyfile}: {exc}") from None
+    ctx.secagg_certificate_sha256 = certificate_sha256(certfile)  # type: ignore[attr-defined]
     return ctx
 
 

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 import pytest
+
+from secagg.errors import ProtocolAbort
 from scipy import stats
 
 from secagg import make_aggregator
@@ -119,10 +121,38 @@ def test_distributed_dp_aggregator_over_masking(graph):
     res = agg.aggregate(x, rng=rng, dropout={4: "masked_input"})
     assert agg.hides_individual_updates
     assert 4 not in res.survivors and res.count == 11
-    assert res.noise_std == pytest.approx(math.sqrt(11 / 12), rel=1e-12)
+    assert res.info["min_clients"] == 11  # the schedule's dropout is planned for
+    assert res.noise_std == pytest.approx(1.0, rel=1e-12)  # z * clip with n_min survivors
     assert np.all(np.abs(res.total - x[res.survivors].sum(axis=0)) < 6 * res.noise_std)
     assert res.bytes_up.shape == (12,) and res.bytes_up[0] > 4 * 30
     assert res.info["epsilon_achieved"] > 0 and res.info["noise_multiplier"] == 1.0
+
+
+@pytest.mark.parametrize("graph", ["complete", "sparse"])
+def test_the_clients_refuse_to_unmask_below_the_noise_floor(graph):
+    """Noise calibrated for all 12 clients: a 13th-hour dropout (the server drops an honest
+    client on purpose, say) would shrink the noise, so the round aborts instead."""
+    x = np.random.default_rng(5).normal(size=(12, 30)) * 0.05
+    agg = make_aggregator("distributed-dp", clip=1.0, noise_multiplier=1.0, graph=graph, min_clients=12)
+    with pytest.raises(ProtocolAbort, match="min_survivors=12"):
+        agg.aggregate(x, rng=np.random.default_rng(1), dropout={4: "masked_input"})
+
+
+def test_target_epsilon_is_enforced_before_the_round_runs():
+    from secagg.dp.distributed import DistributedDP, distributed_dp_sum
+    from secagg.errors import BudgetExceeded
+
+    params = DistributedDP(clip=1.0, noise_multiplier=0.5, num_clients=8, dim=4, min_clients=6)
+    worst = params.epsilon(6, 1e-5)
+
+    def never_called(*a, **k):  # the secure sum must not even start
+        raise AssertionError("the round ran")
+
+    with pytest.raises(BudgetExceeded, match="minimum 6 survivors"):
+        distributed_dp_sum(np.zeros((8, 4)), params, delta=1e-5, target_epsilon=worst * 0.99, secure_sum=never_called)
+    res = distributed_dp_sum(np.zeros((8, 4)), params, delta=1e-5, target_epsilon=worst * 1.01,
+                             rng=np.random.default_rng(0), secure_sum=plain_ring_sum)
+    assert res.epsilon <= worst * 1.01
 
 
 def test_distributed_dp_calibrates_for_expected_dropout():

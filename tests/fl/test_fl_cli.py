@@ -1,7 +1,6 @@
 """The federated CLI: `secagg compare`, `secagg fedavg`, and the demo driver (small sizes)."""
 
 import json
-import os
 
 import pytest
 
@@ -11,7 +10,8 @@ from secagg.cli import main
 
 def test_compare_writes_json_and_markdown_with_every_setting(tmp_path, capsys):
     out = tmp_path / "cmp"
-    rc = main(["compare", "--rounds", "3", "--clients", "6", "--dropout", "0.3", "--seed", "1",
+    rc = main(["compare", "--rounds", "3", "--clients", "6", "--dropout", "0.3", "--seed", "1", "--epsilons", "8",
+               "--repeats", "2",
                "--out", str(out), "--no-progress"])
     assert rc == 0
     rows = json.loads((out / "compare.json").read_text())
@@ -23,8 +23,12 @@ def test_compare_writes_json_and_markdown_with_every_setting(tmp_path, capsys):
     by = {r["setting"]: r for r in rows}
     assert by["secagg"]["dropout"] == 0.3 and by["secagg"]["rounds_completed"] == 3
     assert by["distributed"]["raw_data_leaves_clients"] and not by["fedavg"]["raw_data_leaves_clients"]
+    assert by["distributed-dp"]["privacy_unit"] == "example" and by["distributed-dp"]["epsilon"] <= 8.0
     md = (out / "compare.md").read_text()
     assert "| setting |" in md and "supported?" in md and "heterogeneous devices" in md
+    assert "| privacy unit |" in md and "eps <= 8" in md
+    head = json.loads((out / "compare_context.json").read_text())["context"]["accuracy_at_epsilon"]
+    assert {r["unit"] for r in head["rows"]} == {"client", "example"} and head["seeds"] == [1, 2]
     assert "compare.json" in capsys.readouterr().out
 
 
@@ -45,17 +49,41 @@ def test_claims_are_judged_from_the_numbers():
 
 
 def test_demo_writes_plots_and_json(tmp_path):
-    opt = DemoOptions(rounds=2, epsilon_noise=(4.0, 2.0, 1.0, 0.5), epsilon_seeds=1)
+    opt = DemoOptions(rounds=2, example_rounds=2, epsilons=(2.0, 8.0), epsilon_seeds=1)
     lines = []
     doc = run_demo(str(tmp_path), opt, progress=False, print_fn=lines.append)
     for name in ("accuracy_vs_round.png", "accuracy_vs_epsilon.png", "bytes_per_round.png", "results.json"):
         assert (tmp_path / name).stat().st_size > 1000
     data = json.loads((tmp_path / "results.json").read_text())
-    techniques = [r["technique"] for r in data["table"]]
-    assert {"plain", "secagg", "secagg+", "paillier", "central-dp", "distributed-dp", "local-dp"} <= set(techniques)
-    eps = [p["epsilon"] for p in data["accuracy_vs_epsilon"]["central-dp"]]
-    assert len(eps) == 4 and eps == sorted(eps) and eps[0] > 0
-    assert any("accuracy" in line for line in lines) and doc["files"]["results_json"].endswith("results.json")
+    by = {r["technique"]: r for r in data["table"]}
+    assert {"plain", "secagg", "secagg+", "paillier", "central-dp (example)", "distributed-dp (example)",
+            "local-dp (example)", "distributed-dp (client)"} <= set(by)
+    for label, r in by.items():  # every DP row states its unit and stays within the demo's budget
+        assert (r["epsilon"] is not None) == (r["privacy_unit"] != "-")
+        if r["epsilon"] is not None:
+            assert r["privacy_unit"] == label.split("(")[1].rstrip(")") and r["epsilon"] <= 8.0
+    head = data["accuracy_at_epsilon"]
+    assert head["epsilons"] == [2.0, 8.0] and head["delta"] == 1e-5
+    assert {(r["unit"], r["technique"]) for r in head["rows"]} >= {("example", "distributed-dp"),
+                                                                    ("client", "distributed-dp")}
+    for r in head["rows"]:
+        assert [p["target_epsilon"] for p in r["points"]] == [2.0, 8.0]
+        assert all(p["epsilon"] <= p["target_epsilon"] for p in r["points"])
+    assert head["baseline"]["available"] or head["baseline"]["reason"]
+    assert set(data["privacy_units"]) == {"client", "example"} and data["reproducible_noise"] is False
+    assert any("privacy unit" in line for line in lines) and doc["files"]["results_json"].endswith("results.json")
+
+
+def test_reproducible_noise_flag_warns_and_is_recorded(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    argv = ["fedavg", "--aggregator", "central-dp", "--noise-multiplier", "2", "--rounds", "2", "--clients", "4",
+            "--json", str(path)]
+    assert main(argv) == 0
+    assert json.loads(path.read_text())["privacy"]["reproducible_noise"] is False
+    assert "reproducible" not in capsys.readouterr().err
+    assert main(argv + ["--reproducible-noise"]) == 0
+    assert "warning: --reproducible-noise" in capsys.readouterr().err
+    assert json.loads(path.read_text())["privacy"]["reproducible_noise"] is True
 
 
 def test_fedavg_command_runs_and_writes_json(tmp_path, capsys):
@@ -70,6 +98,11 @@ def test_fedavg_command_runs_and_writes_json(tmp_path, capsys):
     (["fedavg", "--aggregator", "secagg", "--threshold", "20"], "threshold 20 is above the 10 clients"),
     (["fedavg", "--aggregator", "central-dp", "--noise-multiplier", "0.5", "--epsilon", "1"], "above the budget 1"),
     (["fedavg", "--aggregator", "central-dp"], "give --noise-multiplier or --epsilon"),
+    (["fedavg", "--aggregator", "secagg", "--dp-unit", "example"], "--dp-unit applies only to DP aggregators"),
+    (["fedavg", "--aggregator", "plain", "--epsilon", "2"], "--epsilon applies only to DP aggregators"),
+    (["fedavg", "--aggregator", "plain", "--reproducible-noise"], "--reproducible-noise applies only"),
+    (["fedavg", "--aggregator", "central-dp", "--epsilon", "2", "--example-rate", "0.5"],
+     "--example-rate applies only with --dp-unit example"),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_trains(argv, message, capsys, monkeypatch):
     import fl.client

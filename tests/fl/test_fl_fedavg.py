@@ -162,9 +162,9 @@ def test_unknown_dropout_round_is_refused_for_every_aggregator():
     FedAvgConfig(dropout=0.3, dropout_round="share_keys").validate()
 
 
-def test_unseeded_run_leaves_aggregator_noise_to_its_csprng(monkeypatch):
-    """Without a seed, FedAvg passes rng=None so DP noise comes from the aggregator's
-    AES-CTR generator, not from a PCG64 stream the caller could reproduce."""
+def test_seed_does_not_reach_the_aggregator_noise_unless_reproducible_noise(monkeypatch):
+    """With or without a seed, FedAvg passes rng=None so noise and rounding come from the
+    aggregator's AES-CTR generator; only reproducible_noise=True hands it a seeded stream."""
     from secagg.aggregators import PlainAggregator
 
     seen = []
@@ -177,8 +177,11 @@ def test_unseeded_run_leaves_aggregator_noise_to_its_csprng(monkeypatch):
     ds = load_dataset("iris", seed=0)
     # the first call is the dry run on all-zero updates (checks the configuration; its
     # output is discarded), the next two are the training rounds
-    run_fedavg(ds, FedAvgConfig(rounds=2), num_clients=3, aggregator=Spy())
-    assert len(seen) == 3 and all(r is None for r in seen[1:])
+    for seed in (None, 5):
+        seen.clear()
+        run_fedavg(ds, FedAvgConfig(rounds=2), num_clients=3, seed=seed, aggregator=Spy())
+        assert len(seen) == 3 and all(r is None for r in seen[1:])
     seen.clear()
-    run_fedavg(ds, FedAvgConfig(rounds=2), num_clients=3, seed=5, aggregator=Spy())
+    run_fedavg(ds, FedAvgConfig(rounds=2, aggregator="secagg", reproducible_noise=True), num_clients=3, seed=5,
+               aggregator=Spy())
     assert len(seen) == 3 and all(isinstance(r, np.random.Generator) for r in seen[1:])

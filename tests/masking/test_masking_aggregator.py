@@ -14,7 +14,12 @@ from secagg.masking.aggregator import SecAggAggregator, SecAggPlusAggregator
 def test_aggregator_sum_bytes_and_times(name, cls):
     rng = np.random.default_rng(3)
     x = rng.uniform(-1.5, 1.5, size=(8, 40))  # inside the bound: values beyond it raise (issue 14)
-    agg = make_aggregator(name, clip=1.5, k=4)
+    from secagg.masking import ThreatModel
+
+    # 8 clients cannot reach 2^-40 on a degree-4 graph, and two of 5 holders dropping is too
+    # many for the active-server threshold: state the weaker model explicitly
+    weaker = ThreatModel(adversary="honest-but-curious", security_bits=5)
+    agg = make_aggregator(name, clip=1.5, k=4, threat=weaker)
     with pytest.raises(OutOfRangeError):
         agg.aggregate(2 * x, rng=rng)
     assert isinstance(agg, cls) and agg.hides_individual_updates
@@ -38,9 +43,15 @@ def test_secure_sum_one_liner():
 
 
 def test_demo_command_prints_table_uniformity_and_exactness(capsys):
-    rc = main(["demo", "secure-sum", "--clients", "8", "--dim", "3000", "--dropout", "0.25", "--graph", "sparse",
-               "--k", "4", "--seed", "2"])
+    rc = main(["demo", "secure-sum", "--clients", "60", "--dim", "300", "--dropout", "0.1", "--graph", "sparse",
+               "--seed", "2"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "masked_input" in out and "unmasking" in out and "k=4" in out
+    assert "masked_input" in out and "unmasking" in out and "graph=sparse" in out and "active server" in out
     assert "exact up to quantization" in out
+
+
+def test_demo_command_refuses_an_insecure_degree_in_one_line(capsys):
+    rc = main(["demo", "secure-sum", "--clients", "12", "--dim", "10", "--graph", "sparse", "--k", "4"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "larger degree" in err and "--k" in err

@@ -1,10 +1,10 @@
-"""Graphs and configuration of secagg.masking (complete / Harary, k and t choice)."""
+"""Graphs and configuration of secagg.masking (complete / Harary graphs, positions, config validation)."""
 
 import numpy as np
 import pytest
 
 from secagg.errors import ConfigurationError, InsecureParameterError
-from secagg.masking import MaskingConfig, choose_k, complete_graph, harary_graph
+from secagg.masking import MaskingConfig, ThreatModel, complete_graph, harary_graph
 
 
 def test_complete_graph_neighbors_and_holders():
@@ -37,27 +37,37 @@ def test_harary_rejects_odd_degree_and_falls_back_to_complete():
     assert harary_graph(6, 5).kind == "complete"
 
 
-def test_choose_k_grows_logarithmically_and_meets_bounds():
-    ks = [choose_k(n)[0] for n in (100, 1000, 10000)]
-    assert ks[0] <= ks[1] <= ks[2] < 200
-    # O(log n): multiplying n by 100 adds far less than a factor 100 to k
-    assert ks[2] - ks[0] < 40
-    k, t = choose_k(1000)
-    assert k % 2 == 0 and t == (k + 1) // 2 + 1
-    # tiny n: no sparse graph meets 2^-40, the complete graph is returned
-    assert choose_k(20) == (19, 11)
+@pytest.mark.parametrize("n,k", [(10, 2), (11, 4), (50, 8), (97, 20), (7, 6)])
+def test_holder_runs_are_the_holders_positions(n, k):
+    g = harary_graph(n, k, bytes(range(32)))
+    for u in range(n):
+        runs = g.holder_runs(u)
+        assert all(0 <= a <= b < n for a, b in runs) and len(runs) <= 2
+        positions = [p for a, b in runs for p in range(a, b + 1)]
+        assert len(positions) == len(set(positions))
+        assert sorted(g.party_at(p) for p in positions) == g.holders(u).tolist()
+        assert g.party_at(g.position(u)) == u
 
 
-def test_config_default_thresholds():
-    assert MaskingConfig(n=10, dim=3).threshold == 6
-    cfg = MaskingConfig(n=100, dim=3, graph="sparse", k=10)
-    assert (cfg.k, cfg.threshold, cfg.num_holders) == (10, 6, 11)
+def test_config_default_thresholds_hold_against_an_active_server():
+    # complete graph, 10 clients, one corrupt (5 % rounded up): 2t - n - 1 >= 1
+    cfg = MaskingConfig(n=10, dim=3)
+    assert cfg.threshold == 6 and 2 * cfg.threshold - 10 - 1 >= 1 and cfg.consistency_check
+    hbc = MaskingConfig(n=10, dim=3, threat=ThreatModel(adversary="honest-but-curious"))
+    assert hbc.threshold == 2 and not hbc.consistency_check  # > 1 corrupt holder
+    cfg = MaskingConfig(n=1000, dim=3, graph="sparse")
+    assert cfg.k < 999 and cfg.threshold > cfg.num_holders // 2 + 1
+    assert cfg.min_survivors >= cfg.threshold
 
 
-def test_low_threshold_needs_flag_and_explains_attack():
-    with pytest.raises(InsecureParameterError, match="dropped.*survived"):
+def test_low_threshold_is_refused_and_names_the_weaker_threat_model():
+    with pytest.raises(InsecureParameterError, match="honest-but-curious"):
         MaskingConfig(n=10, dim=3, threshold=5)
-    assert MaskingConfig(n=10, dim=3, threshold=5, allow_low_threshold=True).threshold == 5
+    weaker = MaskingConfig(n=10, dim=3, threshold=5, threat=ThreatModel(adversary="honest-but-curious"))
+    assert weaker.threshold == 5 and not weaker.consistency_check
+    # a degree too small for the graph to stay connected is refused too
+    with pytest.raises(InsecureParameterError, match="larger degree"):
+        MaskingConfig(n=100, dim=3, graph="sparse", k=10)
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,11 @@ def test_control_payload_parsing():
 @pytest.mark.parametrize("graph,n,dim,bits", [("complete", 12, 300, 32), ("sparse", 30, 50, 40)])
 def test_max_frame_size_covers_every_real_message(graph, n, dim, bits):
     dt = np.uint32 if bits <= 32 else np.uint64
-    res = simulate_ring(np.zeros((n, dim), dtype=dt), bits=bits, graph=graph, k=4 if graph == "sparse" else None)
+    from secagg.masking import ThreatModel
+
+    # a degree-4 graph over 30 clients reaches only about 2^-4.7: state it
+    res = simulate_ring(np.zeros((n, dim), dtype=dt), bits=bits, graph=graph, k=4 if graph == "sparse" else None,
+                        threat=ThreatModel(security_bits=4))
     largest = max(
         max(int(a.max()) for a in res.bytes_sent.values()),
         max(int(a.max()) for a in res.bytes_received.values()),
@@ -105,3 +109,30 @@ def test_max_frame_size_covers_every_real_message(graph, n, dim, bits):
 def test_max_frame_size_validates():
     with pytest.raises(ConfigurationError):
         max_frame_size(0, 10)
+
+
+@pytest.mark.parametrize(
+    "first,verdict",
+    [
+        (b"\x16\x03\x01\x02\x00\x01", "tls"),  # ClientHello record
+        (bytes.fromhex("15030300020246"), "tls"),  # alert record
+        (b"HTTP/1.1 400 Bad Request", "http"),
+        (b"GET / HTTP/1.1", "http"),
+        (b"SSH-2.0-OpenSSH", "ssh"),
+        (b"\x00\x00\x00\x20\x10{", "secagg"),
+        (b"\x00\x00\x00\x20\x99{", "unknown"),  # unknown kind
+        (b"\x7f\xff\xff\xff", "unknown"),  # 2 GB: not a frame
+        (b"\x00\x00", "unknown"),  # too short to tell
+    ],
+)
+def test_sniff_recognizes_what_a_peer_speaks(first, verdict):
+    from secagg.transport.framing import sniff
+
+    assert sniff(first) == verdict
+
+
+def test_printable_shows_text_as_text_and_bytes_as_hex():
+    from secagg.transport.framing import printable
+
+    assert printable(b"HTTP/1.1 400 Bad Request\r\nServer: x") == "'HTTP/1.1 400 Bad Request'"
+    assert printable(bytes(range(4))) == "00010203"

@@ -1,7 +1,8 @@
-"""The protocol over real loopback sockets (asyncio, in one process): correct survivor sums
-with dropouts at every round, per-round deadlines, malformed traffic, reconnects, limits,
-aborts and TLS. Every adversarial case checks that the server survives and that the sum
-is exactly the sum of the survivors it reports."""
+"""The protocol over real loopback sockets (asyncio, in one process, TLS and the allow-list
+unless a test needs plain frames): correct survivor sums with dropouts at every round,
+per-round deadlines, malformed traffic, reconnects, limits, aborts and TLS. Every
+adversarial case checks that the server survives and that the sum is exactly the sum of
+the survivors it reports."""
 
 from __future__ import annotations
 
@@ -11,10 +12,21 @@ import struct
 
 import numpy as np
 import pytest
+from transport_helpers import (
+    HOST,
+    SKS,
+    allow,
+    expected_sum,
+    fake_server_register,
+    raw_register,
+    ring_vectors,
+    run_session,
+    wait_closed_by_peer,
+)
 
 from secagg import keys
 from secagg.errors import InsecureParameterError, ProtocolAbort
-from secagg.masking import MaskingConfig
+from secagg.masking import MaskingConfig, SecurityPolicy, ThreatModel
 from secagg.masking.messages import AdvertiseKeys, ConsistencyResponse, MaskedInput, decode_message
 from secagg.masking.rounds import ROUNDS
 from secagg.quantize import Quantizer
@@ -26,47 +38,12 @@ from secagg.transport.framing import (
     KIND_WELCOME,
     control_payload,
     encode_frame,
-    parse_control,
     read_frame,
     split_payload,
 )
-from secagg.transport.tls import client_context, server_context, write_self_signed
+from secagg.transport.tls import client_context, write_self_signed
 
-HOST = "127.0.0.1"
 pytestmark = pytest.mark.timeout(60)
-
-
-def ring_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 2**32, size=(n, dim), dtype=np.uint32)
-
-
-def expected_sum(vecs: np.ndarray, survivors) -> np.ndarray:
-    return vecs[sorted(survivors)].sum(axis=0, dtype=np.uint32)
-
-
-async def run_session(cfg, vecs, *, server_kw=None, client_kw=None, adversary=None, ids=None, head_start=0.05):
-    """Start a server, optionally run ``adversary(port)`` first, then honest clients with
-    ids ``ids`` (default all). Returns (server result or exception, client outcomes/exceptions,
-    adversary's return value)."""
-    kw = dict(clip=None, round_deadline=10.0, join_timeout=15.0, hello_timeout=5.0)
-    kw.update(server_kw or {})
-    srv = AggregationServer(cfg, **kw)
-    port = await srv.start()
-    srv_task = asyncio.create_task(srv.run())
-    adv = None
-    if adversary is not None:
-        adv = asyncio.create_task(adversary(port))
-        await asyncio.sleep(head_start)
-    ids = range(cfg.n) if ids is None else ids
-    client_kw = client_kw or {}
-    clients = [
-        asyncio.create_task(run_client(HOST, port, vecs[u], requested_id=u, timeout=20.0, **client_kw.get(u, {})))
-        for u in ids
-    ]
-    res = await asyncio.gather(srv_task, return_exceptions=True)
-    outs = await asyncio.gather(*clients, return_exceptions=True)
-    adv_out = (await asyncio.gather(adv, return_exceptions=True))[0] if adv is not None else None
-    return res[0], outs, adv_out
 
 
 def check_result(res, vecs, n_registered=None):
@@ -75,38 +52,20 @@ def check_result(res, vecs, n_registered=None):
     return res
 
 
-async def raw_register(port, requested_id=None, key=None, wait=True):
-    """A hand-driven client: HELLO, then (if ``wait``) the reply (WELCOME at the session
-    start, or ABORT). Returns (reader, writer, reply kind, reply dict)."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    key = key or keys.SigningKey.generate()
-    hello = {"v": 1, "verify_key": key.public_bytes().hex(), "id": requested_id}
-    writer.write(encode_frame(KIND_HELLO, control_payload(hello)))
-    await writer.drain()
-    if not wait:
-        return reader, writer, None, None
-    kind, body = split_payload(await read_frame(reader, 1 << 20))
-    return reader, writer, kind, parse_control(body, "reply")
-
-
-async def wait_closed_by_peer(reader, timeout=5.0) -> bool:
-    """True if the peer closed (EOF or reset) within ``timeout`` (frames before EOF ignored)."""
-    try:
-        while await asyncio.wait_for(reader.read(65536), timeout):
-            pass
-    except (ConnectionError, OSError):
-        pass
-    return True
-
-
 # ------------------------------------------------------------------ correctness
 @pytest.mark.parametrize(
     "graph,k,check", [("complete", None, True), ("sparse", 4, True), ("complete", None, False)]
 )
 def test_all_clients_sum_exact(graph, k, check):
-    cfg = MaskingConfig(n=7, dim=33, graph=graph, k=k, consistency_check=check)
+    """The secure default, a SecAgg+ graph below the default degree and the honest-but-curious
+    variant (the last two only with the client's explicit insecure opt-ins)."""
+    # a degree-4 graph over 7 clients reaches only about 2^-5: both sides state that level
+    threat = ThreatModel(adversary="active" if check else "honest-but-curious",
+                         security_bits=40 if graph == "complete" else 5)
+    cfg = MaskingConfig(n=7, dim=33, graph=graph, k=k, threat=threat)
     vecs = ring_vectors(7, 33)
-    res, outs, _ = asyncio.run(run_session(cfg, vecs))
+    opt_in = {"policy": SecurityPolicy(threat=threat)}
+    res, outs, _ = asyncio.run(run_session(cfg, vecs, client_kw={u: opt_in for u in range(7)}))
     check_result(res, vecs)
     assert res.survivors == list(range(7)) and res.dropped == {}
     assert all(o.included and o.survivors == res.survivors for o in outs)
@@ -139,6 +98,24 @@ def test_stalled_client_counts_as_dropped_at_deadline():
     assert res.dropped == {4: "masked_input"}
     assert res.round_seconds["masked_input"] >= 1.0  # the round waited for its deadline
     assert outs[4].status == "stalled"
+    # it stopped before its masked input: it knows its input is not in the sum
+    assert outs[4].included is False and "stalled at masked_input" in outs[4].reason
+    assert res.drop_reasons == {4: "no answer within the 1 s deadline"}
+
+
+@pytest.mark.parametrize("round_name,included", [("consistency_check", True), ("unmasking", True)])
+def test_stalled_client_after_its_masked_input_reports_what_the_server_decided(round_name, included):
+    """A client that stalls after sending its masked input is in the sum; it must not say
+    otherwise (it keeps reading, so it learns the survivor set from DONE)."""
+    n = 5
+    cfg = MaskingConfig(n=n, dim=8)
+    vecs = ring_vectors(n, 8, seed=12)
+    res, outs, _ = asyncio.run(
+        run_session(cfg, vecs, server_kw={"round_deadline": 1.0}, client_kw={3: {"stall_at": round_name}})
+    )
+    check_result(res, vecs)
+    assert (3 in res.survivors) is included
+    assert outs[3].status == "stalled" and outs[3].included is included and outs[3].survivors == res.survivors
 
 
 def test_missing_clients_count_as_dropped_at_join():
@@ -149,6 +126,7 @@ def test_missing_clients_count_as_dropped_at_join():
     check_result(res, vecs)
     assert res.registered == [0, 1, 2, 4] and res.survivors == [0, 1, 2, 4]
     assert res.dropped == {3: "join", 5: "join"}
+    assert res.drop_reasons == {3: "never registered", 5: "never registered"}
 
 
 def test_float_inputs_decoded_with_clip():
@@ -174,8 +152,13 @@ def test_too_few_survivors_aborts_everyone():
         assert isinstance(outs[u], ProtocolAbort) and "aborted" in str(outs[u])
 
 
-def test_client_refuses_low_threshold_session():
-    cfg = MaskingConfig(n=4, dim=4, threshold=2, allow_low_threshold=True)
+@pytest.mark.parametrize("weaker", ["threshold", "honest-but-curious"])
+def test_client_refuses_a_session_weaker_than_its_own_threat_model(weaker):
+    if weaker == "threshold":  # a malicious server announces an active session with t = 2 of 4
+        cfg = MaskingConfig(n=4, dim=4)
+        object.__setattr__(cfg, "threshold", 2)
+    else:
+        cfg = MaskingConfig(n=4, dim=4, threat=ThreatModel(adversary="honest-but-curious"))
     vecs = ring_vectors(4, 4)
     res, outs, _ = asyncio.run(run_session(cfg, vecs, server_kw={"join_timeout": 2.0}, ids=[0]))
     assert isinstance(outs[0], InsecureParameterError)
@@ -194,7 +177,7 @@ def test_silent_connection_hits_hello_timeout():
         return closed
 
     res, outs, adv = asyncio.run(
-        run_session(cfg, vecs, server_kw={"hello_timeout": 0.5}, adversary=silent, head_start=1.0)
+        run_session(cfg, vecs, server_kw={"hello_timeout": 0.5}, adversary=silent, head_start=1.0, plain=True)
     )
     check_result(res, vecs)
     assert adv is True and res.events["hello_timeouts"] == 1
@@ -202,15 +185,19 @@ def test_silent_connection_hits_hello_timeout():
 
 
 @pytest.mark.parametrize(
-    "junk",
+    "junk,counter",
     [
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # a length prefix of ~1.2 GB: oversized
-        struct.pack(">I", 11) + b"\x10not json!!",  # HELLO kind with garbage body
-        encode_frame(KIND_PROTOCOL, b"\x01\x02"),  # protocol bytes before registering
-        encode_frame(KIND_HELLO, control_payload({"v": 1, "verify_key": "00"})),  # short key
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "foreign_protocols"),  # not a secagg client
+        (b"SSH-2.0-OpenSSH_9.0\r\n", "foreign_protocols"),
+        (b"\x16\x03\x01\x02\x00\x01", "tls_mismatches"),  # a TLS ClientHello to a plain server
+        (struct.pack(">I", 11) + b"\x10not json!!", "bad_hellos"),  # HELLO kind with garbage body
+        (encode_frame(KIND_PROTOCOL, b"\x01\x02"), "bad_hellos"),  # protocol bytes before registering
+        (struct.pack(">I", 2**24 + 5) + b"\x10", "oversized_frames"),  # a 16 MB HELLO
+        (encode_frame(KIND_HELLO, control_payload({"v": 2, "verify_key": "00"})), "bad_hellos"),  # short key
+        (encode_frame(KIND_HELLO, control_payload({"v": 1, "verify_key": "00" * 32})), "refused_hellos"),
     ],
 )
-def test_garbage_before_hello_is_dropped(junk):
+def test_garbage_before_registration_is_dropped(junk, counter):
     cfg = MaskingConfig(n=4, dim=8)
     vecs = ring_vectors(4, 8)
 
@@ -218,15 +205,26 @@ def test_garbage_before_hello_is_dropped(junk):
         reader, writer = await asyncio.open_connection(HOST, port)
         writer.write(junk)
         await writer.drain()
-        closed = await wait_closed_by_peer(reader)
+        answer = b""
+        try:
+            while chunk := await asyncio.wait_for(reader.read(65536), 5.0):
+                answer += chunk
+        except (ConnectionError, OSError):
+            pass
         writer.close()
-        return closed
+        return answer
 
-    res, outs, adv = asyncio.run(run_session(cfg, vecs, adversary=garbage, head_start=0.5))
+    res, outs, answer = asyncio.run(run_session(cfg, vecs, adversary=garbage, head_start=0.5, plain=True))
     check_result(res, vecs)
-    assert adv is True
-    assert res.events["bad_hellos"] + res.events["oversized_frames"] == 1
+    assert res.events[counter] == 1
     assert res.survivors == [0, 1, 2, 3]
+    if junk.startswith(b"GET"):  # an HTTP client is told in HTTP what this is
+        assert answer.startswith(b"HTTP/1.1 400") and b"secagg" in answer
+    if counter == "tls_mismatches":  # a TLS client gets a TLS alert it can report
+        assert answer == bytes.fromhex("15030300020246")
+    if counter == "refused_hellos":  # an old client is told which version to run
+        _, body = split_payload(answer[4:])
+        assert b"transport version 2" in body
 
 
 @pytest.mark.parametrize("attack", ["garbage", "oversized", "impersonate", "bad_signature", "wrong_round", "wrong_dim"])
@@ -235,10 +233,9 @@ def test_registered_client_misbehaving_is_dropped_alone(attack):
     n = 5
     cfg = MaskingConfig(n=n, dim=8)
     vecs = ring_vectors(n, 8, seed=5)
-    sk = keys.SigningKey.generate()
 
     async def evil(port):
-        reader, writer, kind, welcome = await raw_register(port, requested_id=4, key=sk)
+        reader, writer, kind, welcome = await raw_register(port, 4)
         assert kind == KIND_WELCOME
         kind, body = split_payload(await read_frame(reader, 1 << 20))
         start = decode_message(body)
@@ -263,69 +260,67 @@ def test_registered_client_misbehaving_is_dropped_alone(attack):
         writer.close()
         return closed
 
-    res, outs, adv = asyncio.run(run_session(cfg, vecs, adversary=evil, ids=range(4)))
+    res, outs, adv = asyncio.run(run_session(cfg, vecs, adversary=evil, ids=range(4), plain=True))
     check_result(res, vecs)
     assert adv is True
     assert res.survivors == [0, 1, 2, 3]
     assert res.dropped == {4: "advertise_keys"}
+    assert res.drop_reasons[4] != "" and "deadline" not in res.drop_reasons[4]  # it says why
     counter = {"garbage": "bad_frames", "oversized": "oversized_frames", "impersonate": "impersonations"}.get(
         attack, "protocol_errors"
     )
     assert res.events[counter] == 1
 
 
-def test_second_hello_for_taken_id_or_key_is_refused_and_late_rejoin_too():
+def test_a_second_connection_with_the_same_key_is_told_why_and_late_rejoin_is_refused():
+    """Only the holder of an allow-listed key can register its id, so a "taken" id means
+    another copy of the same client: it is refused with the reason. A holder that leaves
+    before the start frees its id; a HELLO after the start is refused."""
     n = 4
     cfg = MaskingConfig(n=n, dim=8)
     vecs = ring_vectors(n, 8, seed=6)
-    sk = keys.SigningKey.generate()
-
-    async def rivals(port):
-        # id 3 is taken by a first connection with key sk
-        r0, w0, _, _ = await raw_register(port, requested_id=3, key=sk, wait=False)
-        await asyncio.sleep(0.1)
-        r1, w1, kind1, reply1 = await raw_register(port, requested_id=3)  # same id
-        r2, w2, kind2, reply2 = await raw_register(port, key=sk)  # same key, any id
-        w1.close(), w2.close()
-        return (kind1, reply1, kind2, reply2, r0, w0)
 
     async def scenario():
-        kw = dict(clip=None, round_deadline=10.0, join_timeout=15.0, hello_timeout=5.0)
-        srv = AggregationServer(cfg, **kw)
+        srv = AggregationServer(cfg, clip=None, round_deadline=10.0, join_timeout=15.0, hello_timeout=5.0,
+                                allow_list=allow(n), insecure_plaintext=True)
         port = await srv.start()
         task = asyncio.create_task(srv.run())
-        kind1, reply1, kind2, reply2, r0, w0 = await rivals(port)
-        # the holder of id 3 vanishes before the start: its id is free again
-        w0.close()
+        r0, w0, kind0, _ = await raw_register(port, 3, wait=False)  # the first copy of client 3
+        r1, w1, kind1, reply1 = await raw_register(port, 3)  # a second copy of client 3
+        w1.close()
+        w0.close()  # the first copy vanishes before the start: id 3 is free again
         await asyncio.sleep(0.2)
-        clients = [asyncio.create_task(run_client(HOST, port, vecs[u], requested_id=u, timeout=20)) for u in range(n)]
+        clients = [asyncio.create_task(run_client(HOST, port, vecs[u], signing_key=SKS[u], insecure_plaintext=True,
+                                                  timeout=20)) for u in range(n)]
         res = await task
         outs = await asyncio.gather(*clients)
-        # rejoining a session that already ran/started is refused
-        late = await asyncio.gather(run_client(HOST, port, vecs[0], timeout=5), return_exceptions=True)
-        return kind1, reply1, kind2, reply2, res, outs, late[0]
+        late = await asyncio.gather(run_client(HOST, port, vecs[0], signing_key=SKS[0], insecure_plaintext=True,
+                                               timeout=5), return_exceptions=True)
+        return kind0, kind1, reply1, res, outs, late[0]
 
-    kind1, reply1, kind2, reply2, res, outs, late = asyncio.run(scenario())
-    assert kind1 == KIND_ABORT and "already taken" in reply1["reason"]
-    assert kind2 == KIND_ABORT and "already registered" in reply2["reason"]
+    from secagg.transport.framing import KIND_REGISTERED
+
+    kind0, kind1, reply1, res, outs, late = asyncio.run(scenario())
+    assert kind0 == KIND_REGISTERED
+    assert kind1 == KIND_ABORT and reply1["code"] == "id-taken" and "another copy" in reply1["reason"]
     check_result(res, vecs)
-    assert res.survivors == [0, 1, 2, 3]
-    assert res.events["refused_hellos"] == 2
+    assert res.survivors == [0, 1, 2, 3] and [o.id for o in outs] == [0, 1, 2, 3]  # ids come from the allow-list
+    assert res.events["refused_hellos"] == 1
     assert isinstance(late, ProtocolAbort)
 
 
 def test_hello_after_start_is_refused():
-    n = 3
+    n = 4
     cfg = MaskingConfig(n=n, dim=4)
     vecs = ring_vectors(n, 4)
 
     async def latecomer(port):
         await asyncio.sleep(0.5)  # the session is full and running by now (deadline 3 s)
-        return await raw_register(port)
+        return await raw_register(port, 1)
 
     res, outs, adv = asyncio.run(
         run_session(cfg, vecs, adversary=latecomer, client_kw={0: {"stall_at": "share_keys"}},
-                    server_kw={"round_deadline": 2.0})
+                    server_kw={"round_deadline": 2.0}, plain=True)
     )
     check_result(res, vecs)
     kind, reply = adv[2], adv[3]
@@ -333,7 +328,7 @@ def test_hello_after_start_is_refused():
 
 
 def test_connection_limit():
-    n = 3  # two honest clients connect, then three more connections for a limit of 3
+    n = 4  # three honest clients connect (t = 3), then three more connections for a limit of 4
     cfg = MaskingConfig(n=n, dim=4)
     vecs = ring_vectors(n, 4)
 
@@ -346,64 +341,43 @@ def test_connection_limit():
         return closed
 
     res, outs, adv = asyncio.run(
-        run_session(cfg, vecs, adversary=crowd, ids=[0, 1],
-                    server_kw={"max_connections": 3, "hello_timeout": 1.0, "join_timeout": 2.0})
+        run_session(cfg, vecs, adversary=crowd, ids=[0, 1, 2], plain=True,
+                    server_kw={"max_connections": 4, "hello_timeout": 1.0, "join_timeout": 2.0})
     )
     check_result(res, vecs)
     assert adv == [True, True, True]
     assert res.events["refused_connections"] == 2 and res.events["hello_timeouts"] == 1
-    assert res.survivors == [0, 1]
+    assert res.survivors == [0, 1, 2]
 
 
 # ------------------------------------------------------------------ TLS
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return write_self_signed(tmp_path_factory.mktemp("tls"))
-
-
-def test_tls_session(certs, tmp_path):
-    cert, key = certs
-    n = 4
-    cfg = MaskingConfig(n=n, dim=8)
-    vecs = ring_vectors(n, 8, seed=7)
-    sctx = server_context(cert, key)
-    cctx = client_context(cert)
-    res, outs, _ = asyncio.run(
-        run_session(cfg, vecs, server_kw={"ssl_context": sctx}, client_kw={u: {"ssl_context": cctx} for u in range(n)})
-    )
-    check_result(res, vecs)
-    assert res.survivors == list(range(n))
-
-
-def test_tls_client_rejects_unknown_certificate_and_server_survives(certs, tmp_path):
-    cert, key = certs
+def test_tls_client_rejects_unknown_certificate_and_plain_client_is_told_to_use_tls(tmp_path):
     other_cert, _ = write_self_signed(tmp_path / "other")
     n = 3
     cfg = MaskingConfig(n=n, dim=4)
     vecs = ring_vectors(n, 4)
-    sctx = server_context(cert, key)
 
     async def impostor(port):  # trusts a different CA: the handshake must fail
-        return await asyncio.gather(run_client(HOST, port, vecs[0], ssl_context=client_context(other_cert), timeout=5),
-                                    return_exceptions=True)
+        return (await asyncio.gather(
+            run_client(HOST, port, vecs[0], ssl_context=client_context(other_cert), signing_key=SKS[0], timeout=5),
+            return_exceptions=True))[0]
 
-    async def plain(port):  # no TLS at all against a TLS server
-        reader, writer = await asyncio.open_connection(HOST, port)
-        writer.write(encode_frame(KIND_HELLO, control_payload({"v": 1, "verify_key": "00" * 32, "id": None})))
-        return await wait_closed_by_peer(reader)
+    async def plain(port):  # a secagg client without TLS against a TLS server
+        return (await asyncio.gather(
+            run_client(HOST, port, vecs[0], insecure_plaintext=True, signing_key=SKS[0], timeout=5),
+            return_exceptions=True))[0]
 
     async def both(port):
         return await impostor(port), await plain(port)
 
-    res, outs, adv = asyncio.run(
-        run_session(cfg, vecs, adversary=both, server_kw={"ssl_context": sctx},
-                    client_kw={u: {"ssl_context": client_context(cert)} for u in range(n)})
-    )
+    res, outs, adv = asyncio.run(run_session(cfg, vecs, adversary=both))
     check_result(res, vecs)
-    (bad,), plain_closed = adv
-    assert isinstance(bad, ProtocolAbort) and "certificate" in str(bad).lower()
-    assert plain_closed is True
+    bad, refused = adv
+    assert isinstance(bad, ProtocolAbort) and "not trusted by the CA file" in str(bad) and "--ca" in str(bad)
+    assert isinstance(refused, ProtocolAbort) and "speaks TLS" in str(refused)
+    assert "drop --insecure-plaintext" in str(refused)
     assert res.survivors == [0, 1, 2]
+    assert res.events["tls_mismatches"] == 1 and res.events["tls_failures"] == 1
 
 
 def test_pinned_directory_detects_substituted_keys():
@@ -411,23 +385,22 @@ def test_pinned_directory_detects_substituted_keys():
     lists a key it does not expect; with the right pins the session runs normally."""
     from secagg.errors import IntegrityError
 
-    n = 3
+    n = 4  # one refusal leaves 3 = t
     cfg = MaskingConfig(n=n, dim=4)
     vecs = ring_vectors(n, 4, seed=8)
-    sks = [keys.SigningKey.generate() for _ in range(n)]
-    pins = {u: sk.public_bytes() for u, sk in enumerate(sks)}
-    good = {u: {"signing_key": sks[u], "expected_directory": pins} for u in range(n)}
+    pins = allow(n)
+    good = {u: {"expected_directory": pins} for u in range(n)}
     res, outs, _ = asyncio.run(run_session(cfg, vecs, client_kw=good))
     check_result(res, vecs)
     assert all(o.included for o in outs)
 
     wrong = dict(pins)
     wrong[2] = keys.SigningKey.generate().public_bytes()  # client 0 expects another key for 2
-    bad = {u: {"signing_key": sks[u], "expected_directory": wrong if u == 0 else pins} for u in range(n)}
+    bad = {u: {"expected_directory": wrong if u == 0 else pins} for u in range(n)}
     res, outs, _ = asyncio.run(run_session(cfg, vecs, client_kw=bad))
     assert isinstance(outs[0], IntegrityError) and "pinned" in str(outs[0])
     check_result(res, vecs)
-    assert res.survivors == [1, 2]
+    assert res.survivors == [1, 2, 3]
 
 
 # ------------------------------------------------------------------ review hardening
@@ -437,10 +410,11 @@ def test_registered_client_cannot_flood_the_queue_before_the_session_starts():
     cfg = MaskingConfig(n=3, dim=8)
 
     async def scenario():
-        srv = AggregationServer(cfg, clip=None, round_deadline=2.0, join_timeout=4.0, hello_timeout=2.0)
+        srv = AggregationServer(cfg, clip=None, round_deadline=2.0, join_timeout=4.0, hello_timeout=2.0,
+                                allow_list=allow(3), insecure_plaintext=True)
         port = await srv.start()
         task = asyncio.create_task(srv.run())
-        reader, writer, _, _ = await raw_register(port, requested_id=2, wait=False)
+        reader, writer, _, _ = await raw_register(port, 2, wait=False)
         msg = AdvertiseKeys(secrets.token_bytes(16), 2, secrets.token_bytes(32), secrets.token_bytes(32), bytes(64))
         frame = encode_frame(KIND_PROTOCOL, msg.to_bytes())
         try:
@@ -469,7 +443,7 @@ def test_registered_client_cannot_flood_the_queue_during_a_round():
     vecs = ring_vectors(n, 8, seed=9)
 
     async def evil(port):
-        reader, writer, kind, _ = await raw_register(port, requested_id=3)
+        reader, writer, kind, _ = await raw_register(port, 3)
         assert kind == KIND_WELCOME
         _, body = split_payload(await read_frame(reader, 1 << 20))
         session = decode_message(body).session
@@ -484,17 +458,16 @@ def test_registered_client_cannot_flood_the_queue_during_a_round():
         writer.close()
         return closed
 
-    res, outs, adv = asyncio.run(run_session(cfg, vecs, adversary=evil, ids=range(3)))
+    res, outs, adv = asyncio.run(run_session(cfg, vecs, adversary=evil, ids=range(3), plain=True))
     check_result(res, vecs)
     assert adv is True
     assert res.survivors == [0, 1, 2]
     assert res.events["protocol_errors"] + res.events["bad_frames"] <= 3
 
 
-def test_tls_handshake_is_bounded_by_hello_timeout(certs):
+def test_tls_handshake_is_bounded_by_hello_timeout():
     """A TCP connection that never starts the TLS handshake is closed after
     ``hello_timeout``, not after asyncio's default of 60 s."""
-    cert, key = certs
     cfg = MaskingConfig(n=3, dim=4)
     vecs = ring_vectors(3, 4)
 
@@ -506,18 +479,17 @@ def test_tls_handshake_is_bounded_by_hello_timeout(certs):
         return asyncio.get_running_loop().time() - t0
 
     res, outs, adv = asyncio.run(
-        run_session(cfg, vecs, adversary=silent, head_start=2.5,
-                    server_kw={"ssl_context": server_context(cert, key), "hello_timeout": 0.5},
-                    client_kw={u: {"ssl_context": client_context(cert)} for u in range(3)})
+        run_session(cfg, vecs, adversary=silent, head_start=2.5, server_kw={"hello_timeout": 0.5})
     )
     assert not isinstance(adv, BaseException), adv
     assert adv < 4.0
     check_result(res, vecs)
+    assert res.events["hello_timeouts"] == 1
 
 
 def test_client_write_is_bounded_by_timeout():
     """A server that stops reading cannot block the client forever in ``drain()``."""
-    from secagg.transport.client import _session
+    from secagg.transport.client import _Policy, _session
 
     class StuckWriter:
         def write(self, data):
@@ -526,17 +498,33 @@ def test_client_write_is_bounded_by_timeout():
         async def drain(self):
             await asyncio.Event().wait()
 
+        def get_extra_info(self, name):
+            return None
+
     async def scenario():
         reader = asyncio.StreamReader()
+        policy = _Policy(None, SecurityPolicy(), False)
         return await asyncio.wait_for(
-            _session(reader, StuckWriter(), np.zeros(4), rng=None, signing_key=keys.SigningKey.generate(),
-                     requested_id=None, expected_directory=None, allow_low_threshold=False, timeout=0.3,
-                     crash_at=None, stall_at=None, on_crash=None, on_welcome=None),
+            _session(reader, StuckWriter(), np.zeros(4), where="x", rng=None, signing_key=SKS[0],
+                     requested_id=None, policy=policy, timeout=0.3, handshake_timeout=0.3, crash_at=None,
+                     stall_at=None, on_crash=None, on_welcome=None, on_registered=None),
             3.0,
         )
 
     with pytest.raises(ProtocolAbort, match="within"):
         asyncio.run(scenario())
+
+
+async def _against_fake_server(script, client_kw):
+    """Run one real client against ``script(reader, writer)``, a hand-written server."""
+    srv = await asyncio.start_server(script, HOST, 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        kw = {"signing_key": SKS[0], "insecure_plaintext": True, "timeout": 5, **client_kw}
+        return (await asyncio.gather(run_client(HOST, port, np.zeros(4, dtype=np.uint32), **kw),
+                                     return_exceptions=True))[0]
+    finally:
+        srv.close()
 
 
 def test_client_rejects_malformed_done_with_a_secagg_error():
@@ -545,28 +533,19 @@ def test_client_rejects_malformed_done_with_a_secagg_error():
     from secagg.errors import DecodeError
     from secagg.transport.framing import KIND_DONE
 
-    cfg = MaskingConfig(n=3, dim=4, consistency_check=False)
+    cfg = MaskingConfig(n=3, dim=4, threat=ThreatModel(adversary="honest-but-curious"))
 
     async def fake_server(reader, writer):
-        _, body = split_payload(await read_frame(reader, 4096))
-        vk = parse_control(body, "HELLO")["verify_key"]
-        welcome = {"id": 0, "directory": {"0": vk}, "n": cfg.n, "dim": cfg.dim, "bits": cfg.bits,
-                   "threshold": cfg.threshold, "graph": "complete", "k": cfg.k, "consistency_check": False,
-                   "graph_seed": "00" * 32, "clip": None, "max_frame": 1 << 16}
+        hello = await fake_server_register(reader, writer)
+        welcome = {"id": 0, "directory": {"0": hello["verify_key"]}, "n": cfg.n, "dim": cfg.dim, "bits": cfg.bits,
+                   "threshold": cfg.threshold, "graph": "complete", "k": cfg.k, "adversary": "honest-but-curious",
+                   "min_survivors": cfg.min_survivors,
+                   "graph_seed": "00" * 32, "clip": None, "max_frame": 1 << 16, "session": hello["session"].hex()}
         writer.write(encode_frame(KIND_WELCOME, control_payload(welcome)))
         writer.write(encode_frame(KIND_DONE, control_payload({"status": "ok", "survivors": ["x", None]})))
         await writer.drain()
         await asyncio.sleep(1.0)
         writer.close()
 
-    async def scenario():
-        srv = await asyncio.start_server(fake_server, HOST, 0)
-        port = srv.sockets[0].getsockname()[1]
-        try:
-            return await asyncio.gather(
-                run_client(HOST, port, np.zeros(4, dtype=np.uint32), timeout=5), return_exceptions=True)
-        finally:
-            srv.close()
-
-    (out,) = asyncio.run(scenario())
+    out = asyncio.run(_against_fake_server(fake_server, {"accept_honest_but_curious": True}))
     assert isinstance(out, DecodeError), repr(out)
