@@ -52,10 +52,10 @@ class HeadlineOptions:
     techniques: tuple[tuple[str, str], ...] = DEFAULT_TECHNIQUES
     client_rounds: int = 20
     client_lr: float = 0.1
-    client_clip: float = 1.0
+    client_clip_norm: float = 1.0
     example_rounds: int = 20
     example_lr: float = 2.0
-    example_clip: float = 2.0
+    example_clip_norm: float = 2.0
     example_rate: float = 1.0
     fraction: float = 1.0
     sampling: str = "fixed"
@@ -70,9 +70,9 @@ def _config(opt: HeadlineOptions, unit: str, name: str, eps: float) -> FedAvgCon
     common = dict(aggregator=name, target_epsilon=eps, delta=opt.delta, dp_unit=unit, dropout=opt.dropout,
                   reproducible_noise=opt.reproducible_noise, fraction=opt.fraction, sampling=opt.sampling)
     if unit == "example":
-        return FedAvgConfig(rounds=opt.example_rounds, lr=opt.example_lr, clip_norm=opt.example_clip,
+        return FedAvgConfig(rounds=opt.example_rounds, lr=opt.example_lr, clip_norm=opt.example_clip_norm,
                             example_sampling_rate=None if opt.example_rate == 1.0 else opt.example_rate, **common)
-    return FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip_norm=opt.client_clip, **common)
+    return FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip_norm=opt.client_clip_norm, **common)
 
 
 def run_headline(opt: HeadlineOptions = HeadlineOptions(), *, progress: bool = False,
@@ -91,7 +91,7 @@ def run_headline(opt: HeadlineOptions = HeadlineOptions(), *, progress: bool = F
     ds = load_dataset(opt.dataset, seed=0, n_samples=opt.n_samples)
     for unit, name in opt.techniques:  # validate every configuration first
         _config(opt, unit, name, opt.epsilons[0]).validate()
-    plain = [run_fedavg(ds, FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip_norm=opt.client_clip,
+    plain = [run_fedavg(ds, FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip_norm=opt.client_clip_norm,
                                          fraction=opt.fraction, sampling=opt.sampling, dropout=opt.dropout),
                         num_clients=opt.clients, seed=s).accuracy for s in opt.seeds]
     jobs = [(unit, name, eps) for unit, name in opt.techniques for eps in opt.epsilons]

@@ -522,7 +522,7 @@ class FedAvg:
     def _example_distributed(self, z: float, m: int):
         opts = {k: v for k, v in dict(self.config.aggregator_options).items()
                 if k in ("bits", "mechanism", "k_stddevs", "rotation_seed")}
-        return distributed_params(clip=self.config.clip_norm, noise_multiplier=z, vector_clip=self._vector_clip,
+        return distributed_params(clip_norm=self.config.clip_norm, noise_multiplier=z, vector_clip=self._vector_clip,
                                   num_clients=m, min_clients=min(m, self._planned_survivors(m)), dim=self.dim,
                                   options=opts)
 
@@ -536,7 +536,7 @@ class FedAvg:
         if self.unit == "example":
             dist = self._example_distributed(z, m) if self.placement == "distributed" else None
             return example_event(self.placement, z, cfg.example_rate, steps=self._local_steps(),
-                                 distributed=dist, clip=cfg.clip_norm,
+                                 distributed=dist, clip_norm=cfg.clip_norm,
                                  survivors=None if dist is None else dist.min_clients)
         agg = aggregator if aggregator is not None else self.aggregator
         base = agg.dp_event_for(m, self.dim) if hasattr(agg, "dp_event_for") else _dp().GaussianEvent(z)
@@ -678,7 +678,7 @@ class FedAvg:
             step = cfg.server_lr * res.total / surv.size if surv.size else None
             return res, "", event, step
         if self.placement == "central":
-            er = central_round(self._rows, keep, clip=cfg.clip_norm, noise_multiplier=z, rng=self._rng_noise,
+            er = central_round(self._rows, keep, clip_norm=cfg.clip_norm, noise_multiplier=z, rng=self._rng_noise,
                                event=example_event("central", z, cfg.example_rate))
             res = AggregationResult(total=er.total, survivors=er.survivors, bytes_up=er.bytes_up,
                                     bytes_down=er.bytes_down, client_seconds=er.client_seconds,
@@ -698,7 +698,7 @@ class FedAvg:
                                     bytes_down=out.bytes_down, client_seconds=out.client_seconds,
                                     server_seconds=out.server_seconds, noise_std=out.noise_std,
                                     info={"min_clients": dist.min_clients, "scale": dist.scale})
-            event = example_event("distributed", z, cfg.example_rate, distributed=dist, clip=cfg.clip_norm,
+            event = example_event("distributed", z, cfg.example_rate, distributed=dist, clip_norm=cfg.clip_norm,
                                   survivors=max(1, out.survivors.size))
         surv = res.survivors
         expected_batch = cfg.example_rate * float(sizes[surv].sum())  # public sizes, public participation
@@ -752,7 +752,7 @@ class FedAvg:
                 t0 = time.perf_counter()
                 if self.unit == "example":
                     if self.placement == "local":
-                        new, frac, seen = local_dp_sgd(params, c.X, c.y, c.n_classes, clip=cfg.clip_norm,
+                        new, frac, seen = local_dp_sgd(params, c.X, c.y, c.n_classes, clip_norm=cfg.clip_norm,
                                                        noise_multiplier=self.noise_multiplier,
                                                        rate=cfg.example_rate, steps=self._local_steps(), lr=cfg.lr,
                                                        l2=cfg.l2, rng=self._rng_noise)

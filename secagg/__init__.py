@@ -30,11 +30,19 @@ def secure_sum(vectors, **kwargs):
     ``(d,)``. Keyword arguments (``threshold``, ``graph``, ``dropout``, ``quantizer``,
     ...) are those of :func:`secagg.masking.simulate`.
 
-    Inputs are encoded in fixed point within a per-coordinate bound (default 1.0). A
-    value beyond it raises :class:`~secagg.errors.OutOfRangeError` (how many values, the
-    largest magnitude): nothing is clipped silently. To clip instead, pass
-    ``quantizer=Quantizer(bound, n, out_of_range="clip")``; its
-    ``count_out_of_range(vectors)`` tells how many values that clips.
+    Inputs are encoded in fixed point within a per-coordinate ``bound`` (default 1.0;
+    pass ``bound=`` for larger inputs, at some cost in resolution). A value beyond it
+    raises :class:`~secagg.errors.OutOfRangeError` (how many values, the largest
+    magnitude, the ``bound=`` that would hold them): nothing is clipped silently. To clip
+    instead, pass ``out_of_range="clip"``; :func:`secagg.masking.simulate` then reports
+    how many values it clipped (``result.clipped``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.5, -2.0], [0.25, 3.0]])
+    >>> [round(float(v), 6) for v in secure_sum(x, bound=4.0)]
+    [0.75, 1.0]
     """
     from .masking import secure_sum as _secure_sum
 

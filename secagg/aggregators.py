@@ -488,10 +488,11 @@ def _renamed(owner: object, old: str, old_value: Any, new: str, new_value: Any, 
     """Resolve a renamed keyword: warn when the old one is used, refuse both at once.
 
     Returns the value to use (``new_value``, else ``old_value``, else ``default``).
+    ``owner`` is the object being built, or the name of the function being called.
     """
     if old_value is None:
         return default if new_value is None else new_value
-    where = type(owner).__name__
+    where = owner if isinstance(owner, str) else type(owner).__name__
     if new_value is not None:
         raise ConfigurationError(f"{where}: give {new}= only ({old}= is its deprecated old name)")
     warnings.warn(

@@ -92,18 +92,25 @@ class OutOfRangeError(EncodingError):
         the largest ``|x|`` seen (the smallest ``bound`` that would accept every value).
     bound:
         the encoder's bound.
+    advice:
+        what to change, when the caller knows better than ``bound=`` / ``out_of_range=``
+        (e.g. a network client, whose bound is the server's ``--bound``); ``None``: the
+        keyword arguments.
     """
 
-    def __init__(self, count: int, size: int, max_abs: float, bound: float) -> None:
+    def __init__(self, count: int, size: int, max_abs: float, bound: float, advice: str | None = None) -> None:
         self.count, self.size, self.max_abs, self.bound = int(count), int(size), float(max_abs), float(bound)
+        self.advice = advice
+        if advice is None:
+            advice = (f"raise bound= to at least {self.max_abs:.6g}, or pass out_of_range='clip' to clip them to "
+                      "the bound and count them in the result")
         super().__init__(
             f"{self.count} of {self.size} input values lie outside [-{self.bound:.6g}, {self.bound:.6g}] "
-            f"(largest magnitude {self.max_abs:.6g}): raise bound= to at least {self.max_abs:.6g}, or pass "
-            f"out_of_range='clip' to clip them to the bound and count them in the result"
+            f"(largest magnitude {self.max_abs:.6g}): {advice}"
         )
 
     def __reduce__(self):  # keep the fields across pickling (Ray workers, multiprocessing)
-        return (type(self), (self.count, self.size, self.max_abs, self.bound))
+        return (type(self), (self.count, self.size, self.max_abs, self.bound, self.advice))
 
 
 class SumOverflowError(EncodingError, OverflowError):

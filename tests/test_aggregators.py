@@ -215,10 +215,14 @@ def test_one_word_per_meaning_bound_versus_clip_norm():
         make_aggregator("central-dp", bound=1.0, noise_multiplier=1.0)
     with pytest.raises(ConfigurationError, match="has no option.*clip_norm"):
         make_aggregator("paillier", clip_norm=1.0)
+    for name in ("secagg", "secagg+"):
+        with pytest.raises(ConfigurationError, match="has no option.*clip_norm"):
+            make_aggregator(name, clip_norm=1.0)
 
 
 @pytest.mark.parametrize("name, new", [("central-dp", "clip_norm"), ("local-dp", "clip_norm"),
-                                       ("distributed-dp", "clip_norm"), ("plain", "bound")])
+                                       ("distributed-dp", "clip_norm"), ("plain", "bound"), ("secagg", "bound"),
+                                       ("secagg+", "bound")])
 def test_old_clip_keyword_warns_and_means_what_it_meant(name, new):
     extra = {"noise_multiplier": 1.0} if name.endswith("-dp") else {}
     with pytest.warns(DeprecationWarning, match=f"use {new}="):

@@ -68,6 +68,7 @@ CONFLICTS = [
     (["serve", "--clients", "3", "--dim", "5", "--port", "0", "--out", "{tmp}/s.npy", "--no-consistency-check"],
      "--insecure-honest-but-curious"),
     (["demo", "secure-sum", "--no-consistency-check"], "--adversary honest-but-curious"),
+    (["serve", "--clients", "3", "--dim", "5", "--port", "0", "--out", "{tmp}/s.npy", "--clip", "2"], "--bound"),
     (["fedavg", "--aggregator", "plain", "--reproducible-noise"], "--reproducible-noise"),
     (["fedavg", "--aggregator", "secagg", "--dp-unit", "example"], "--dp-unit"),
     (["fedavg", "--aggregator", "central-dp", "--epsilon", "2", "--example-rate", "0.5"], "--example-rate"),

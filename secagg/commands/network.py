@@ -24,6 +24,7 @@ EXIT_UNKNOWN = 3
 
 
 def register(commands, demos) -> None:
+    from ..quantize import OUT_OF_RANGE_POLICIES
     from ._args import (
         POSITIVE_FLOAT,
         POSITIVE_INT,
@@ -60,7 +61,13 @@ def register(commands, demos) -> None:
     s.add_argument("--tls-cert", type=in_file, metavar="FILE",
                    help="server certificate (PEM; secagg tls-cert makes one)")
     s.add_argument("--tls-key", type=in_file, metavar="FILE", help="server private key (PEM)")
-    s.add_argument("--clip", type=POSITIVE_FLOAT, default=1.0, help="coordinate bound clients clip to (default 1.0)")
+    s.add_argument("--bound", type=POSITIVE_FLOAT, default=1.0,
+                   help="per-coordinate bound of the clients' inputs (default 1.0)")
+    s.add_argument("--out-of-range", choices=OUT_OF_RANGE_POLICIES, default="raise",
+                   help="a client input beyond --bound: the client refuses before sending (raise), or clips the "
+                        "values and counts them (clip)")
+    s.add_argument("--clip", action=Renamed, new="--bound (the per-coordinate bound; out-of-range inputs are "
+                   "refused unless --out-of-range clip)")
     s.add_argument("--bits", type=RING_BITS, default=32, help="ring size in bits (default 32)")
     s.add_argument("--graph", choices=("complete", "sparse"), default="complete",
                    help="SecAgg or SecAgg+ (default complete)")
@@ -260,7 +267,8 @@ def run_serve(args: argparse.Namespace) -> int:
     out = Path(args.out)
     summary_path = Path(args.summary) if args.summary else out.with_suffix(".json")
     server = AggregationServer(
-        cfg, clip=args.clip, host=args.host, port=args.port, ssl_context=ctx, allow_list=allow_list,
+        cfg, bound=args.bound, out_of_range=args.out_of_range, host=args.host, port=args.port, ssl_context=ctx,
+        allow_list=allow_list,
         insecure_plaintext=args.insecure_plaintext, insecure_open_registration=args.insecure_open_registration,
         round_deadline=args.deadline, join_timeout=args.join_timeout, hello_timeout=args.hello_timeout,
         max_connections=args.max_connections,
@@ -275,8 +283,9 @@ def run_serve(args: argparse.Namespace) -> int:
             ) from None
         mode = "TLS" if ctx else "plain TCP (insecure)"
         reg = "allow-list" if allow_list is not None else "open registration (insecure)"
-        print(f"listening on {args.host}:{port} for {cfg.n} clients (threshold {cfg.threshold}, {mode}, {reg})",
-              flush=True)
+        beyond = "refused by the clients" if args.out_of_range == "raise" else "clipped and counted by the clients"
+        print(f"listening on {args.host}:{port} for {cfg.n} clients (threshold {cfg.threshold}, {mode}, {reg}); "
+              f"inputs within [-{args.bound:g}, {args.bound:g}], values beyond {beyond}", flush=True)
         if args.port_file:
             _write(args.port_file, lambda p: Path(p).write_text(str(port)))
         return await server.run()
@@ -366,6 +375,8 @@ def run_client_cmd(args: argparse.Namespace) -> int:
         on_welcome=on_welcome, on_registered=on_registered,
     )
     head = f"client {outcome.id}: "
+    if outcome.clipped:
+        head += f"{outcome.clipped} input values clipped to the server's --bound; "
     if outcome.included:
         print(f"{head}session finished; {len(outcome.survivors)} survivors; my input is in the sum", flush=True)
         return 0

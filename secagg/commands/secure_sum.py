@@ -55,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     x = rng.uniform(-1.0, 1.0, size=(n, d))
     q = Quantizer(args.bound, num_clients=n, bits=32, out_of_range=args.out_of_range)
-    clipped = q.count_out_of_range(x)  # per client; raises in simulate under "raise"
     threat = ThreatModel(
         adversary=args.adversary, corrupt_fraction=args.corrupt_fraction,
         dropout_rate=max(args.dropout or 0.0, ThreatModel().dropout_rate),
@@ -102,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             f"server's view of client 0's masked vector: chi-square p-value over its top byte = {p:.3f} "
             f"(uniform noise; the unmasked encoding gives p = {p_plain:.1e})"
         )
-    n_clipped = int(clipped[s].sum())
+    n_clipped = res.clipped  # values of the survivors clipped to the bound (0 under "raise")
     print(f"values clipped to the bound {q.bound:g}: {n_clipped} of {len(s) * d} in the sum "
           f"(out-of-range policy: {q.out_of_range})")
     err = float(np.abs(res.sum - np.clip(x[s], -q.bound, q.bound).sum(axis=0)).max())

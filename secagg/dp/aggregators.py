@@ -312,7 +312,7 @@ class DistributedDPAggregator(Aggregator):
         key = (n, d, n_min)
         if key not in self._params_cache:
             self._params_cache[key] = DistributedDP(
-                clip=self.clip_norm,
+                clip_norm=self.clip_norm,
                 noise_multiplier=self.noise_multiplier,
                 num_clients=n,
                 dim=d,

@@ -46,6 +46,12 @@ def test_claims_are_judged_from_the_numbers():
     # a (fake) secure aggregation smaller than plain contradicts the claim: judged False, not assumed
     assert claims["Secure aggregation (SMPC / HE) makes federated updates larger, not smaller"]["supported"] is False
     assert claims["Differential privacy costs accuracy"]["supported"] is None
+    # an equal accuracy is no measured cost: "no", not "yes"
+    dp = {"setting": "distributed-dp", "accuracy": 0.9, "epsilon": 8.0, "raw_data_leaves_clients": False}
+    claims = {c["claim"]: c for c in evaluate_claims(rows + [dp])}
+    assert claims["Differential privacy costs accuracy"]["supported"] is False
+    claims = {c["claim"]: c for c in evaluate_claims(rows + [dict(dp, accuracy=0.85)])}
+    assert claims["Differential privacy costs accuracy"]["supported"] is True
 
 
 def test_demo_writes_plots_and_json(tmp_path):

@@ -211,6 +211,27 @@ def test_client_with_the_wrong_vector_length_fails_at_once(tmp_path, capsys):
     assert len(err) == 1 and "vectors of length 4" in err[0] and "length 5" in err[0]
 
 
+def test_client_with_out_of_range_input_refuses_naming_the_servers_bound(tmp_path, capsys):
+    """Issue 14: [3, 3, 3, 3, 3] against `serve --dim 5` (bound 1) was silently clipped to
+    [1, 1, 1, 1, 1]; now the client refuses before sending, in one line naming --bound."""
+    from secagg.commands.network import main
+
+    _credentials(tmp_path, 3)
+    server, port = _start_server(tmp_path, 3, 5, "--join-timeout", "60", *_secure_serve(tmp_path))
+    np.save(tmp_path / "x.npy", np.full(5, 3.0))
+    try:
+        rc = main(["client", "--server", f"127.0.0.1:{port}", "--input", str(tmp_path / "x.npy"),
+                   *_secure_client(tmp_path, 0)])
+    finally:
+        server.kill()
+        out, _ = server.communicate()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    assert "5 of 5 input values lie outside [-1, 1]" in err[0] and "--bound 3 or more" in err[0], err
+    assert "--out-of-range clip" in err[0] and "Refused before sending anything" in err[0]
+    assert "inputs within [-1, 1], values beyond refused by the clients" in out
+
+
 def test_client_exit_status_is_unknown_when_the_server_vanishes_after_its_masked_input(tmp_path, capsys):
     """A client that cannot know whether its input is in the sum says so and exits 3, never
     "my input is NOT in the sum"."""
