@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fl.data import load_dataset
-from fl.server import FedAvg, FedAvgConfig, make_clients
+from fl.server import FedAvg, FedAvgConfig, clip_options, make_clients
 from secagg import make_aggregator
 from secagg.errors import ConfigurationError
 
@@ -33,9 +33,9 @@ def setup():
 
 def _fed(setup, name, options):
     ds, clients = setup
-    cfg = FedAvgConfig(rounds=1, aggregator=name, clip=1.0, noise_multiplier=options.get("noise_multiplier"))
+    cfg = FedAvgConfig(rounds=1, aggregator=name, clip_norm=1.0, noise_multiplier=options.get("noise_multiplier"))
     try:
-        agg = make_aggregator(name, clip=1.0, **options)
+        agg = make_aggregator(name, **clip_options(name, 1.0), **options)
     except ConfigurationError as exc:
         pytest.skip(str(exc))
     return FedAvg(clients, ds.X_test, ds.y_test, cfg, seed=0, aggregator=agg)

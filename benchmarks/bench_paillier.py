@@ -62,7 +62,7 @@ def phe_costs(request):
 
 
 def _quantizer(bits: int) -> Quantizer:
-    return Quantizer(clip=1.0, num_clients=SUMMANDS, bits=bits)
+    return Quantizer(bound=1.0, num_clients=SUMMANDS, bits=bits)
 
 
 def _vector(d: int) -> np.ndarray:

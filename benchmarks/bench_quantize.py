@@ -20,7 +20,7 @@ from _timing import min_time
 from secagg.quantize import Quantizer
 
 D = 10**6
-Q = Quantizer(clip=1.0, num_clients=100, bits=32)
+Q = Quantizer(bound=1.0, num_clients=100, bits=32, out_of_range="clip")  # X exceeds the bound: clip
 X = np.random.default_rng(0).uniform(-1.2, 1.2, D)
 TOTAL = Q.encode(X, rng=np.random.default_rng(1))
 REPEATS = 20

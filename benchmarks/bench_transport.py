@@ -47,7 +47,7 @@ async def _network_session(vecs, tls: bool = True):
     """One session on loopback: TLS and the allow-list (the default), or plain TCP."""
     n, d = vecs.shape
     srv_sec = {"ssl_context": server_context(_CERT, _KEY)} if tls else {"insecure_plaintext": True}
-    srv = AggregationServer(MaskingConfig(n=n, dim=d), clip=None, round_deadline=60, join_timeout=60,
+    srv = AggregationServer(MaskingConfig(n=n, dim=d), bound=None, round_deadline=60, join_timeout=60,
                             allow_list=_ALLOW, **srv_sec)
     port = await srv.start()
     task = asyncio.create_task(srv.run())

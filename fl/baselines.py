@@ -106,7 +106,8 @@ def run_diffprivlib(dataset, epsilon: float, seeds, *, reproducible_noise: bool 
     """Best mean test accuracy over :data:`DIFFPRIVLIB_GRID` at ``epsilon``, over ``seeds``.
 
     ``seeds`` index repeats; the noise follows them only with ``reproducible_noise``.
-    Returns ``{"accuracy", "accuracy_std", "accuracy_runs", "data_norm", "C"}``.
+    Returns ``{"accuracy", "accuracy_std", "accuracy_runs", "data_norm", "C"}`` (``accuracy_std``:
+    sample standard deviation over the seeds, None for one seed).
     """
     best: dict | None = None
     for data_norm in DIFFPRIVLIB_GRID["data_norm"]:
@@ -121,7 +122,8 @@ def run_diffprivlib(dataset, epsilon: float, seeds, *, reproducible_noise: bool 
                 accs.append(float(model.score(dataset.X_test, dataset.y_test)))
             mean = float(np.mean(accs))
             if best is None or mean > best["accuracy"]:
-                best = {"accuracy": mean, "accuracy_std": float(np.std(accs)), "accuracy_runs": accs,
+                best = {"accuracy": mean, "accuracy_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
+                        "accuracy_runs": accs,
                         "data_norm": data_norm, "C": C}
     assert best is not None
     return best

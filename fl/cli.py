@@ -24,86 +24,109 @@ __all__ = ["register", "run_compare_command", "run_default_demo", "run_fedavg_co
 
 def register(commands, demos) -> None:
     """Add ``compare`` and ``fedavg`` to ``commands`` and ``fl`` to ``demos``."""
+    from secagg import available_aggregators
+    from secagg.commands._args import (DELTA, FRACTION, POSITIVE_FLOAT, POSITIVE_INT, RATE, SEED, Renamed,
+                                       float_list, int_in, out_dir, out_file)
+
+    from .compare import ARTICLE
+    from .headline import HEADLINE_EPSILONS
+    from .server import FedAvgConfig
+
+    defaults = FedAvgConfig()  # one default per setting, the same in the CLI and the API
+    renamed_clip = "--clip-norm (the L2 norm each update is clipped to; --bound is a per-coordinate bound)"
+
     d = demos.add_parser("fl", help="federated demo: FedAvg with plain, secure, Paillier and DP aggregation",
-                         description="Train with every technique, print a table, write plots and JSON.")
-    d.add_argument("--out", default="results", help="results folder (default: results)")
-    d.add_argument("--dataset", default="breast_cancer", choices=DATASETS)
-    d.add_argument("--clients", type=int, default=10)
-    d.add_argument("--rounds", type=int, default=20)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--key-bits", type=int, default=2048, help="Paillier key size (default 2048)")
-    d.add_argument("--epsilon-seeds", type=int, default=1, help="seeds per epsilon in the headline (default 1)")
+                         description="Train with every technique and print a table; with --out DIR also write "
+                                     "plots and JSON into DIR.")
+    d.add_argument("--out", type=out_dir, default=argparse.SUPPRESS, metavar="DIR",
+                   help="write plots, results.json and results.md into DIR (default: print only)")
+    d.add_argument("--dataset", default="breast_cancer", choices=DATASETS, help="dataset")
+    d.add_argument("--clients", type=int_in(2), default=10, help="number of clients")
+    d.add_argument("--rounds", type=POSITIVE_INT, default=20, help="FedAvg rounds")
+    d.add_argument("--seed", type=SEED, default=0, help="seed for data, partition and devices (and the noise only "
+                   "with --reproducible-noise)")
+    d.add_argument("--key-bits", type=int_in(2048, 16384), default=2048, help="Paillier key size in bits")
+    d.add_argument("--epsilon-seeds", type=POSITIVE_INT, default=1, help="seeds per epsilon in the headline")
     _noise_flag(d)
-    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(func=run_default_demo)
 
     c = commands.add_parser(
         "compare", help="federated vs distributed learning, measured (markdown + JSON)",
         description="Run centralized, distributed data-parallel, FedAvg plain, +SecAgg, +SecAgg+, +Paillier and "
-                    "+distributed DP on the same data, devices and seed; write DIR/compare.json and DIR/compare.md.")
-    c.add_argument("--dataset", default="breast_cancer", choices=DATASETS)
-    c.add_argument("--clients", type=int, default=10)
-    c.add_argument("--rounds", type=int, default=20)
-    c.add_argument("--partition", default="iid", choices=PARTITIONS)
-    c.add_argument("--alpha", type=float, default=0.5, help="Dirichlet alpha for skewed partitions")
-    c.add_argument("--dropout", type=float, default=0.3, help="fraction of clients dropping each round (federated)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--epsilon", type=float, default=8.0, help="distributed DP budget of the settings table (delta 1e-5)")
+                    "+distributed DP on the same data, devices and seed, and the accuracy-at-epsilon headline for "
+                    f"both privacy units; print the tables, which test the claims of the article {ARTICLE}; with "
+                    "--out DIR also write DIR/compare.json and DIR/compare.md.")
+    c.add_argument("--dataset", default="breast_cancer", choices=DATASETS, help="dataset")
+    c.add_argument("--clients", type=int_in(2), default=10, help="number of clients (>= 2)")
+    c.add_argument("--rounds", type=POSITIVE_INT, default=20, help="FedAvg rounds")
+    c.add_argument("--partition", default="iid", choices=PARTITIONS, help="how rows are split over clients")
+    c.add_argument("--alpha", type=POSITIVE_FLOAT, default=0.5, help="Dirichlet alpha for skewed partitions")
+    c.add_argument("--dropout", type=RATE, default=0.3, help="fraction of clients dropping each round (federated)")
+    c.add_argument("--seed", type=SEED, default=0, help="first seed; repeat i uses seed + i")
+    c.add_argument("--epsilon", type=POSITIVE_FLOAT, default=8.0, help="distributed DP budget of the settings table")
+    c.add_argument("--delta", type=DELTA, default=defaults.delta, help="DP delta, in (0, 1)")
     c.add_argument("--dp-unit", choices=("example", "client"), default="example",
-                   help="privacy unit of the distributed-dp setting (default example); the headline shows both")
-    c.add_argument("--epsilons", type=_epsilons, default=(1.0, 2.0, 4.0, 8.0),
-                   help="comma-separated budgets of the accuracy-at-epsilon headline (default 1,2,4,8)")
+                   help="privacy unit of the distributed-dp setting; the headline shows both")
+    c.add_argument("--epsilons", type=float_list(0, lo_open=True), default=HEADLINE_EPSILONS,
+                   help="comma-separated budgets of the accuracy-at-epsilon headline (default: 1,2,4,8)")
     c.add_argument("--no-headline", action="store_true", help="skip the accuracy-at-epsilon headline")
     _noise_flag(c)
-    c.add_argument("--repeats", type=int, default=3, help="seeds per setting; accuracy is their mean (default 3)")
-    c.add_argument("--key-bits", type=int, default=2048, help="Paillier key size (default 2048)")
-    c.add_argument("--out", default="results/compare", help="output folder (default: results/compare)")
-    c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=defaults.clip_norm,
+                   help="L2 norm each client update is clipped to")
+    c.add_argument("--clip", action=Renamed, new=renamed_clip)
+    c.add_argument("--repeats", type=POSITIVE_INT, default=3, help="seeds per setting; accuracy is their mean")
+    c.add_argument("--key-bits", type=int_in(2048, 16384), default=2048, help="Paillier key size in bits")
+    c.add_argument("--out", type=out_dir, default=None, metavar="DIR",
+                   help="write compare.json, compare_context.json and compare.md into DIR (default: print only)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars or log lines")
     c.set_defaults(func=run_compare_command)
 
     f = commands.add_parser("fedavg", help="train one FedAvg run with a chosen aggregator",
                             description="One FedAvg run; prints per-round accuracy, bytes, epsilon.")
-    f.add_argument("--dataset", default="breast_cancer", choices=DATASETS)
-    f.add_argument("--aggregator", default="plain", help="name for secagg.make_aggregator (default plain)")
-    f.add_argument("--clients", type=int, default=10)
-    f.add_argument("--rounds", type=int, default=20)
-    f.add_argument("--fraction", type=float, default=1.0)
-    f.add_argument("--sampling", default="fixed", choices=("fixed", "poisson"))
-    f.add_argument("--partition", default="iid", choices=PARTITIONS)
-    f.add_argument("--alpha", type=float, default=0.5)
-    f.add_argument("--dropout", type=float, default=0.0)
-    f.add_argument("--dropout-round", default="masked_input", choices=ROUNDS,
-                   help="protocol round at which dropped clients vanish (default masked_input)")
-    f.add_argument("--deadline", type=float, default=None, help="simulated seconds per round (drop stragglers)")
-    f.add_argument("--clip", type=float, default=1.0)
-    f.add_argument("--lr", type=float, default=0.1)
-    f.add_argument("--noise-multiplier", type=float, default=None)
-    f.add_argument("--epsilon", type=float, default=None, help="privacy budget (DP aggregators)")
+    f.add_argument("--dataset", default="breast_cancer", choices=DATASETS, help="dataset")
+    f.add_argument("--aggregator", default=defaults.aggregator, choices=available_aggregators(),
+                   help="aggregation technique")
+    f.add_argument("--clients", type=POSITIVE_INT, default=10, help="number of clients")
+    f.add_argument("--rounds", type=POSITIVE_INT, default=defaults.rounds, help="FedAvg rounds")
+    f.add_argument("--fraction", type=FRACTION, default=defaults.fraction,
+                   help="fraction of clients sampled per round, in (0, 1]")
+    f.add_argument("--sampling", default=defaults.sampling, choices=("fixed", "poisson"),
+                   help="fixed-size or Poisson client sampling")
+    f.add_argument("--partition", default="iid", choices=PARTITIONS, help="how rows are split over clients")
+    f.add_argument("--alpha", type=POSITIVE_FLOAT, default=0.5, help="Dirichlet alpha for skewed partitions")
+    f.add_argument("--dropout", type=RATE, default=defaults.dropout,
+                   help="fraction of sampled clients dropping each round, in [0, 1)")
+    f.add_argument("--dropout-round", default=defaults.dropout_round, choices=ROUNDS,
+                   help="protocol round at which dropped clients vanish")
+    f.add_argument("--deadline", type=POSITIVE_FLOAT, default=None,
+                   help="simulated seconds per round; later clients drop (default: wait for all)")
+    f.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=defaults.clip_norm,
+                   help="L2 norm each client update (with --dp-unit example: each example's gradient) is clipped to")
+    f.add_argument("--clip", action=Renamed, new=renamed_clip)
+    f.add_argument("--lr", type=POSITIVE_FLOAT, default=defaults.lr, help="local SGD learning rate")
+    f.add_argument("--noise-multiplier", type=POSITIVE_FLOAT, default=None,
+                   help="DP noise std / clip norm (DP aggregators; default: solved from --epsilon)")
+    f.add_argument("--epsilon", type=POSITIVE_FLOAT, default=None,
+                   help="privacy budget (DP aggregators only; default: no budget)")
+    f.add_argument("--delta", type=DELTA, default=defaults.delta, help="DP delta, in (0, 1)")
     f.add_argument("--dp-unit", choices=("client", "example"), default=None,
                    help="privacy unit of a DP aggregator: client (default) or example (DP-SGD clients)")
-    f.add_argument("--example-rate", type=float, default=None,
-                   help="with --dp-unit example: Poisson rate of each client's example sample (default 1)")
-    f.add_argument("--weight-cap", type=float, default=None,
+    f.add_argument("--example-rate", type=FRACTION, default=None,
+                   help="with --dp-unit example: Poisson rate of each client's example sample, in (0, 1] (default 1)")
+    f.add_argument("--weight-cap", type=POSITIVE_FLOAT, default=None,
                    help="public W of the client weights min(n_i / W, 1) (needed for example weighting under DP)")
     f.add_argument("--weighting", choices=("examples", "uniform"), default=None,
                    help="client weights (default: examples without DP, uniform with DP)")
     _noise_flag(f)
-    f.add_argument("--threshold", type=int, default=None, help="secure-aggregation threshold")
+    f.add_argument("--threshold", type=POSITIVE_INT, default=None,
+                   help="secure-aggregation threshold (default: just above half the clients)")
     f.add_argument("--backend", choices=("inprocess", "ray"), default="inprocess",
                    help="where the masking protocol's clients run (secagg, secagg+): this process or Ray actors")
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--json", help="write the run's JSON here")
+    f.add_argument("--seed", type=SEED, default=0, help="seed for data, partition, devices and noise")
+    f.add_argument("--json", type=out_file, metavar="FILE", help="write the run's JSON to FILE (default: none)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=run_fedavg_command)
-
-
-def _epsilons(text: str) -> tuple[float, ...]:
-    try:
-        vals = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not vals or any(not v > 0 for v in vals):
-        raise argparse.ArgumentTypeError(f"epsilons must be positive, got {text!r}")
-    return vals
 
 
 def _noise_flag(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +156,7 @@ def run_default_demo(args: argparse.Namespace) -> int:
         dataset=getattr(args, "dataset", "breast_cancer"), clients=getattr(args, "clients", 10),
         rounds=getattr(args, "rounds", 20), seed=getattr(args, "seed", 0), key_bits=getattr(args, "key_bits", 2048),
         epsilon_seeds=getattr(args, "epsilon_seeds", 1), reproducible_noise=getattr(args, "reproducible_noise", False))
-    run_demo(args.out, opt, progress=not getattr(args, "no_progress", False))
+    run_demo(getattr(args, "out", None), opt, progress=not getattr(args, "no_progress", False))
     return 0
 
 
@@ -145,21 +168,25 @@ def run_compare_command(args: argparse.Namespace) -> int:
     _warn_reproducible(args)
     opt = CompareOptions(dataset=args.dataset, clients=args.clients, rounds=args.rounds, partition=args.partition,
                          alpha=args.alpha, dropout=args.dropout, seed=args.seed, dp_epsilon=args.epsilon,
-                         key_bits=args.key_bits, repeats=args.repeats, dp_unit=args.dp_unit,
-                         epsilons=tuple(args.epsilons), headline=not args.no_headline,
+                         delta=args.delta, clip_norm=args.clip_norm, key_bits=args.key_bits, repeats=args.repeats,
+                         dp_unit=args.dp_unit, epsilons=tuple(args.epsilons), headline=not args.no_headline,
                          reproducible_noise=args.reproducible_noise)
     t0 = time.perf_counter()
     rows, context = run_compare(opt, progress=not args.no_progress,
                                 log=(lambda s: None) if args.no_progress else (lambda s: print(s, file=sys.stderr)))
     claims = evaluate_claims(rows)
     context["wall_seconds"] = time.perf_counter() - t0
+    md = compare_markdown(rows, claims, context)
+    print(md)
+    if args.out is None:
+        print(f"measured in {context['wall_seconds']:.1f} s (no files written: pass --out DIR for compare.json "
+              "and compare.md)")
+        return 0
     os.makedirs(args.out, exist_ok=True)
     write_json(rows, os.path.join(args.out, "compare.json"))
     write_json({"context": context, "claims": claims}, os.path.join(args.out, "compare_context.json"))
-    md = compare_markdown(rows, claims, context)
     with open(os.path.join(args.out, "compare.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
-    print(md)
     print(f"wrote {os.path.join(args.out, 'compare.json')} and compare.md in {context['wall_seconds']:.1f} s")
     return 0
 
@@ -168,9 +195,7 @@ def run_fedavg_command(args: argparse.Namespace) -> int:
     """``secagg fedavg``: one run, a per-round table."""
     from .data import load_dataset
     from .report import fixed_table, write_json
-    from .server import FedAvgConfig, run_fedavg
-
-    from .server import DP_AGGREGATORS, NOISY_AGGREGATORS
+    from .server import DP_AGGREGATORS, NOISY_AGGREGATORS, FedAvgConfig, run_fedavg
 
     if args.aggregator not in DP_AGGREGATORS:
         for flag, attr in _DP_ONLY_FLAGS.items():
@@ -184,28 +209,38 @@ def run_fedavg_command(args: argparse.Namespace) -> int:
         raise ConfigurationError("--example-rate applies only with --dp-unit example")
     _warn_reproducible(args)
     options = {} if args.threshold is None else {"threshold": args.threshold}
+    if args.threshold is not None and args.aggregator not in ("secagg", "secagg+", "distributed-dp"):
+        raise ConfigurationError(f"--threshold applies to secagg, secagg+ and distributed-dp, not {args.aggregator}")
     if args.backend != "inprocess":
         if args.aggregator not in ("secagg", "secagg+"):
             raise ConfigurationError(f"--backend {args.backend} applies to secagg and secagg+, not {args.aggregator}")
         options["backend"] = args.backend
-    cfg = FedAvgConfig(rounds=args.rounds, fraction=args.fraction, sampling=args.sampling, clip=args.clip, lr=args.lr,
-                       aggregator=args.aggregator, aggregator_options=options, dropout=args.dropout,
-                       dropout_round=args.dropout_round, deadline=args.deadline,
+    cfg = FedAvgConfig(rounds=args.rounds, fraction=args.fraction, sampling=args.sampling, clip_norm=args.clip_norm,
+                       lr=args.lr, aggregator=args.aggregator, aggregator_options=options, dropout=args.dropout,
+                       dropout_round=args.dropout_round, deadline=args.deadline, delta=args.delta,
                        noise_multiplier=args.noise_multiplier, target_epsilon=args.epsilon, dp_unit=args.dp_unit,
                        example_sampling_rate=args.example_rate, weight_cap=args.weight_cap,
                        weighting=args.weighting, reproducible_noise=args.reproducible_noise)
+    cfg.validate()  # before the data is loaded: a bad combination of flags fails first
     ds = load_dataset(args.dataset, seed=args.seed)
     res = run_fedavg(ds, cfg, num_clients=args.clients, partition_scheme=args.partition, alpha=args.alpha,
-                     seed=args.seed, progress=True)
+                     seed=args.seed, progress=not args.no_progress)
     rows = [dataclasses.asdict(r) for r in res.history]
     print(fixed_table(rows, [("round", "round"), ("survivors", "survivors"), ("test_accuracy", "accuracy"),
                              ("bytes_up_per_client", "B up/client"), ("bytes_down_per_client", "B down/client"),
                              ("crypto_client_seconds", "crypto s"), ("train_seconds", "train s"),
-                             ("simulated_seconds", "simulated s"), ("epsilon", "epsilon")]))
+                             ("simulated_seconds", "simulated s"), ("clipped_fraction", "norm-clipped"),
+                             ("epsilon", "epsilon")]))
     if res.stop_reason:
         print(f"stopped early: {res.stop_reason}")
     print(f"{ds.describe()}; aggregator {args.aggregator}: final accuracy {res.accuracy:.4f}, "
           f"{res.bytes_total:,} bytes, {res.wall_seconds:.1f} s")
+    if cfg.unit == "example":
+        print("norm-clipped: fraction of the sampled examples whose gradient was scaled down to --clip-norm "
+              f"{cfg.clip_norm:g} (L2)")
+    else:
+        print("norm-clipped: fraction of the round's updates scaled down to --clip-norm "
+              f"{cfg.clip_norm:g} (L2) before aggregation")
     if cfg.is_dp:
         print(f"epsilon {res.epsilon:.4g} at delta {cfg.delta:g}, privacy unit: {cfg.unit} "
               f"({res.privacy['neighbouring'].split(':')[0]})")

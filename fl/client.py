@@ -5,7 +5,7 @@ of Deep Networks from Decentralized Data", AISTATS 2017) in the form used with s
 aggregation and differential privacy (McMahan et al., "Learning Differentially Private
 Recurrent Language Models", ICLR 2018, DP-FedAvg): the client trains for E epochs from
 the global model, takes the delta ``theta_local - theta_global``, clips its L2 norm to
-``clip`` and multiplies it by its public weight ``w <= 1``. The server only ever needs
+``clip_norm`` and multiplies it by its public weight ``w <= 1``. The server only ever needs
 the *sum* of these vectors and the public sum of the survivors' weights, which is what
 every secure aggregator provides. Raw rows never leave the client.
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from secagg.errors import InputError
 
-from .model import loss_and_grad, n_params, sgd
+from .model import _renamed, loss_and_grad, n_params, sgd
 
 __all__ = ["Client", "LocalUpdate", "clip_and_weight"]
 
@@ -81,13 +81,18 @@ class Client:
                            steps=steps, train_loss=loss, seconds=seconds, flops=flops)
 
 
-def clip_and_weight(deltas: np.ndarray, weights: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clip each row of ``deltas`` (n, P) to L2 norm ``clip`` and scale row i by ``weights[i]``.
+def clip_and_weight(deltas: np.ndarray, weights: np.ndarray, clip_norm: float | None = None, *,
+                    clip: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Clip each row of ``deltas`` (n, P) to L2 norm ``clip_norm`` and scale row i by ``weights[i]``.
 
-    ``weights`` must lie in ``[0, 1]`` so every row keeps norm <= ``clip`` (the per-client
-    sensitivity DP accounting relies on, and the coordinate bound the quantized
-    aggregators need). Returns ``(rows, clipped_mask)``; vectorized over rows.
+    ``weights`` must lie in ``[0, 1]`` so every row keeps norm <= ``clip_norm`` (the
+    per-client sensitivity DP accounting relies on, and the coordinate bound the
+    quantized aggregators need). Returns ``(rows, clipped_mask)``; vectorized over rows.
+    ``clip=`` is the deprecated old name of ``clip_norm`` (a :class:`DeprecationWarning`).
     """
+    clip = _renamed("clip_and_weight", "clip", clip, "clip_norm", clip_norm)
+    if clip is None:
+        raise InputError("clip_and_weight needs clip_norm, the L2 norm each row is clipped to")
     deltas = np.asarray(deltas, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
     if deltas.ndim != 2 or weights.shape != (deltas.shape[0],):
@@ -95,7 +100,7 @@ def clip_and_weight(deltas: np.ndarray, weights: np.ndarray, clip: float) -> tup
     if weights.size and (weights.min() < 0 or weights.max() > 1):
         raise InputError("client weights must lie in [0, 1] so that clipping bounds every contribution")
     if not clip > 0:
-        raise InputError(f"clip must be positive, got {clip!r}")
+        raise InputError(f"clip_norm must be positive, got {clip!r}")
     norms = np.linalg.norm(deltas, axis=1)
     factor = np.minimum(1.0, clip / np.maximum(norms, 1e-300))
     return deltas * (factor * weights)[:, None], factor < 1.0

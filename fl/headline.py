@@ -52,10 +52,10 @@ class HeadlineOptions:
     techniques: tuple[tuple[str, str], ...] = DEFAULT_TECHNIQUES
     client_rounds: int = 20
     client_lr: float = 0.1
-    client_clip: float = 1.0
+    client_clip_norm: float = 1.0
     example_rounds: int = 20
     example_lr: float = 2.0
-    example_clip: float = 2.0
+    example_clip_norm: float = 2.0
     example_rate: float = 1.0
     fraction: float = 1.0
     sampling: str = "fixed"
@@ -70,9 +70,9 @@ def _config(opt: HeadlineOptions, unit: str, name: str, eps: float) -> FedAvgCon
     common = dict(aggregator=name, target_epsilon=eps, delta=opt.delta, dp_unit=unit, dropout=opt.dropout,
                   reproducible_noise=opt.reproducible_noise, fraction=opt.fraction, sampling=opt.sampling)
     if unit == "example":
-        return FedAvgConfig(rounds=opt.example_rounds, lr=opt.example_lr, clip=opt.example_clip,
+        return FedAvgConfig(rounds=opt.example_rounds, lr=opt.example_lr, clip_norm=opt.example_clip_norm,
                             example_sampling_rate=None if opt.example_rate == 1.0 else opt.example_rate, **common)
-    return FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip=opt.client_clip, **common)
+    return FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip_norm=opt.client_clip_norm, **common)
 
 
 def run_headline(opt: HeadlineOptions = HeadlineOptions(), *, progress: bool = False,
@@ -82,7 +82,8 @@ def run_headline(opt: HeadlineOptions = HeadlineOptions(), *, progress: bool = F
     Keys: ``epsilons``, ``delta``, ``seeds``, ``dataset``, ``non_private`` (mean accuracy of
     plain FedAvg with the client-level settings), ``rows`` (one per technique and unit:
     ``technique``, ``unit``, ``placement``, ``points`` = list of ``{"target_epsilon",
-    "epsilon" (largest achieved over seeds), "accuracy" (mean), "accuracy_std",
+    "epsilon" (largest achieved over seeds), "accuracy" (mean), "accuracy_std" (sample
+    standard deviation over the seeds; None for one seed),
     "accuracy_runs", "noise_multiplier"}``), ``baseline`` (diffprivlib rows or the reason
     it is absent). Configuration errors are raised before anything trains.
     """
@@ -90,7 +91,7 @@ def run_headline(opt: HeadlineOptions = HeadlineOptions(), *, progress: bool = F
     ds = load_dataset(opt.dataset, seed=0, n_samples=opt.n_samples)
     for unit, name in opt.techniques:  # validate every configuration first
         _config(opt, unit, name, opt.epsilons[0]).validate()
-    plain = [run_fedavg(ds, FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip=opt.client_clip,
+    plain = [run_fedavg(ds, FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip_norm=opt.client_clip_norm,
                                          fraction=opt.fraction, sampling=opt.sampling, dropout=opt.dropout),
                         num_clients=opt.clients, seed=s).accuracy for s in opt.seeds]
     jobs = [(unit, name, eps) for unit, name in opt.techniques for eps in opt.epsilons]
@@ -106,7 +107,7 @@ def run_headline(opt: HeadlineOptions = HeadlineOptions(), *, progress: bool = F
         accs = [r.accuracy for r in runs]
         points.setdefault((unit, name), []).append({
             "target_epsilon": eps, "epsilon": max(float(r.epsilon or 0.0) for r in runs),
-            "accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "accuracy_runs": accs,
+            "accuracy": float(np.mean(accs)), "accuracy_std": _sd(accs), "accuracy_runs": accs,
             "noise_multiplier": runs[0].noise_multiplier,
             "rounds_completed": min(sum(1 for h in r.history if not h.aborted and not h.refused) for r in runs)})
     rows = [{"technique": name, "unit": unit, "placement": PLACEMENT[name], "points": pts}
@@ -129,6 +130,11 @@ def run_headline(opt: HeadlineOptions = HeadlineOptions(), *, progress: bool = F
             "non_private_runs": plain, "rows": rows, "baseline": baseline,
             "options": {k: v for k, v in dataclasses.asdict(opt).items() if k != "extra"},
             "reproducible_noise": opt.reproducible_noise}
+
+
+def _sd(values: list[float]) -> float | None:
+    """Sample standard deviation over seeds; ``None`` for one seed (there is no spread to measure)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def headline_rows(doc: dict) -> list[dict]:
@@ -170,7 +176,8 @@ def plot_headline(doc: dict, path: str) -> str:
     series = {}
     for r in doc["rows"] + ([doc["baseline"]] if doc["baseline"].get("available") else []):
         series[f"{r['technique']} ({r['unit']}-level)"] = [
-            (p["target_epsilon"], p["accuracy"], p["accuracy_std"] / max(1, len(doc["seeds"])) ** 0.5)
+            (p["target_epsilon"], p["accuracy"],
+             None if p.get("accuracy_std") is None else p["accuracy_std"] / len(p["accuracy_runs"]) ** 0.5)
             for p in r["points"]]
     return plot_accuracy_vs_epsilon(series, path, baseline=doc["non_private"],
                                     title=f"{doc['dataset_name']}: accuracy vs epsilon, per privacy unit "

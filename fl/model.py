@@ -7,9 +7,9 @@ multinomial (softmax, cross-entropy). A flat vector is what an aggregator sums.
 
 Loss = mean cross-entropy + ``l2 / 2 * ||W||^2`` (intercept not penalized). Gradients
 are closed form and vectorized over the batch. Training is mini-batch SGD for E epochs;
-with ``clip`` set, each example's gradient is clipped to L2 norm ``clip`` before
-averaging, and ``noise_multiplier > 0`` adds Gaussian noise of standard deviation
-``noise_multiplier * clip`` to the summed batch gradient: DP-SGD of Abadi et al.,
+with ``clip_norm`` set, each example's gradient is clipped to L2 norm ``clip_norm``
+before averaging, and ``noise_multiplier > 0`` adds Gaussian noise of standard deviation
+``noise_multiplier * clip_norm`` to the summed batch gradient: DP-SGD of Abadi et al.,
 "Deep Learning with Differential Privacy", CCS 2016 (Algorithm 1).
 
 :class:`LogisticRegression` wraps the same functions as a scikit-learn style estimator
@@ -20,6 +20,7 @@ baseline reads ``LogisticRegression().fit(X, y).score(X_test, y_test)``, as with
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -87,11 +88,13 @@ def _residual(P: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _xent(P: np.ndarray, y: np.ndarray) -> float:
-    eps = 1e-12
+    # log of the probability itself (floored only where it underflows): adding a constant
+    # such as 1e-12 would make the loss disagree with its closed-form gradient
+    tiny = np.finfo(np.float64).tiny
     if P.shape[1] == 1:
         p = P[:, 0]
-        return float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
-    return float(-np.mean(np.log(P[np.arange(len(y)), y] + eps)))
+        return float(-np.mean(y * np.log(np.maximum(p, tiny)) + (1 - y) * np.log(np.maximum(1 - p, tiny))))
+    return float(-np.mean(np.log(np.maximum(P[np.arange(len(y)), y], tiny))))
 
 
 def _check_xy(X, y, n_features: int | None = None, n_classes: int | None = None):
@@ -140,6 +143,18 @@ def per_example_grads(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classe
     return np.einsum("bi,bk->bik", Xb, R).reshape(len(X), -1)
 
 
+def _renamed(owner: object, old: str, old_value: Any, new: str, new_value: Any) -> Any:
+    """Resolve a renamed keyword (``owner``: the object or the function's name): warn when
+    the old one is used, refuse both at once; returns the value to use."""
+    if old_value is None:
+        return new_value
+    where = owner if isinstance(owner, str) else type(owner).__name__
+    if new_value is not None:
+        raise ConfigurationError(f"{where}: give {new}= only ({old}= is its deprecated old name)")
+    warnings.warn(f"{where}({old}=...) is deprecated: use {new}= (an L2 norm)", DeprecationWarning, stacklevel=3)
+    return old_value
+
+
 def sgd(
     params: np.ndarray,
     X: np.ndarray,
@@ -150,28 +165,31 @@ def sgd(
     batch_size: int = 32,
     lr: float = 0.1,
     l2: float = 0.0,
-    clip: float | None = None,
+    clip_norm: float | None = None,
     noise_multiplier: float = 0.0,
     rng: np.random.Generator | None = None,
+    clip: float | None = None,
 ) -> tuple[np.ndarray, int, float]:
     """Mini-batch SGD for ``epochs`` passes over ``(X, y)`` (reshuffled each epoch).
 
-    With ``clip`` set, per-example gradients are L2-clipped to ``clip`` and (if
-    ``noise_multiplier > 0``) Gaussian noise ``N(0, (noise_multiplier * clip)^2)`` is added
-    to each summed batch gradient (DP-SGD). Returns ``(new_params, steps, fraction_clipped)``;
-    ``params`` is not modified.
+    With ``clip_norm`` set, per-example gradients are L2-clipped to ``clip_norm`` and (if
+    ``noise_multiplier > 0``) Gaussian noise ``N(0, (noise_multiplier * clip_norm)^2)`` is
+    added to each summed batch gradient (DP-SGD). Returns ``(new_params, steps,
+    fraction_clipped)``; ``params`` is not modified. ``clip=`` is the deprecated old name
+    of ``clip_norm`` (a :class:`DeprecationWarning`).
 
     Raises ConfigurationError for non-positive epochs, batch size or learning rate, or
-    noise without a clip.
+    noise without a clip norm.
     """
+    clip = _renamed("sgd", "clip", clip, "clip_norm", clip_norm)
     if epochs < 1 or batch_size < 1 or not lr > 0 or l2 < 0:
         raise ConfigurationError(
             f"need epochs >= 1, batch_size >= 1, lr > 0, l2 >= 0; got {epochs}, {batch_size}, {lr}, {l2}"
         )
     if noise_multiplier and clip is None:
-        raise ConfigurationError("DP-SGD noise needs a per-example clip norm (clip=...)")
+        raise ConfigurationError("DP-SGD noise needs a per-example clip norm (clip_norm=...)")
     if clip is not None and not clip > 0:
-        raise ConfigurationError(f"clip must be positive, got {clip!r}")
+        raise ConfigurationError(f"clip_norm must be positive, got {clip!r}")
     X, y = _check_xy(X, y, n_classes=n_classes)
     gen = default_rng(rng)
     n, d = X.shape
@@ -226,10 +244,12 @@ class LogisticRegression(_Mixin, _Base):
         passes over the data.
     batch_size
         rows per step.
-    clip, noise_multiplier
-        per-example clipping norm and DP-SGD noise (see :func:`sgd`).
+    clip_norm, noise_multiplier
+        per-example L2 clipping norm and DP-SGD noise (see :func:`sgd`).
     random_state
         int seed or numpy Generator for shuffling and noise (None: OS entropy).
+    clip
+        deprecated old name of ``clip_norm`` (a :class:`DeprecationWarning` at :meth:`fit`).
 
     Attributes
     ----------
@@ -246,14 +266,16 @@ class LogisticRegression(_Mixin, _Base):
     """
 
     def __init__(self, l2: float = 1e-3, lr: float = 0.1, epochs: int = 50, batch_size: int = 32,
-                 clip: float | None = None, noise_multiplier: float = 0.0, random_state: Any = None):
+                 clip_norm: float | None = None, noise_multiplier: float = 0.0, random_state: Any = None,
+                 clip: float | None = None):
         self.l2 = l2
         self.lr = lr
         self.epochs = epochs
         self.batch_size = batch_size
-        self.clip = clip
+        self.clip_norm = clip_norm
         self.noise_multiplier = noise_multiplier
         self.random_state = random_state
+        self.clip = clip  # deprecated; kept as a parameter so get_params/clone see it
 
     def fit(self, X, y) -> "LogisticRegression":
         """Train on ``X`` (n, d) float and labels ``y`` (n,) of any sortable type."""
@@ -267,7 +289,8 @@ class LogisticRegression(_Mixin, _Base):
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
         params, steps, _ = sgd(init_params(X.shape[1], len(classes)), X, yi, len(classes), epochs=self.epochs,
-                               batch_size=self.batch_size, lr=self.lr, l2=self.l2, clip=self.clip,
+                               batch_size=self.batch_size, lr=self.lr, l2=self.l2,
+                               clip_norm=_renamed(self, "clip", self.clip, "clip_norm", self.clip_norm),
                                noise_multiplier=self.noise_multiplier, rng=rng)
         self.set_learned(params)
         self.n_iter_ = steps

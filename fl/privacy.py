@@ -39,7 +39,7 @@ __all__ = [
 NEIGHBOURING = {
     "client": (
         "add/remove one client: two federations differ by all the data of one client (its whole "
-        "contribution to every round it takes part in). Each contribution is clipped to L2 norm `clip` and "
+        "contribution to every round it takes part in). Each contribution is clipped to L2 norm `clip_norm` and "
         "weighted by a public w_i <= 1 that depends on nothing but the client's own size and the public cap "
         "(uniform, or min(n_i / weight_cap, 1)); the server divides by a fixed public denominator (the expected "
         "number of contributions per round), never by a data-dependent total. Client sampling is an "
@@ -47,7 +47,7 @@ NEIGHBOURING = {
     ),
     "example": (
         "add/remove one training example (one row of one client): each example's gradient is clipped to "
-        "L2 norm `clip` before anything leaves the client. The number of examples per client is public; "
+        "L2 norm `clip_norm` before anything leaves the client. The number of examples per client is public; "
         "the server divides by the fixed expected batch size. Poisson sampling of a client's own examples is "
         "an amplification (the client, not the server, draws it); client sampling is one only with central DP."
     ),
@@ -58,8 +58,9 @@ def make_accountant() -> Any:
     """The privacy accountant every :mod:`fl` run uses (the seam: change the accountant here only).
 
     Returns a fresh accountant with ``compose(event, count=1)`` and
-    ``get_epsilon(delta)``: :class:`secagg.dp.PldAccountant` (privacy-loss distributions,
-    pessimistic discretization: the tightest bound the library has).
+    ``get_epsilon(delta)``: :class:`secagg.dp.AutoAccountant`, the smaller of the PLD
+    (privacy-loss distributions, pessimistic discretization) and RDP bounds, RDP alone for
+    an event PLD cannot bound.
 
     Raises
     ------
@@ -70,7 +71,7 @@ def make_accountant() -> Any:
         from secagg.dp import make_accountant as _make
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ConfigurationError(f"DP accounting is not available (secagg.dp): {exc}") from None
-    return _make("pld")
+    return _make("auto")
 
 
 def accountant_name() -> str:

@@ -7,19 +7,21 @@ secure aggregation (Bonawitz et al., CCS 2017) and DP-FedAvg (McMahan et al., IC
 1. **sample** clients: a fixed fraction without replacement (``sampling="fixed"``), or
    each client independently with probability ``fraction`` (``"poisson"``);
 2. **train locally** (:meth:`fl.client.Client.local_update`), clip each delta to L2 norm
-   ``clip`` and scale it by the client's public weight (``w_i = min(n_i / W, 1)`` with
+   ``clip_norm`` and scale it by the client's public weight (``w_i = min(n_i / W, 1)`` with
    ``W = weight_cap``, by default the largest client without DP; under DP ``W`` must be
-   given, or weights are uniform), so every contribution has norm <= ``clip``. With
+   given, or weights are uniform), so every contribution has norm <= ``clip_norm``. With
    ``dp_unit="example"`` clients run DP-SGD instead (:mod:`fl.example_dp`);
 3. **drop** clients: a ``dropout`` fraction chosen at random, at protocol round
    ``dropout_round`` (the masking protocols recover from it), plus, with a ``deadline``,
    every client whose simulated time (:mod:`fl.devices`) would miss it;
-4. **aggregate** through ``secagg.make_aggregator(name, clip=clip, ...)``: the server
-   receives only the (possibly noisy) sum of the surviving rows and who survived. It
-   divides by the survivors' total weight without DP, and by a fixed public constant
-   under client-level DP (the expected number of contributions per round, McMahan et
-   al. 2018), so no data-dependent number is released without noise. If the protocol
-   aborts (too few survivors) the round is recorded and the model is left unchanged;
+4. **aggregate** through ``secagg.make_aggregator(name, ...)`` with ``clip_norm`` for the
+   DP techniques and ``bound=clip_norm`` for the others (a norm bounds every coordinate,
+   so nothing is out of range): the server receives only the (possibly noisy) sum of
+   the surviving rows and who survived. It divides by the survivors' total weight
+   without DP, and by a fixed public constant under client-level DP (the expected number
+   of contributions per round, McMahan et al. 2018), so no data-dependent number is
+   released without noise. If the protocol aborts (too few survivors) the round is
+   recorded and the model is left unchanged;
 5. **account**: for DP aggregators the round's *actual* event (the aggregator's own,
    with the actual survivors) is charged to a :class:`fl.privacy.PrivacyLedger` once
    the survivor set is fixed and before the aggregate is used; if it does not fit
@@ -41,15 +43,18 @@ round, a budget the planned rounds would exceed) are raised before any training.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from secagg import make_aggregator
-from secagg.aggregators import AggregationResult, Aggregator
+from secagg.aggregators import AggregationResult, Aggregator, aggregator_class
 from secagg.errors import BudgetExceeded, ConfigurationError, ProtocolAbort
 
 from secagg.quantize import secure_generator
@@ -64,6 +69,7 @@ from .privacy import NEIGHBOURING, PrivacyLedger, accountant_name, calibrate_noi
 
 __all__ = [
     "DP_AGGREGATORS",
+    "clip_options",
     "FedAvg",
     "FedAvgConfig",
     "FedAvgResult",
@@ -95,15 +101,16 @@ class FedAvgConfig:
     sampling: ``"fixed"`` or ``"poisson"``. local_epochs, batch_size, lr, l2: local SGD
         (with ``dp_unit="example"``: local DP-SGD epochs, see below).
     server_lr: step applied to the averaged delta.
-    clip: L2 bound of each client's contribution (``dp_unit="client"``) or of each
-        example's gradient (``dp_unit="example"``).
+    clip_norm: L2 norm each client's contribution is clipped to (``dp_unit="client"``) or
+        each example's gradient (``dp_unit="example"``); ``clip=`` is its deprecated old name.
     weighting: ``"examples"`` (w_i = n_i / W) or ``"uniform"``; None (default) means
         ``"examples"`` without DP and ``"uniform"`` with DP.
     weight_cap: the public ``W`` of ``w_i = min(n_i / W, 1)`` (McMahan et al., ICLR 2018).
         Without DP it defaults to the largest client; under DP, ``weighting="examples"``
         requires it (a denominator computed from the clients' data would leak).
     aggregator: a name for :func:`secagg.make_aggregator`; aggregator_options: extra
-        constructor keywords (``clip`` and, for DP, ``noise_multiplier`` are filled in).
+        constructor keywords (``clip_norm`` for DP, ``bound`` otherwise, and, for DP,
+        ``noise_multiplier`` are filled in).
     dropout: fraction of sampled clients dropping each round, in [0, 1).
     dropout_round: protocol round at which they drop (``"masked_input"`` etc.).
     deadline: simulated seconds after which the server closes a round (None: wait for all).
@@ -127,7 +134,7 @@ class FedAvgConfig:
     lr: float = 0.1
     server_lr: float = 1.0
     l2: float = 1e-3
-    clip: float = 5.0
+    clip_norm: float = 1.0
     weighting: str | None = None
     weight_cap: float | None = None
     aggregator: str = "plain"
@@ -156,8 +163,8 @@ class FedAvgConfig:
             raise ConfigurationError(f"weight_cap must be a positive number of examples, got {self.weight_cap!r}")
         if self.local_epochs < 1 or self.batch_size < 1 or not self.lr > 0 or not self.server_lr > 0:
             raise ConfigurationError("local_epochs and batch_size must be >= 1, lr and server_lr > 0")
-        if not (np.isfinite(self.clip) and self.clip > 0):
-            raise ConfigurationError(f"clip must be a positive finite L2 norm, got {self.clip!r}")
+        if not (np.isfinite(self.clip_norm) and self.clip_norm > 0):
+            raise ConfigurationError(f"clip_norm must be a positive finite L2 norm, got {self.clip_norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigurationError(f"dropout must be a rate in [0, 1), got {self.dropout!r}")
         from secagg.masking.rounds import ROUNDS
@@ -177,7 +184,7 @@ class FedAvgConfig:
                 if getattr(self, name) is not None:
                     raise ConfigurationError(
                         f"{name} applies only to DP aggregators ({', '.join(sorted(DP_AGGREGATORS))}), "
-                        f"not {self.aggregator!r}")
+                        f"not {self.aggregator!r}: it adds no noise, so it would train without DP")
             if self.reproducible_noise and self.aggregator not in NOISY_AGGREGATORS:
                 raise ConfigurationError(
                     f"reproducible_noise applies only to aggregators with random noise or rounding, not "
@@ -233,6 +240,44 @@ class FedAvgConfig:
         server keeps the sample secret) with Poisson sampling of a fraction < 1, client unit."""
         return (self.aggregator == "central-dp" and self.sampling == "poisson" and self.fraction < 1.0
                 and self.unit == "client")
+
+
+def clip_options(aggregator: str, clip_norm: float) -> dict[str, float]:
+    """The constructor option that carries an L2 ``clip_norm`` to ``aggregator``.
+
+    DP techniques take it as ``clip_norm``; the others as their per-coordinate ``bound``
+    (a row of L2 norm ``<= clip_norm`` has every coordinate within it, so none is out of
+    range). Classes that still call it ``clip`` get ``clip``.
+    """
+    params = inspect.signature(aggregator_class(aggregator)).parameters
+    key = next((k for k in ("clip_norm", "bound", "clip") if k in params), None)
+    return {} if key is None else {key: clip_norm}
+
+
+def _accept_old_clip(init):
+    """``FedAvgConfig(clip=...)``: the old name of ``clip_norm`` (always an L2 norm here), with a warning."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, clip: float | None = None, **kwargs) -> None:
+        if clip is not None:
+            if "clip_norm" in kwargs:
+                raise ConfigurationError("give clip_norm= only (clip= is its deprecated old name)")
+            warnings.warn("FedAvgConfig(clip=...) is deprecated: use clip_norm= (an L2 norm)", DeprecationWarning,
+                          stacklevel=2)
+            kwargs["clip_norm"] = clip
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+def _deprecated_clip(self: FedAvgConfig) -> float:
+    """Deprecated alias of ``clip_norm``."""
+    warnings.warn("FedAvgConfig.clip is deprecated: read clip_norm", DeprecationWarning, stacklevel=2)
+    return self.clip_norm
+
+
+FedAvgConfig.__init__ = _accept_old_clip(FedAvgConfig.__init__)  # type: ignore[method-assign]
+FedAvgConfig.clip = property(_deprecated_clip)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -424,7 +469,7 @@ class FedAvg:
         # of contributions per round (McMahan et al. 2018's fixed-denominator estimator)
         self.dp_denominator = (max(1.0, config.fraction * n * (1.0 - config.dropout))
                                if self.unit == "client" else None)
-        self._vector_clip = config.clip * float(sizes.max())  # example/distributed: public client-vector bound
+        self._vector_clip = config.clip_norm * float(sizes.max())  # example/distributed: public client-vector bound
         self._ledger = PrivacyLedger(config.delta, config.target_epsilon) if config.is_dp else None
         self._given_aggregator = aggregator
         self.noise_multiplier = self._resolve_noise(aggregator)
@@ -445,7 +490,7 @@ class FedAvg:
     # ------------------------------------------------------------------ configuration
     def _build_aggregator(self, noise_multiplier: float | None = None) -> Aggregator:
         cfg = self.config
-        options: dict[str, Any] = {"clip": cfg.clip}
+        options: dict[str, Any] = clip_options(cfg.aggregator, cfg.clip_norm)
         if cfg.is_dp:
             options["noise_multiplier"] = self.noise_multiplier if noise_multiplier is None else noise_multiplier
         if cfg.aggregator == "distributed-dp" and cfg.dropout:
@@ -477,7 +522,7 @@ class FedAvg:
     def _example_distributed(self, z: float, m: int):
         opts = {k: v for k, v in dict(self.config.aggregator_options).items()
                 if k in ("bits", "mechanism", "k_stddevs", "rotation_seed")}
-        return distributed_params(clip=self.config.clip, noise_multiplier=z, vector_clip=self._vector_clip,
+        return distributed_params(clip_norm=self.config.clip_norm, noise_multiplier=z, vector_clip=self._vector_clip,
                                   num_clients=m, min_clients=min(m, self._planned_survivors(m)), dim=self.dim,
                                   options=opts)
 
@@ -491,7 +536,7 @@ class FedAvg:
         if self.unit == "example":
             dist = self._example_distributed(z, m) if self.placement == "distributed" else None
             return example_event(self.placement, z, cfg.example_rate, steps=self._local_steps(),
-                                 distributed=dist, clip=cfg.clip, dim=self.dim,
+                                 distributed=dist, clip_norm=cfg.clip_norm, dim=self.dim,
                                  survivors=None if dist is None else dist.min_clients)
         agg = aggregator if aggregator is not None else self.aggregator
         base = agg.dp_event_for(m, self.dim) if hasattr(agg, "dp_event_for") else _dp().GaussianEvent(z)
@@ -629,13 +674,14 @@ class FedAvg:
         if self.placement == "local":
             res = self.aggregator.aggregate(self._rows, dropout=drop or None, rng=None)
             surv = res.survivors
-            event = example_event("local", z, cfg.example_rate, steps=self._local_steps(), clip=cfg.clip,
+            event = example_event("local", z, cfg.example_rate, steps=self._local_steps(), clip_norm=cfg.clip_norm,
                                   dim=self.dim)
             step = cfg.server_lr * res.total / surv.size if surv.size else None
             return res, "", event, step
         if self.placement == "central":
-            er = central_round(self._rows, keep, clip=cfg.clip, noise_multiplier=z, rng=self._rng_noise,
-                               event=example_event("central", z, cfg.example_rate, clip=cfg.clip, dim=self.dim))
+            er = central_round(self._rows, keep, clip_norm=cfg.clip_norm, noise_multiplier=z, rng=self._rng_noise,
+                               event=example_event("central", z, cfg.example_rate, clip_norm=cfg.clip_norm,
+                                                   dim=self.dim))
             res = AggregationResult(total=er.total, survivors=er.survivors, bytes_up=er.bytes_up,
                                     bytes_down=er.bytes_down, client_seconds=er.client_seconds,
                                     server_seconds=er.server_seconds, noise_std=er.noise_std)
@@ -654,7 +700,7 @@ class FedAvg:
                                     bytes_down=out.bytes_down, client_seconds=out.client_seconds,
                                     server_seconds=out.server_seconds, noise_std=out.noise_std,
                                     info={"min_clients": dist.min_clients, "scale": dist.scale})
-            event = example_event("distributed", z, cfg.example_rate, distributed=dist, clip=cfg.clip,
+            event = example_event("distributed", z, cfg.example_rate, distributed=dist, clip_norm=cfg.clip_norm,
                                   survivors=max(1, out.survivors.size))
         surv = res.survivors
         expected_batch = cfg.example_rate * float(sizes[surv].sum())  # public sizes, public participation
@@ -708,14 +754,14 @@ class FedAvg:
                 t0 = time.perf_counter()
                 if self.unit == "example":
                     if self.placement == "local":
-                        new, frac, seen = local_dp_sgd(params, c.X, c.y, c.n_classes, clip=cfg.clip,
+                        new, frac, seen = local_dp_sgd(params, c.X, c.y, c.n_classes, clip_norm=cfg.clip_norm,
                                                        noise_multiplier=self.noise_multiplier,
                                                        rate=cfg.example_rate, steps=self._local_steps(), lr=cfg.lr,
                                                        l2=cfg.l2, rng=self._rng_noise)
                         updates.append(new - params)
                     else:
-                        s, seen, k = clipped_gradient_sum(params, c.X, c.y, c.n_classes, cfg.clip, cfg.example_rate,
-                                                          self._rng_noise)
+                        s, seen, k = clipped_gradient_sum(params, c.X, c.y, c.n_classes, cfg.clip_norm,
+                                                          cfg.example_rate, self._rng_noise)
                         updates.append(s)
                         frac = k / seen if seen else 0.0
                     clipped[j] = frac
@@ -732,7 +778,7 @@ class FedAvg:
             if self.unit == "example":
                 self._rows = np.stack(updates)
             else:
-                self._rows, was_clipped = clip_and_weight(np.stack(updates), self.weights[chosen], cfg.clip)
+                self._rows, was_clipped = clip_and_weight(np.stack(updates), self.weights[chosen], cfg.clip_norm)
                 clipped = was_clipped.astype(np.float64)
 
             drop, late, fleet = self._dropouts(m, flops, chosen, rtt)

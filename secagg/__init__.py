@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from . import errors
 from .aggregators import AggregationResult, Aggregator, available_aggregators, make_aggregator
-from .errors import SecAggError
+from .errors import OutOfRangeError, SecAggError
 from .quantize import Quantizer, clip_l2
 
 __version__ = "0.1.0"
@@ -27,8 +27,22 @@ def secure_sum(vectors, **kwargs):
 
     One-line convenience over :func:`secagg.masking.secure_sum`: runs every round of the
     pairwise-mask protocol in process and returns the decoded float64 sum, shape
-    ``(d,)``. Keyword arguments (``clip``, ``threshold``, ``graph``, ``dropout``, ...)
-    are those of :func:`secagg.masking.simulate`.
+    ``(d,)``. Keyword arguments (``threshold``, ``graph``, ``dropout``, ``quantizer``,
+    ...) are those of :func:`secagg.masking.simulate`.
+
+    Inputs are encoded in fixed point within a per-coordinate ``bound`` (default 1.0;
+    pass ``bound=`` for larger inputs, at some cost in resolution). A value beyond it
+    raises :class:`~secagg.errors.OutOfRangeError` (how many values, the largest
+    magnitude, the ``bound=`` that would hold them): nothing is clipped silently. To clip
+    instead, pass ``out_of_range="clip"``; :func:`secagg.masking.simulate` then reports
+    how many values it clipped (``result.clipped``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.5, -2.0], [0.25, 3.0]])
+    >>> [round(float(v), 6) for v in secure_sum(x, bound=4.0)]
+    [0.75, 1.0]
     """
     from .masking import secure_sum as _secure_sum
 
@@ -38,6 +52,7 @@ def secure_sum(vectors, **kwargs):
 __all__ = [
     "AggregationResult",
     "Aggregator",
+    "OutOfRangeError",
     "Quantizer",
     "SecAggError",
     "available_aggregators",

@@ -1,11 +1,19 @@
 """One interface for every aggregation technique, so ``fl`` can switch by name.
 
 An :class:`Aggregator` takes the update vectors of the clients selected for a round
-(an ``(n, d)`` float array, one row per client) and returns an
-:class:`AggregationResult`: the (possibly noisy) sum of the rows that survived, which
-rows those were, and what it cost (bytes per client from real message encodings,
-seconds of cryptography at clients and server). The averaging, weighting and model
-logic stay in the caller.
+(an ``(n, d)`` float array, one row per client, or a model held as a list of per-layer
+arrays ``(n, ...)``, with optional per-client ``weights``) and returns an
+:class:`AggregationResult`: the (possibly noisy, weighted) sum of the rows that
+survived, in the shapes they came in, which rows those were, how many values were
+clipped, and what it cost (bytes per client from real message encodings, seconds of
+cryptography at clients and server). The averaging and model logic stay in the caller.
+
+Words: ``bound`` is a per-coordinate bound (``|x_j| <= bound``: the range of the
+fixed-point encoding of ``secagg``, ``secagg+`` and ``paillier``), ``clip_norm`` an L2
+norm (``||x||_2 <= clip_norm``: the sensitivity of the DP aggregators). A value beyond
+the ``bound`` raises :class:`~secagg.errors.OutOfRangeError` unless the aggregator was
+built with ``out_of_range="clip"``; then it is clipped and counted in
+:attr:`AggregationResult.clipped`.
 
 Techniques register under a short name; :func:`make_aggregator` builds one:
 
@@ -24,26 +32,34 @@ name               technique
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import math
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import ConfigurationError, InputError
+from .quantize import apply_bound, check_out_of_range_policy
 
 __all__ = [
     "AggregationResult",
     "Aggregator",
+    "LayerLayout",
     "PlainAggregator",
+    "aggregator_class",
     "available_aggregators",
+    "flatten_updates",
     "make_aggregator",
     "register_aggregator",
     "send_float32",
     "validate_updates",
+    "validate_weights",
 ]
 
 
@@ -54,8 +70,10 @@ class AggregationResult:
     Attributes
     ----------
     total:
-        float64 array, shape ``(d,)``: sum of the surviving rows (after the technique's
-        clipping and quantization, plus its noise for DP techniques).
+        the sum of the surviving rows (after the technique's clipping and quantization,
+        plus its noise for DP techniques), weighted by ``weights`` when given: float64
+        ``(d,)`` for an ``(n, d)`` input, ``shape`` for an ``(n, *shape)`` array, and a
+        list of arrays of the layers' shapes for a list of per-layer arrays.
     survivors:
         int64 array of the row indices whose inputs are in ``total`` (sorted).
     bytes_up, bytes_down:
@@ -70,9 +88,15 @@ class AggregationResult:
         the updates); 0 for non-DP techniques.
     info:
         technique-specific extras (e.g. epsilon achieved, graph degree, slots).
+    clipped_per_client:
+        int64 array, shape ``(n,)``: values of each client's update clipped to the
+        aggregator's ``bound`` (only with ``out_of_range="clip"``; ``None`` means none).
+        L2 norm clipping of the DP aggregators is not counted here (see their ``info``).
+    weights:
+        float64 ``(n,)`` per-client weights the rows were multiplied by, or ``None``.
     """
 
-    total: np.ndarray
+    total: Any
     survivors: np.ndarray
     bytes_up: np.ndarray
     bytes_down: np.ndarray
@@ -80,11 +104,137 @@ class AggregationResult:
     server_seconds: float
     noise_std: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    clipped_per_client: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @property
     def count(self) -> int:
         """Number of rows in the sum."""
         return int(len(self.survivors))
+
+    @property
+    def clipped(self) -> int:
+        """Number of values clipped to the ``bound`` among the inputs in ``total`` (0 when none)."""
+        if self.clipped_per_client is None:
+            return 0
+        return int(np.asarray(self.clipped_per_client)[self.survivors].sum())
+
+    @property
+    def weight_total(self) -> float:
+        """Sum of the survivors' weights (their count without weights): ``total / weight_total`` is the mean."""
+        if self.weights is None:
+            return float(self.count)
+        return float(np.asarray(self.weights)[self.survivors].sum())
+
+
+@dataclass(frozen=True)
+class LayerLayout:
+    """How :func:`flatten_updates` turned per-client arrays into ``(n, d)`` rows.
+
+    ``shapes`` holds each layer's shape without the client axis; ``as_list`` says whether
+    the input was a list of layers (restored as a list) or one ``(n, *shape)`` array.
+    """
+
+    shapes: tuple[tuple[int, ...], ...]
+    as_list: bool
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of values per client in each layer."""
+        return tuple(math.prod(s) for s in self.shapes)
+
+    def restore(self, flat: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        """Split a flat ``(d,)`` vector back into the layers' shapes (a list, or one array)."""
+        flat = np.asarray(flat)
+        if flat.shape != (sum(self.sizes),):
+            raise InputError(f"a flat vector of {sum(self.sizes)} values is needed to restore the layers, "
+                             f"got shape {flat.shape}")
+        parts = np.split(flat, np.cumsum(self.sizes)[:-1])
+        out = [p.reshape(shape) for p, shape in zip(parts, self.shapes)]
+        return out if self.as_list else out[0]
+
+
+def flatten_updates(updates) -> tuple[np.ndarray, LayerLayout | None]:
+    """Turn what a caller holds into the ``(n, d)`` float64 rows every technique sums.
+
+    Parameters
+    ----------
+    updates:
+        * an ``(n, d)`` array (or a list of ``n`` rows): returned as float64, layout ``None``;
+        * an ``(n, *shape)`` array with more than two axes: rows of ``prod(shape)`` values;
+        * a list or tuple of per-layer arrays, each ``(n, *shape_k)`` with ``ndim >= 2``
+          and the same ``n`` (the client axis first, as ``np.stack`` of each client's
+          layer gives): rows are the layers' values concatenated in order. A per-client
+          list of layers (Flower's ``NDArrays``) becomes this with
+          ``[np.stack([c[k] for c in clients]) for k in range(len(clients[0]))]``.
+
+    Returns
+    -------
+    (numpy.ndarray, LayerLayout or None)
+        float64 rows ``(n, d)`` and the layout that :meth:`LayerLayout.restore` uses to
+        give a flat ``(d,)`` total back its shapes (``None``: the input was 2-D).
+
+    Raises
+    ------
+    InputError
+        layers with different client counts, a layer without a client axis, non-numeric data.
+    """
+    if isinstance(updates, (list, tuple)) and updates and all(np.ndim(u) >= 2 for u in updates):
+        layers = []
+        for k, layer in enumerate(updates):
+            try:
+                layers.append(np.asarray(layer, dtype=np.float64))
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"layer {k} must be a numeric array (n_clients, ...): {exc}") from None
+        counts = {a.shape[0] for a in layers}
+        if len(counts) != 1:
+            raise InputError(
+                "every layer must have the clients on its first axis, with the same count; got shapes "
+                + ", ".join(str(a.shape) for a in layers)
+            )
+        n = counts.pop()
+        shapes = tuple(a.shape[1:] for a in layers)
+        if n < 1 or any(math.prod(sh) < 1 for sh in shapes):
+            raise InputError(f"layers need >= 1 client and >= 1 value each, got shapes {[a.shape for a in layers]}")
+        return np.concatenate([a.reshape(n, -1) for a in layers], axis=1), LayerLayout(shapes, True)
+    if isinstance(updates, (list, tuple)) and updates and any(np.ndim(u) >= 2 for u in updates):
+        raise InputError(
+            "a list of layers needs every layer shaped (n_clients, ...) with ndim >= 2; got ndims "
+            + ", ".join(str(np.ndim(u)) for u in updates)
+            + " (reshape a per-client scalar layer to (n, 1))"
+        )
+    if isinstance(updates, np.ndarray) and updates.ndim > 2:
+        try:
+            arr = np.asarray(updates, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"updates must be a numeric (n, ...) array: {exc}") from None
+        if arr.shape[0] < 1 or math.prod(arr.shape[1:]) < 1:
+            raise InputError(f"updates must have >= 1 client and >= 1 value each, got {arr.shape}")
+        return arr.reshape(arr.shape[0], -1), LayerLayout((arr.shape[1:],), False)
+    return validate_updates(updates), None
+
+
+def validate_weights(weights, n: int) -> np.ndarray:
+    """Check per-client ``weights``: shape ``(n,)``, finite, each in ``[0, 1]``; return float64.
+
+    A weight above 1 would take an update past the aggregator's ``bound`` or
+    ``clip_norm`` (and so change the DP sensitivity); scale weights first, e.g.
+    ``num_examples / num_examples.max()``.
+    """
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"weights must be a numeric array of shape ({n},): {exc}") from None
+    if w.shape != (n,):
+        raise InputError(f"weights must have shape ({n},), one per client, got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise InputError("weights contain NaN or infinity")
+    if w.size and (w.min() < 0 or w.max() > 1):
+        raise InputError(
+            f"weights must lie in [0, 1], got values in [{w.min():g}, {w.max():g}]: scale them first, "
+            "e.g. num_examples / num_examples.max() (a weight above 1 would exceed the bound or clip_norm)"
+        )
+    return w
 
 
 def validate_updates(updates) -> np.ndarray:
@@ -101,28 +251,122 @@ def validate_updates(updates) -> np.ndarray:
 
 
 class Aggregator(ABC):
-    """Base class: subclasses implement :meth:`aggregate`.
+    """Base class: subclasses implement :meth:`aggregate` for an ``(n, d)`` float array.
 
-    Constructor parameters are the technique's configuration (``clip`` bounds each
-    coordinate of each update for the quantized techniques). ``dropout`` in
-    :meth:`aggregate` is either ``None``, a rate in ``[0, 1)`` or a mapping
-    ``{row: round_name}``; techniques without rounds treat any listed row as absent.
+    Every subclass's :meth:`aggregate` is wrapped (in ``__init_subclass__``) so that each
+    technique also accepts what ML code holds, with no code of its own:
+
+    * **layers**: ``updates`` may be a list of per-layer arrays ``(n, *shape_k)`` or one
+      ``(n, *shape)`` array (:func:`flatten_updates`); ``total`` comes back in the same
+      shapes (a list of arrays, or one array);
+    * **weights**: ``weights`` of shape ``(n,)``, each in ``[0, 1]``; ``total`` is then
+      the weighted sum ``sum_i w_i x_i`` over the survivors, each row clipped *before* it
+      is weighted (to ``clip_norm`` for DP techniques, to ``bound`` under
+      ``out_of_range="clip"``), as DP-FedAvg does; ``result.weight_total`` is the
+      survivors' total weight (divide by it for the weighted mean).
+
+    Class attributes a subclass sets when it clips (the wrapper uses them to clip before
+    weighting): ``bound`` (per-coordinate bound, with ``out_of_range`` ``"raise"`` or
+    ``"clip"``) and ``clip_norm`` (L2 norm). ``dropout`` in :meth:`aggregate` is either
+    ``None``, a rate in ``[0, 1)`` or a mapping ``{row: round_name}``; techniques without
+    rounds treat any listed row as absent.
     """
 
     #: registry name, set by subclasses
     name: str = ""
     #: whether the server sees only the sum (True) or individual updates (False)
     hides_individual_updates: bool = False
+    #: per-coordinate bound of the technique's encoding (None: no bound)
+    bound: float | None = None
+    #: what happens to a value beyond ``bound``: "raise" or "clip" (then counted)
+    out_of_range: str = "raise"
+    #: L2 norm each update is clipped to (DP techniques; None: no norm clipping)
+    clip_norm: float | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        impl = cls.__dict__.get("aggregate")
+        if impl is not None and not getattr(impl, "__isabstractmethod__", False) and not getattr(
+            impl, "_accepts_layers_and_weights", False
+        ):
+            cls.aggregate = _accept_layers_and_weights(impl)  # type: ignore[method-assign]
 
     @abstractmethod
     def aggregate(
         self,
-        updates: np.ndarray,
+        updates: np.ndarray | Sequence[np.ndarray],
         *,
+        weights: np.ndarray | None = None,
         dropout: float | Mapping[int, str] | None = None,
         rng: np.random.Generator | None = None,
     ) -> AggregationResult:
-        """Aggregate the rows of ``updates`` (shape ``(n, d)``, float)."""
+        """Aggregate the clients' updates.
+
+        Parameters
+        ----------
+        updates:
+            ``(n, d)`` float array, an ``(n, *shape)`` array, or a list of per-layer
+            arrays ``(n, *shape_k)`` (see :func:`flatten_updates`).
+        weights:
+            optional ``(n,)`` per-client weights in ``[0, 1]``: ``total`` is then
+            ``sum_i w_i x_i`` over the survivors (rows clipped before weighting).
+        dropout:
+            ``None``, a rate in ``[0, 1)`` or ``{row: round_name}``.
+        rng:
+            generator for statistical randomness (rounding, noise, dropout choice).
+
+        Returns
+        -------
+        AggregationResult
+            ``total`` in the shapes of ``updates``.
+
+        Raises
+        ------
+        OutOfRangeError
+            a value beyond the technique's ``bound`` with ``out_of_range="raise"``.
+        InputError
+            bad shapes, NaN or infinity, weights outside ``[0, 1]``.
+        """
+
+
+def _accept_layers_and_weights(impl: Callable[..., AggregationResult]) -> Callable[..., AggregationResult]:
+    """Wrap a subclass's ``aggregate(updates (n, d), *, dropout, rng)`` with layers and weights."""
+
+    @functools.wraps(impl)
+    def aggregate(self, updates, *, weights=None, dropout=None, rng=None, **kwargs) -> AggregationResult:
+        rows, layout = flatten_updates(updates)
+        if weights is None:
+            res = impl(self, rows if layout is not None else updates, dropout=dropout, rng=rng, **kwargs)
+        else:
+            w = validate_weights(weights, rows.shape[0])
+            rows, pre_clipped = _clip_then_weight(self, rows, w)
+            res = impl(self, rows, dropout=dropout, rng=rng, **kwargs)
+            res.weights = w
+            if pre_clipped is not None:
+                own = res.clipped_per_client
+                res.clipped_per_client = pre_clipped if own is None else pre_clipped + np.asarray(own)
+        if layout is not None:
+            res.total = layout.restore(res.total)
+        return res
+
+    aggregate._accepts_layers_and_weights = True  # type: ignore[attr-defined]
+    aggregate.__signature__ = inspect.signature(Aggregator.__dict__["aggregate"])  # type: ignore[attr-defined]
+    aggregate.__doc__ = (impl.__doc__ or "").rstrip() + (
+        "\n\n        Also takes per-layer arrays and ``weights=`` (see :meth:`Aggregator.aggregate`)."
+    )
+    return aggregate
+
+
+def _clip_then_weight(agg: Aggregator, rows: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Clip each row as the technique would (L2 norm, then the coordinate bound), then weight it."""
+    rows = validate_updates(rows)
+    counts = None
+    if agg.clip_norm is not None:
+        norms = np.linalg.norm(rows, axis=1)
+        rows = rows * np.minimum(1.0, agg.clip_norm / np.maximum(norms, np.finfo(float).tiny))[:, None]
+    if agg.bound is not None:
+        rows, counts = apply_bound(rows, agg.bound, agg.out_of_range)
+    return rows * w[:, None], counts
 
 
 def dropped_rows(n: int, dropout, rng: np.random.Generator | None) -> np.ndarray:
@@ -177,19 +421,39 @@ class PlainAggregator(Aggregator):
     federated frameworks send in clear); the server parses and sums them in float64.
     Client time is the serialization, server time the parsing and summing, so the
     ratios of the other techniques to this one compare like with like.
+
+    Parameters
+    ----------
+    bound:
+        optional per-coordinate bound, checked like the quantized techniques check
+        theirs, so the baseline sums exactly what they would (``None``: no bound).
+    out_of_range:
+        ``"raise"`` (default): a value beyond ``bound`` raises
+        :class:`~secagg.errors.OutOfRangeError`; ``"clip"``: it is clipped and counted in
+        ``result.clipped``.
+    clip:
+        deprecated old name of ``bound`` (a :class:`DeprecationWarning`).
     """
 
     name = "plain"
     hides_individual_updates = False
 
-    def __init__(self, clip: float | None = None) -> None:
-        # ``clip`` is accepted so callers can pass the same options to every technique;
-        # the plain sum does not clip.
-        self.clip = clip
+    def __init__(self, bound: float | None = None, out_of_range: str = "raise", *, clip: float | None = None) -> None:
+        bound = _renamed(self, "clip", clip, "bound", bound)
+        self.bound = None if bound is None else _check_bound(bound)
+        self.out_of_range = check_out_of_range_policy(out_of_range)
 
     def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
+        """Sum the surviving rows of ``updates`` (``(n, d)`` float) as float32 on the wire.
+
+        Raises :class:`~secagg.errors.OutOfRangeError` for a value beyond ``bound`` under
+        ``out_of_range="raise"``, :class:`InputError` for bad updates.
+        """
         arr = validate_updates(updates)
         n, d = arr.shape
+        clipped = None
+        if self.bound is not None:
+            arr, clipped = apply_bound(arr, self.bound, self.out_of_range)
         gone = dropped_rows(n, dropout, rng)
         keep = np.setdiff1d(np.arange(n), gone)
         payloads, up, client_seconds = send_float32(arr, keep)
@@ -205,7 +469,40 @@ class PlainAggregator(Aggregator):
             bytes_down=np.zeros(n, dtype=np.int64),
             client_seconds=client_seconds,
             server_seconds=server_seconds,
+            clipped_per_client=clipped,
         )
+
+
+def _check_bound(bound) -> float:
+    """A per-coordinate bound: a positive finite number (ConfigurationError otherwise)."""
+    try:
+        b = float(bound)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"bound must be a positive finite number, got {bound!r}") from None
+    if isinstance(bound, bool) or not (math.isfinite(b) and b > 0):
+        raise ConfigurationError(f"bound must be a positive finite number, got {bound!r}")
+    return b
+
+
+def _renamed(owner: object, old: str, old_value: Any, new: str, new_value: Any, default: Any = None) -> Any:
+    """Resolve a renamed keyword: warn when the old one is used, refuse both at once.
+
+    Returns the value to use (``new_value``, else ``old_value``, else ``default``).
+    ``owner`` is the object being built, or the name of the function being called.
+    """
+    if old_value is None:
+        return default if new_value is None else new_value
+    where = owner if isinstance(owner, str) else type(owner).__name__
+    if new_value is not None:
+        raise ConfigurationError(f"{where}: give {new}= only ({old}= is its deprecated old name)")
+    warnings.warn(
+        f"{where}({old}=...) is deprecated: use {new}= ("
+        + ("a per-coordinate bound" if new == "bound" else "an L2 norm")
+        + "; 'clip' no longer names either)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
 
 
 # name -> "module:Class" (imported lazily so optional parts stay optional)
@@ -232,10 +529,11 @@ def available_aggregators() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_aggregator(name: str, **options: Any) -> Aggregator:
-    """Build the aggregator registered as ``name`` with ``options``.
+def aggregator_class(name: str) -> type:
+    """The class registered as ``name`` (imported on first use).
 
-    Raises :class:`ConfigurationError` for an unknown name, listing the known ones.
+    Raises :class:`ConfigurationError` for an unknown name, listing the known ones, or
+    when the class cannot be imported (an optional part not installed).
     """
     try:
         target = _REGISTRY[name]
@@ -244,13 +542,24 @@ def make_aggregator(name: str, **options: Any) -> Aggregator:
             f"unknown aggregator {name!r}; choose one of {', '.join(available_aggregators())}"
         ) from None
     if isinstance(target, type):
-        cls = target
-    else:
-        module_name, _, cls_name = target.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), cls_name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(f"aggregator {name!r} is not available: {exc}") from None
+        return target
+    module_name, _, cls_name = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"aggregator {name!r} is not available: {exc}") from None
+
+
+def make_aggregator(name: str, **options: Any) -> Aggregator:
+    """Build the aggregator registered as ``name`` with ``options``.
+
+    Options are the class's constructor keywords: ``bound`` and ``out_of_range`` for the
+    techniques with a fixed-point encoding (``plain``, ``secagg``, ``secagg+``,
+    ``paillier``; values beyond ``bound`` raise unless ``out_of_range="clip"``),
+    ``clip_norm`` for the DP techniques. Raises :class:`ConfigurationError` for an
+    unknown name (listing the known ones) or an option the class does not take.
+    """
+    cls = aggregator_class(name)
     params = inspect.signature(cls).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(options) - set(params))

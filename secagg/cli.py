@@ -4,15 +4,32 @@ Subcommands are contributed by small modules, each exposing
 ``register(commands, demos)`` where ``commands`` is the top-level subparser group and
 ``demos`` the group under ``secagg demo``. A module that cannot be imported (an
 optional part not installed) is skipped, so the command always starts.
+
+Rules every subcommand follows (tested in ``tests/test_cli.py``):
+
+* every value is checked when the flags are parsed, with the types of
+  :mod:`secagg.commands._args`, so a bad value is refused before anything runs;
+* every error is one line on stderr that names the flag the user typed, and the exit
+  code is non-zero: 2 for a refused flag, 1 for an error of the library
+  (:class:`~secagg.errors.SecAggError`) or of the file system, 4 for a bug (set
+  ``SECAGG_DEBUG=1`` to see its traceback; 3 is ``secagg client``'s "unknown whether my
+  input is in the sum"); library messages that name a Python
+  argument (``allow_low_threshold=True``) are translated to its flag
+  (``--allow-low-threshold``);
+* ``--help`` shows every default and every choice;
+* files are written only where ``--out`` (or another path flag) says.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
+from . import __version__
 from .errors import SecAggError
 
 #: modules that add subcommands (order = order in --help)
@@ -26,16 +43,73 @@ COMMAND_MODULES = (
     "fl.cli",
 )
 
+#: exit code of a bug (an unexpected exception); 3 is `secagg client`'s "cannot know"
+EXIT_BUG = 4
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+#: library keyword names -> the flag ``dest`` that sets them, where the two differ
+PYTHON_NAMES = {
+    "target_epsilon": "epsilon",
+    "num_clients": "clients",
+    "n_clients": "clients",
+    "dim": "dim",
+    "sampling_rate": "q",
+    "noise_multiplier": "noise_multiplier",
+    "key_bits": "key_bits",
+    "allow_insecure": "allow_insecure",
+    "allow_low_threshold": "allow_low_threshold",
+    "out_of_range": "out_of_range",
+    "corrupt_fraction": "corrupt",
+    "dropout_rate": "dropout",
+    "min_survivors": "min_survivors",
+}
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows ``(default: X)`` after every option that has a default its help does not state."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text.lower()
+            or not action.option_strings
+            or action.required
+            or any(action.default is v for v in (None, False, argparse.SUPPRESS))  # 0 and 0.0 are shown
+            or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line naming the flag, and whose help shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"secagg: error: {_one_line(message)} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="secagg",
         description="Privacy-preserving aggregation: secure sum, Paillier, differential privacy.",
+        epilog="Exit codes: 0 ok, 1 error (one line on stderr), 2 bad flag, 3 secagg client cannot know whether its "
+        "input is in the sum, 4 bug (SECAGG_DEBUG=1 for a traceback).",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser("demo", help="run a demonstration (default: the full federated demo)")
-    demo.add_argument("--out", default="results", help="folder for tables, plots and JSON (default: results)")
-    demos = demo.add_subparsers(dest="demo", metavar="DEMO")
+    parser.add_argument("--version", action="version", version=f"secagg {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    demo = commands.add_parser(
+        "demo", help="run a demonstration (default: the full federated demo)",
+        description="Run a demonstration. Without a DEMO name: the full federated demo. Nothing is written "
+        "unless --out DIR is given.",
+    )
+    from .commands._args import out_dir
+
+    demo.add_argument("--out", type=out_dir, default=None, metavar="DIR",
+                      help="write tables, plots and JSON into DIR (default: print only)")
+    demos = demo.add_subparsers(dest="demo", metavar="DEMO", parser_class=Parser)
     demo.set_defaults(func=_default_demo)
     for name in COMMAND_MODULES:
         try:
@@ -43,7 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError:
             continue
         module.register(commands, demos)
+    annotate(parser, "secagg")
     return parser
+
+
+def annotate(parser: argparse.ArgumentParser, prog: str) -> None:
+    """Give every parser the map of its flags (for error translation by :func:`run`)."""
+    flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions if a.option_strings and a.dest != "help"}
+    parser.set_defaults(_flags=flags)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                annotate(sub, f"{prog} {name}")
 
 
 def _default_demo(args: argparse.Namespace) -> int:
@@ -59,20 +144,74 @@ def _default_demo(args: argparse.Namespace) -> int:
     return 2
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def translate(message: str, flags: dict[str, str]) -> str:
+    """Rewrite the Python argument names in a library message as the command's flags.
+
+    ``flags`` maps a flag's ``dest`` to the flag (``{"allow_low_threshold":
+    "--allow-low-threshold"}``); :data:`PYTHON_NAMES` adds library names that differ from
+    the ``dest``. ``name=True`` becomes the flag, ``name='v'`` becomes ``--flag v``,
+    ``name=`` and ``name=...`` become the flag, and a bare name with an underscore (or
+    one that starts the message) becomes the flag. A sentence that tells the user to pass
+    a library argument that this command has no flag for is dropped.
+    """
+    names = dict(flags)
+    for py, dest in PYTHON_NAMES.items():
+        if dest in flags:
+            names[py] = flags[dest]
+    unavailable = [py for py in PYTHON_NAMES if py not in names]
+    sentences = re.split(r"(?<=[.;])\s+", message)
+    kept = [s for s in sentences if not any(re.search(rf"\b{re.escape(py)}=", s) for py in unavailable)]
+    message = " ".join(kept) if kept else message
+    for name in sorted(names, key=len, reverse=True):
+        flag, n = names[name], re.escape(name)
+        message = re.sub(rf"(?<![-\w]){n}=True\b", flag, message)
+        message = re.sub(rf"(?<![-\w]){n}='([^']*)'", rf"{flag} \1", message)
+        message = re.sub(rf"(?<![-\w]){n}=(\.\.\.)?(?![\w'\"(\[-])", flag, message)
+        if "_" in name:
+            message = re.sub(rf"(?<![-\w]){n}\b(?!=)", flag, message)
+        elif re.match(rf"{n}\b(?!=)", message):
+            message = flag + message[len(name):]
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the ``secagg`` command; returns the exit code (never raises, never prints a traceback)."""
+    return run(build_parser(), argv)
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser`` (a :class:`Parser` given to :func:`annotate`) and run
+    the chosen command under the rules of this module; returns the exit code."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a refused flag (already printed)
+        return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    prog = "secagg"
     try:
         return int(args.func(args) or 0)
     except SecAggError as exc:
-        print(f"secagg: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(translate(str(exc), getattr(args, '_flags', {})))}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("secagg: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line by default, the traceback on request
+        if os.environ.get("SECAGG_DEBUG"):
+            raise
+        print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug in secagg; "
+              "SECAGG_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ Tree::
     │   └── InsecureParameterError           a setting below the security floor without opt-in
     ├── InputError (ValueError)              wrong shape, dtype, length, NaN/inf, out of range
     ├── EncodingError (ValueError)           a value cannot be represented in the chosen encoding
+    │   ├── OutOfRangeError                  inputs beyond the encoder's bound (out_of_range="raise")
     │   └── SumOverflowError (OverflowError) a sum would exceed the ring / slot capacity
     ├── DecodeError (ValueError)             malformed, truncated or wrong-version bytes
     ├── IntegrityError                       tampered ciphertext, bad tag, bad signature
@@ -38,6 +39,7 @@ __all__ = [
     "InsecureParameterError",
     "InputError",
     "EncodingError",
+    "OutOfRangeError",
     "SumOverflowError",
     "DecodeError",
     "IntegrityError",
@@ -139,6 +141,46 @@ class EncodingError(SecAggError, ValueError):
     """A value that cannot be represented in the chosen fixed-point / ring encoding."""
 
     code = Reason.ENCODING
+
+
+class OutOfRangeError(EncodingError):
+    """Input values beyond a fixed-point encoder's per-coordinate ``bound``.
+
+    Raised by :class:`secagg.quantize.Quantizer` (and every entry point built on it)
+    under the default ``out_of_range="raise"``, *before* anything is encoded or sent, so
+    no sum is ever computed from silently clipped inputs.
+
+    Attributes
+    ----------
+    count:
+        number of values with ``|x| > bound``.
+    size:
+        number of values checked.
+    max_abs:
+        the largest ``|x|`` seen (the smallest ``bound`` that would accept every value).
+    bound:
+        the encoder's bound.
+    advice:
+        what to change, when the caller knows better than ``bound=`` / ``out_of_range=``
+        (e.g. a network client, whose bound is the server's ``--bound``); ``None``: the
+        keyword arguments.
+    """
+
+    code = Reason.OUT_OF_RANGE
+
+    def __init__(self, count: int, size: int, max_abs: float, bound: float, advice: str | None = None) -> None:
+        self.count, self.size, self.max_abs, self.bound = int(count), int(size), float(max_abs), float(bound)
+        self.advice = advice
+        if advice is None:
+            advice = (f"raise bound= to at least {self.max_abs:.6g}, or pass out_of_range='clip' to clip them to "
+                      "the bound and count them in the result")
+        super().__init__(
+            f"{self.count} of {self.size} input values lie outside [-{self.bound:.6g}, {self.bound:.6g}] "
+            f"(largest magnitude {self.max_abs:.6g}): {advice}"
+        )
+
+    def __reduce__(self):  # keep the fields across pickling (Ray workers, multiprocessing)
+        return (type(self), (self.count, self.size, self.max_abs, self.bound, self.advice))
 
 
 class SumOverflowError(EncodingError, OverflowError):

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_TECHNIQUES",
     "run_sweep",
     "fit_exponent",
+    "write_plots",
     "write_report",
 ]
 
@@ -106,12 +107,11 @@ class BenchPoint:
 
 
 def _technique_options(name: str, cfg: SweepConfig, n: int) -> dict[str, Any]:
+    # inputs are uniform in [-1, 1]: the default per-coordinate bound 1.0 holds them all
     if name == "paillier":
-        return {"clip": 1.0, "key_bits": cfg.key_bits, "obfuscation": "fast"}
+        return {"bound": 1.0, "key_bits": cfg.key_bits, "obfuscation": "fast"}
     if name == "distributed-dp":
-        return {"clip": 1.0, "noise_multiplier": 1.0}
-    if name in ("secagg", "secagg+"):
-        return {"clip": 1.0}
+        return {"clip_norm": 1.0, "noise_multiplier": 1.0}
     return {}
 
 
@@ -310,35 +310,98 @@ def markdown_table(points: Sequence[BenchPoint]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+#: one look per technique, the same in every plot: marker, line style, hollow marker, marker size.
+#: secagg (hollow, large) and secagg+ (filled, small) stay visible when their lines coincide.
+_STYLES = {
+    "plain": ("o", "-", False, 6),
+    "secagg": ("s", "-", True, 9),
+    "secagg+": ("^", "--", False, 5),
+    "paillier": ("D", "-.", False, 6),
+    "distributed-dp": ("v", ":", False, 6),
+    "phe-scalar": ("x", ":", False, 7),
+}
+_FALLBACK_MARKERS = ("P", "X", "*", "<", ">", "h")
+
+
+def _tick_label(v: float) -> str:
+    """Short label of a measured value: 4, 1024, 10k, 100k, 1M."""
+    v = int(v)
+    for unit, div in (("M", 1_000_000), ("k", 1_000)):
+        if v >= div and v % div == 0:
+            return f"{v // div}{unit}"
+    return str(v)
+
+
 def _plot(points: Sequence[BenchPoint], axis: str, metric: str, ylabel: str, path: Path) -> None:
+    """One line per technique against n or d, log-log, ticks at the measured values.
+
+    Each technique has its own marker and line style; extrapolated series (scalar phe)
+    say so in the legend.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8.0, 4.2))
-    for tech in dict.fromkeys(p.technique for p in points):
-        sel = [p for p in points if p.technique == tech and p.axis == axis]
+    fig, ax = plt.subplots(figsize=(8.6, 4.4))
+    measured: set[int] = set()
+    for i, tech in enumerate(dict.fromkeys(p.technique for p in points)):
+        sel = sorted((p for p in points if p.technique == tech and p.axis == axis), key=lambda p: getattr(p, axis))
         xs = [getattr(p, axis) for p in sel]
         ys = [getattr(p, metric) for p in sel]
         if not any(y > 0 for y in ys):
             continue
+        measured.update(xs)
         slope = fit_exponent(xs, ys)
-        label = f"{tech} (slope {slope:.2f})" if slope is not None else tech
-        ax.plot(xs, ys, marker="o", label=label, linestyle="--" if sel and sel[0].extrapolated else "-")
+        label = f"{tech} (slope {round(slope, 2) + 0.0:.2f})" if slope is not None else tech  # no "-0.00"
+        if sel and sel[0].extrapolated:
+            label += ", extrapolated from a sample"
+        marker, ls, hollow, size = _STYLES.get(tech, (_FALLBACK_MARKERS[i % len(_FALLBACK_MARKERS)], "-", False, 6))
+        line = ax.plot(xs, ys, marker=marker, linestyle=ls, markersize=size, label=label)[0]
+        if hollow:
+            line.set_markerfacecolor("none")
+            line.set_markeredgewidth(1.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if measured:  # ticks exactly at the measured n or d, no minor labels to collide with them
+        ticks = sorted(measured)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([_tick_label(t) for t in ticks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     fixed = points[0].d if axis == "n" else points[0].n
     other = "d" if axis == "n" else "n"
     fixed = next((getattr(p, other) for p in points if p.axis == axis), fixed)
     ax.set_xlabel("clients n" if axis == "n" else "vector length d")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} vs {axis} ({other} = {fixed})")
+    ax.set_title(f"{ylabel} vs {axis} ({other} = {fixed:,})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_plots(points: Sequence[BenchPoint], folder: str | Path) -> list[str]:
+    """Draw client time, server time and bytes up against n and against d into ``folder``.
+
+    Returns the file names (``client_time_vs_n.png`` ...). Points come from
+    :func:`run_sweep` or from a saved ``report.json`` (``BenchPoint(**p)`` for each point).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for axis in ("n", "d"):
+        for metric, label in (
+            ("client_seconds_median", "client seconds"),
+            ("server_seconds_median", "server seconds"),
+            ("bytes_up", "bytes up per client"),
+        ):
+            name = {"client_seconds_median": "client_time", "server_seconds_median": "server_time"}.get(
+                metric, "bytes_up"
+            ) + f"_vs_{axis}.png"
+            _plot(points, axis, metric, label, folder / name)
+            plots.append(name)
+    return plots
 
 
 def write_report(points: Sequence[BenchPoint], cfg: SweepConfig, out: str | Path, *, wall_seconds: float) -> Path:
@@ -357,18 +420,7 @@ def write_report(points: Sequence[BenchPoint], cfg: SweepConfig, out: str | Path
     (folder / "report.json").write_text(
         json.dumps({"meta": meta, "points": [asdict(p) for p in points], "exponents": exps}, indent=2)
     )
-    plots = []
-    for axis in ("n", "d"):
-        for metric, label in (
-            ("client_seconds_median", "client seconds"),
-            ("server_seconds_median", "server seconds"),
-            ("bytes_up", "bytes up per client"),
-        ):
-            name = {"client_seconds_median": "client_time", "server_seconds_median": "server_time"}.get(
-                metric, "bytes_up"
-            ) + f"_vs_{axis}.png"
-            _plot(points, axis, metric, label, folder / name)
-            plots.append(name)
+    plots = write_plots(points, folder)
     lines = [
         "# secagg overhead report",
         "",

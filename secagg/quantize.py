@@ -2,16 +2,20 @@
 
 Secure aggregation sums integers modulo 2^b; federated learning sums floats. A
 :class:`Quantizer` bridges the two so that the ring sum of up to ``num_clients``
-encodings decodes to the float sum of the (clipped) inputs, within
-``count * resolution`` per coordinate (plus float64 round-off when the scale is capped
-at 2^53, which only happens for 64-bit rings with few clients, where ``resolution`` is
-below one ulp of the inputs):
+encodings decodes to the float sum of the inputs, within ``count * resolution`` per
+coordinate (plus float64 round-off when the scale is capped at 2^53, which only happens
+for 64-bit rings with few clients, where ``resolution`` is below one ulp of the inputs):
 
-1. clip every coordinate to ``[-clip, clip]`` (coordinate-wise clipping bounds every
-   summand in the *same* box, which is what makes the no-overflow guarantee below hold
-   for any input; use :func:`clip_l2` first when a norm bound is what you need, as for
-   differential privacy),
-2. scale by ``scale = q_max / clip`` where ``q_max = floor((2^(b-1) - 1) / num_clients)``,
+1. check every coordinate against the per-coordinate ``bound`` (the encoder's range is
+   ``[-bound, bound]``). Values outside it are never changed silently: with
+   ``out_of_range="raise"`` (the default) encoding raises
+   :class:`~secagg.errors.OutOfRangeError` saying how many values are out and the bound
+   that would hold them; with ``out_of_range="clip"`` they are clipped to the bound and
+   counted (``return_clipped=True``, and every aggregator reports the count as
+   ``AggregationResult.clipped``). A coordinate-wise bound is what makes the no-overflow
+   guarantee below hold for any input; when an L2 norm bound is what you need (as for
+   differential privacy, where it is called ``clip_norm``), apply :func:`clip_l2` first,
+2. scale by ``scale = q_max / bound`` where ``q_max = floor((2^(b-1) - 1) / num_clients)``,
    so that any sum of ``num_clients`` values lies in ``[-(2^(b-1) - 1), 2^(b-1) - 1]``
    and its two's-complement representative in Z_{2^b} is unique,
 3. round to an integer with unbiased stochastic rounding (``E[round(v)] = v``), so the
@@ -20,23 +24,87 @@ below one ulp of the inputs):
 4. store the integer modulo 2^b in a ``uint32`` (b <= 32) or ``uint64`` (b <= 64) array.
 
 Decoding maps the ring sum back to the signed range and divides by ``scale``.
+
+Words: ``bound`` is always a per-coordinate bound (``|x_j| <= bound``); ``clip_norm`` is
+always an L2 norm (``||x||_2 <= clip_norm``, :mod:`secagg.dp`). ``clip=`` is the old name
+of ``bound`` here and still works, with a :class:`DeprecationWarning`.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from randomgen import AESCounter
 
-from .errors import ConfigurationError, InputError, SumOverflowError
+from .errors import ConfigurationError, InputError, OutOfRangeError, SumOverflowError
 
-__all__ = ["Quantizer", "clip_l2", "ring_dtype", "ring_sum", "default_rng", "secure_generator"]
+__all__ = [
+    "OUT_OF_RANGE_POLICIES",
+    "Quantizer",
+    "apply_bound",
+    "check_out_of_range_policy",
+    "count_beyond",
+    "clip_l2",
+    "ring_dtype",
+    "ring_sum",
+    "default_rng",
+    "secure_generator",
+]
 
 #: Largest integer magnitude a float64 represents exactly; finer scales add nothing.
 _FLOAT_EXACT = 2**53
+
+#: What an encoder does with values beyond its bound: raise (default) or clip and count.
+OUT_OF_RANGE_POLICIES = ("raise", "clip")
+
+#: Values within this relative slack above the bound (4 ulp of float64) are float round-off,
+#: e.g. of an L2 clip ``x * (c / ||x||)``; they are clipped to the bound and not counted.
+_ROUNDOFF = 2.0**-50
+
+
+def count_beyond(x: np.ndarray, bound: float) -> np.ndarray:
+    """Count the values of each vector of ``x`` with ``|v| > bound`` (beyond float round-off).
+
+    ``x`` is a finite float array whose last axis holds one vector; returns int64 counts of
+    shape ``x.shape[:-1]`` (0-d for a 0-d or 1-d ``x``). Values within 4 ulp above ``bound``
+    are float round-off (e.g. of an L2 clip) and are not counted. This is the check behind
+    ``out_of_range`` in :class:`Quantizer` and the aggregators.
+    """
+    arr = np.asarray(x)
+    limit = float(bound) * (1.0 + _ROUNDOFF)
+    if arr.size == 0 or (float(arr.max()) <= limit and float(arr.min()) >= -limit):
+        return np.zeros(arr.shape[:-1] if arr.ndim else (), dtype=np.int64)
+    outside = np.abs(arr) > limit
+    return np.asarray(outside.sum(axis=-1, dtype=np.int64) if arr.ndim else outside, dtype=np.int64)
+
+
+def apply_bound(x: np.ndarray, bound: float, out_of_range: str) -> tuple[np.ndarray, np.ndarray]:
+    """Apply an out-of-range policy to float vectors ``x`` (last axis = one vector).
+
+    Returns ``(clipped copy of x, counts)`` with ``counts`` as in :func:`count_beyond`.
+    Raises :class:`~secagg.errors.OutOfRangeError` when ``out_of_range="raise"`` and a
+    value lies beyond ``bound``; ``"clip"`` clips to ``[-bound, bound]``.
+    """
+    check_out_of_range_policy(out_of_range)
+    arr = _as_finite_float(x, "x")
+    counts = count_beyond(arr, bound)
+    if out_of_range == "raise" and counts.any():
+        raise OutOfRangeError(int(counts.sum()), arr.size, float(np.abs(arr).max()), float(bound))
+    return np.clip(arr, -bound, bound), counts
+
+
+def check_out_of_range_policy(out_of_range: str) -> str:
+    """Return ``out_of_range`` if it is ``"raise"`` or ``"clip"``; else raise ConfigurationError."""
+    if out_of_range not in OUT_OF_RANGE_POLICIES:
+        raise ConfigurationError(
+            f"out_of_range must be 'raise' (refuse values beyond the bound) or 'clip' (clip them and count "
+            f"them), got {out_of_range!r}"
+        )
+    return out_of_range
 
 
 def default_rng(rng: np.random.Generator | None = None) -> np.random.Generator:
@@ -112,14 +180,15 @@ def _as_finite_float(x, name: str) -> np.ndarray:
     return arr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Quantizer:
-    """Map floats in ``[-clip, clip]`` to Z_{2^bits} so sums of ``num_clients`` decode exactly.
+    """Map floats in ``[-bound, bound]`` to Z_{2^bits} so sums of ``num_clients`` decode exactly.
 
     Parameters
     ----------
-    clip:
-        Coordinate bound (same unit as the inputs). Inputs are clipped to ``[-clip, clip]``.
+    bound:
+        Per-coordinate bound (same unit as the inputs): the encoder's range is
+        ``[-bound, bound]``. A larger bound costs resolution (``bound / q_max`` per step).
     num_clients:
         Largest number of encodings that will ever be summed. Sets the headroom.
     bits:
@@ -127,6 +196,15 @@ class Quantizer:
     rounding:
         ``"stochastic"`` (default, unbiased) or ``"nearest"`` (deterministic, biased by at
         most half a step per summand).
+    out_of_range:
+        What :meth:`quantize` / :meth:`encode` do with a value ``|x| > bound``:
+        ``"raise"`` (default) raises :class:`~secagg.errors.OutOfRangeError` (how many
+        values, the largest magnitude) before encoding anything; ``"clip"`` clips it to
+        ``+-bound`` and counts it (``return_clipped=True``). Values within 4 ulp above the
+        bound are float round-off (e.g. of an L2 clip) and are clipped without counting.
+        Not part of equality: quantizers that differ only here encode compatibly.
+    clip:
+        Deprecated old name of ``bound`` (a :class:`DeprecationWarning`); give one of the two.
 
     Raises
     ------
@@ -136,47 +214,83 @@ class Quantizer:
 
     Examples
     --------
-    >>> q = Quantizer(clip=1.0, num_clients=10)
+    >>> q = Quantizer(bound=1.0, num_clients=10)
     >>> total = q.encode([0.5, -0.25]) + q.encode([0.25, 0.5])
     >>> [round(float(v), 6) for v in q.decode(total, count=2)]
     [0.75, 0.25]
+    >>> ring, clipped = Quantizer(1.0, 10, out_of_range="clip").encode([3.0, 0.5], return_clipped=True)
+    >>> int(clipped)
+    1
     """
 
-    clip: float
+    bound: float
     num_clients: int
     bits: int = 32
     rounding: str = "stochastic"
+    out_of_range: str = field(default="raise", compare=False)
     q_max: int = field(init=False, repr=False)
     scale: float = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.clip, (int, float, np.floating, np.integer)) or not (
-            np.isfinite(self.clip) and self.clip > 0
+    def __init__(
+        self,
+        bound: float | None = None,
+        num_clients: int | None = None,
+        bits: int = 32,
+        rounding: str = "stochastic",
+        out_of_range: str = "raise",
+        *,
+        clip: float | None = None,
+    ) -> None:
+        if clip is not None:
+            if bound is not None:
+                raise ConfigurationError("give bound= only: clip= is its deprecated old name")
+            warnings.warn(
+                "Quantizer(clip=...) is deprecated: the per-coordinate bound is now called bound= "
+                "(clip_norm is the L2 norm of secagg.dp)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            bound = clip
+        if bound is None:
+            raise ConfigurationError("Quantizer needs bound=, the largest |value| a coordinate may take")
+        if num_clients is None:
+            raise ConfigurationError("Quantizer needs num_clients=, the largest number of encodings summed")
+        if isinstance(bound, bool) or not isinstance(bound, (int, float, np.floating, np.integer)) or not (
+            np.isfinite(bound) and bound > 0
         ):
-            raise ConfigurationError(f"clip must be a positive finite number, got {self.clip!r}")
-        if not isinstance(self.num_clients, (int, np.integer)) or self.num_clients < 1:
-            raise ConfigurationError(f"num_clients must be a positive integer, got {self.num_clients!r}")
-        ring_dtype(self.bits)  # validates bits
-        if self.rounding not in ("stochastic", "nearest"):
-            raise ConfigurationError(f"rounding must be 'stochastic' or 'nearest', got {self.rounding!r}")
-        q_max = min(((1 << (self.bits - 1)) - 1) // int(self.num_clients), _FLOAT_EXACT)
+            raise ConfigurationError(f"bound must be a positive finite number, got {bound!r}")
+        if isinstance(num_clients, bool) or not isinstance(num_clients, (int, np.integer)) or num_clients < 1:
+            raise ConfigurationError(f"num_clients must be a positive integer, got {num_clients!r}")
+        ring_dtype(bits)  # validates bits
+        if rounding not in ("stochastic", "nearest"):
+            raise ConfigurationError(f"rounding must be 'stochastic' or 'nearest', got {rounding!r}")
+        check_out_of_range_policy(out_of_range)
+        q_max = min(((1 << (int(bits) - 1)) - 1) // int(num_clients), _FLOAT_EXACT)
         if q_max < 1:
             raise ConfigurationError(
-                f"a sum of {self.num_clients} values cannot fit in a {self.bits}-bit ring: "
+                f"a sum of {num_clients} values cannot fit in a {bits}-bit ring: "
                 f"each summand would get less than one quantization level. Use more bits "
-                f"(at least {int(self.num_clients).bit_length() + 2}) or fewer clients."
+                f"(at least {int(num_clients).bit_length() + 2}) or fewer clients."
             )
-        scale = q_max / float(self.clip)
-        if not math.isfinite(scale) or not math.isfinite(float(self.clip) * int(self.num_clients)):
+        scale = q_max / float(bound)
+        if not math.isfinite(scale) or not math.isfinite(float(bound) * int(num_clients)):
             raise ConfigurationError(
-                f"clip={self.clip!r} with num_clients={self.num_clients} leaves float64's range: the scale "
-                f"q_max / clip ({scale!r}) and the largest decoded sum clip * num_clients must be finite"
+                f"bound={bound!r} with num_clients={num_clients} leaves float64's range: the scale "
+                f"q_max / bound ({scale!r}) and the largest decoded sum bound * num_clients must be finite"
             )
-        object.__setattr__(self, "clip", float(self.clip))
-        object.__setattr__(self, "num_clients", int(self.num_clients))
-        object.__setattr__(self, "bits", int(self.bits))
+        object.__setattr__(self, "bound", float(bound))
+        object.__setattr__(self, "num_clients", int(num_clients))
+        object.__setattr__(self, "bits", int(bits))
+        object.__setattr__(self, "rounding", rounding)
+        object.__setattr__(self, "out_of_range", out_of_range)
         object.__setattr__(self, "q_max", int(q_max))
         object.__setattr__(self, "scale", scale)
+
+    @property
+    def clip(self) -> float:
+        """Deprecated alias of :attr:`bound` (a :class:`DeprecationWarning`)."""
+        warnings.warn("Quantizer.clip is deprecated: read Quantizer.bound", DeprecationWarning, stacklevel=2)
+        return self.bound
 
     # ------------------------------------------------------------------ properties
     @property
@@ -191,18 +305,66 @@ class Quantizer:
 
     @property
     def resolution(self) -> float:
-        """Float value of one ring step (``clip / q_max``); per-summand error is below it."""
+        """Float value of one ring step (``bound / q_max``); per-summand error is below it."""
         return 1.0 / self.scale
 
     # ------------------------------------------------------------------ signed integers
-    def quantize(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Clip, scale and round ``x`` to signed integers in ``[-q_max, q_max]`` (int64).
+    def count_out_of_range(self, x) -> np.ndarray:
+        """How many values of each vector lie beyond the bound (what ``"clip"`` would clip).
+
+        Parameters
+        ----------
+        x:
+            float array, any shape; the last axis holds one vector's coordinates.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 counts of shape ``x.shape[:-1]`` (a 0-d array for a 0-d or 1-d ``x``).
+
+        Raises
+        ------
+        InputError
+            for NaN, infinity or non-numeric input.
+        """
+        return self._count_outside(_as_finite_float(x, "x"))
+
+    def _count_outside(self, arr: np.ndarray) -> np.ndarray:
+        return count_beyond(arr, self.bound)
+
+    def quantize(self, x, rng: np.random.Generator | None = None, *, return_clipped: bool = False):
+        """Check, scale and round ``x`` to signed integers in ``[-q_max, q_max]`` (int64).
 
         Same shape as ``x``. This is the integer domain that Paillier packing and
         discrete DP noise work in; :meth:`encode` then reduces it into the ring.
+
+        Parameters
+        ----------
+        x:
+            float array, any shape (the last axis is one vector).
+        rng:
+            generator for stochastic rounding (default: AES-CTR keyed from ``secrets``).
+        return_clipped:
+            also return the number of values clipped to the bound per vector: int64 of
+            shape ``x.shape[:-1]`` (always zeros under ``out_of_range="raise"``).
+
+        Returns
+        -------
+        numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+            the int64 values, and the clipped counts when ``return_clipped``.
+
+        Raises
+        ------
+        OutOfRangeError
+            a value beyond ``bound`` under ``out_of_range="raise"`` (nothing is encoded).
+        InputError
+            NaN, infinity or non-numeric input.
         """
         arr = _as_finite_float(x, "x")
-        scaled = np.asarray(np.clip(arr, -self.clip, self.clip))  # 0-d input: keep an array for out=
+        clipped = self._count_outside(arr)
+        if self.out_of_range == "raise" and clipped.any():
+            raise OutOfRangeError(int(clipped.sum()), arr.size, float(np.abs(arr).max()), self.bound)
+        scaled = np.asarray(np.clip(arr, -self.bound, self.bound))  # 0-d input: keep an array for out=
         scaled *= self.scale
         if self.rounding == "nearest":
             ints = np.rint(scaled, out=scaled)
@@ -211,9 +373,10 @@ class Quantizer:
             ints = scaled
             ints += default_rng(rng).random(scaled.shape)
             np.floor(ints, out=ints)
-        # float round-off at +-clip must never step outside the guaranteed range
+        # float round-off at +-bound must never step outside the guaranteed range
         np.clip(ints, -self.q_max, self.q_max, out=ints)
-        return ints.astype(np.int64)
+        out = ints.astype(np.int64)
+        return (out, clipped) if return_clipped else out
 
     def dequantize(self, total, count: int) -> np.ndarray:
         """Turn a signed integer sum of ``count`` quantized vectors into floats (float64)."""
@@ -233,11 +396,17 @@ class Quantizer:
         return ints.astype(np.float64) / self.scale
 
     # ------------------------------------------------------------------ ring
-    def encode(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Encode floats ``x`` (any shape) into the ring: returns ``self.dtype`` array.
+    def encode(self, x, rng: np.random.Generator | None = None, *, return_clipped: bool = False):
+        """Encode floats ``x`` (any shape) into the ring: returns a ``self.dtype`` array.
 
-        Raises :class:`InputError` for NaN/inf or non-numeric input.
+        With ``return_clipped=True`` returns ``(ring, clipped)`` where ``clipped`` is the
+        int64 number of values clipped to the bound per vector (shape ``x.shape[:-1]``).
+        Raises :class:`~secagg.errors.OutOfRangeError` for values beyond ``bound`` under
+        ``out_of_range="raise"`` and :class:`InputError` for NaN/inf or non-numeric input.
         """
+        if return_clipped:
+            ints, clipped = self.quantize(x, rng, return_clipped=True)
+            return self.to_ring(ints), clipped
         return self.to_ring(self.quantize(x, rng))
 
     def to_ring(self, ints) -> np.ndarray:

@@ -11,6 +11,7 @@ VALUE_ERRORS = {
     E.InsecureParameterError,
     E.InputError,
     E.EncodingError,
+    E.OutOfRangeError,
     E.SumOverflowError,
     E.DecodeError,
     E.IncompatibleError,
@@ -89,3 +90,14 @@ def test_protocol_abort_keeps_its_reason():
     assert str(exc) == exc.reason
     with pytest.raises(E.SecAggError, match="threshold"):
         raise exc
+
+
+def test_out_of_range_error_carries_its_fields_across_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(E.OutOfRangeError(3, 40, 7.5, 1.0)))
+    assert (err.count, err.size, err.max_abs, err.bound) == (3, 40, 7.5, 1.0)
+    assert isinstance(err, E.EncodingError) and "3 of 40" in str(err) and "bound=" in str(err)
+    told = pickle.loads(pickle.dumps(E.OutOfRangeError(3, 40, 7.5, 1.0, advice="ask the server for --bound 7.5")))
+    assert str(told).endswith("(largest magnitude 7.5): ask the server for --bound 7.5") and "bound=" not in str(told)
+    assert told.advice == "ask the server for --bound 7.5"

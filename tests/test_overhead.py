@@ -69,3 +69,44 @@ def test_bench_command_writes_report(tmp_path, capsys):
     assert rc == 0
     assert (tmp_path / "report.md").exists() and (tmp_path / "report.json").exists()
     assert "| plain | 2 |" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- plots a reader trusts (issue 14)
+def _capture_figures(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig))
+    return figs
+
+
+def _point(tech, n, d, axis, y, extrapolated=False):
+    from secagg.overhead import BenchPoint
+
+    return BenchPoint(tech, n, d, axis, y, y, y, y, 100.0 * y, 0.0, 1.0, extrapolated=extrapolated)
+
+
+def test_bench_plots_tick_the_measured_values_and_keep_every_series_visible(tmp_path, monkeypatch):
+    from secagg.overhead import write_plots
+
+    figs = _capture_figures(monkeypatch)
+    techs = ["plain", "secagg", "secagg+", "paillier", "phe-scalar"]
+    pts = [_point(t, n, 1000, "n", 1.0 + n * (t != "plain"), extrapolated=t == "phe-scalar")
+           for t in techs for n in (4, 8, 16)]
+    pts += [_point(t, 8, d, "d", 1.0 + d / 1e3, extrapolated=t == "phe-scalar")
+            for t in techs for d in (1_000, 10_000, 100_000)]
+    write_plots(pts, tmp_path)
+    by_name = {f.axes[0].get_title(): f.axes[0] for f in figs}
+    ax_n = by_name["client seconds vs n (d = 1,000)"]
+    assert list(ax_n.get_xticks()) == [4, 8, 16]  # not 4, 6, 10
+    assert [t.get_text() for t in by_name["client seconds vs d (n = 8)"].get_xticklabels()] == ["1k", "10k", "100k"]
+    lines = {ln.get_label().split(" (")[0]: ln for ln in ax_n.get_lines()}
+    styles = [(ln.get_marker(), ln.get_linestyle(), ln.get_markerfacecolor()) for ln in lines.values()]
+    assert len(set(styles)) == len(techs)  # secagg and secagg+ coincide here, yet look different
+    assert lines["secagg"].get_markerfacecolor() == "none" and lines["secagg"].get_markersize() > \
+        lines["secagg+"].get_markersize()
+    assert "extrapolated" in next(ln.get_label() for ln in ax_n.get_lines() if ln.get_label().startswith("phe"))
+    assert "extrapolated" not in lines["paillier"].get_label()

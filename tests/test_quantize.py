@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from secagg.errors import ConfigurationError, InputError, SumOverflowError
+from secagg.errors import ConfigurationError, EncodingError, InputError, OutOfRangeError, SumOverflowError
 from secagg.quantize import Quantizer, clip_l2, default_rng, ring_dtype, ring_sum
 
 ALPHA = 1e-3  # significance level of the statistical tests (fixed seeds: deterministic)
@@ -39,7 +39,7 @@ def _sum_case(draw):
 @given(case=_sum_case())
 def test_ring_sum_decodes_to_clipped_float_sum_within_count_resolution(case):
     bits, num_clients, count, clip, rounding, vals, seed = case
-    q = Quantizer(clip=clip, num_clients=num_clients, bits=bits, rounding=rounding)
+    q = Quantizer(bound=clip, num_clients=num_clients, bits=bits, rounding=rounding, out_of_range="clip")
     rng = np.random.default_rng(seed)
     enc = np.stack([q.encode(v, rng=rng) for v in vals])
     assert enc.dtype == q.dtype == ring_dtype(bits)
@@ -60,14 +60,14 @@ def test_ring_sum_decodes_to_clipped_float_sum_within_count_resolution(case):
 def test_full_headroom_never_wraps(bits, sign):
     """num_clients summands all at the clip bound decode to num_clients * clip exactly."""
     n = 7
-    q = Quantizer(clip=2.5, num_clients=n, bits=bits, rounding="nearest")
+    q = Quantizer(bound=2.5, num_clients=n, bits=bits, rounding="nearest", out_of_range="clip")
     enc = np.stack([q.encode(np.full(3, sign * 100.0)) for _ in range(n)])  # clipped to +-2.5
     out = q.decode(ring_sum(enc, bits), count=n)
     np.testing.assert_allclose(out, sign * n * 2.5, rtol=1e-12)
 
 
 def test_quantize_dequantize_and_signed_ring_round_trip():
-    q = Quantizer(clip=1.0, num_clients=3, bits=20)
+    q = Quantizer(bound=1.0, num_clients=3, bits=20)
     ints = np.array([-q.q_max, -1, 0, 1, q.q_max], dtype=np.int64)
     ring = q.to_ring(ints)
     assert ring.dtype == np.uint32 and int(ring.max()) < 2**20
@@ -76,24 +76,24 @@ def test_quantize_dequantize_and_signed_ring_round_trip():
 
 
 def test_shape_is_preserved():
-    q = Quantizer(clip=1.0, num_clients=2)
+    q = Quantizer(bound=1.0, num_clients=2)
     x = np.linspace(-1, 1, 12).reshape(3, 4)
     assert q.encode(x, rng=np.random.default_rng(0)).shape == (3, 4)
 
 
 def test_properties():
-    q = Quantizer(clip=2.0, num_clients=10, bits=32)
+    q = Quantizer(bound=2.0, num_clients=10, bits=32)
     assert q.q_max == (2**31 - 1) // 10
     assert q.resolution == pytest.approx(2.0 / q.q_max)
     assert q.modulus == 2**32 and q.dtype == np.uint32
-    assert Quantizer(clip=1.0, num_clients=1, bits=33).dtype == np.uint64
+    assert Quantizer(bound=1.0, num_clients=1, bits=33).dtype == np.uint64
     # the scale is capped where float64 stops being exact
-    assert Quantizer(clip=1.0, num_clients=1, bits=64).q_max == 2**53
+    assert Quantizer(bound=1.0, num_clients=1, bits=64).q_max == 2**53
 
 
 # ---------------------------------------------------------------- stochastic rounding
 def test_stochastic_rounding_is_unbiased():
-    q = Quantizer(clip=1.0, num_clients=1, bits=8)  # q_max = 127: coarse, so bias would show
+    q = Quantizer(bound=1.0, num_clients=1, bits=8)  # q_max = 127: coarse, so bias would show
     frac = np.array([0.1, 0.25, 0.5, 0.73, 0.9])
     x = (np.array([3, -7, 0, 50, -100]) + frac) / q.scale
     n = 40_000
@@ -106,13 +106,13 @@ def test_stochastic_rounding_is_unbiased():
     # each draw is one of the two neighbours
     assert np.all((ints == np.floor(target)) | (ints == np.ceil(target)))
     # power check: nearest rounding is visibly biased at the same sample size
-    near = Quantizer(clip=1.0, num_clients=1, bits=8, rounding="nearest").quantize(np.tile(x, (n, 1)))
+    near = Quantizer(bound=1.0, num_clients=1, bits=8, rounding="nearest").quantize(np.tile(x, (n, 1)))
     z_near = (near.mean(axis=0) - target) / np.sqrt(frac * (1 - frac) / n)
     assert np.abs(z_near).max() > 10
 
 
 def test_rng_makes_encoding_reproducible():
-    q = Quantizer(clip=1.0, num_clients=5)
+    q = Quantizer(bound=1.0, num_clients=5)
     x = np.linspace(-1, 1, 100)
     a = q.encode(x, rng=np.random.default_rng(7))
     b = q.encode(x, rng=np.random.default_rng(7))
@@ -132,18 +132,23 @@ def test_default_rng():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(clip=1.0, num_clients=2**15, bits=16), "cannot fit"),
-        (dict(clip=1.0, num_clients=3, bits=2), "cannot fit"),
-        (dict(clip=1.0, num_clients=10, bits=1), "bits"),
-        (dict(clip=1.0, num_clients=10, bits=65), "bits"),
-        (dict(clip=1.0, num_clients=10, bits=32.0), "bits"),
-        (dict(clip=0.0, num_clients=10), "clip"),
-        (dict(clip=-1.0, num_clients=10), "clip"),
-        (dict(clip=float("nan"), num_clients=10), "clip"),
-        (dict(clip=float("inf"), num_clients=10), "clip"),
-        (dict(clip=1.0, num_clients=0), "num_clients"),
-        (dict(clip=1.0, num_clients=2.5), "num_clients"),
-        (dict(clip=1.0, num_clients=2, rounding="up"), "rounding"),
+        (dict(bound=1.0, num_clients=2**15, bits=16), "cannot fit"),
+        (dict(bound=1.0, num_clients=3, bits=2), "cannot fit"),
+        (dict(bound=1.0, num_clients=10, bits=1), "bits"),
+        (dict(bound=1.0, num_clients=10, bits=65), "bits"),
+        (dict(bound=1.0, num_clients=10, bits=32.0), "bits"),
+        (dict(bound=0.0, num_clients=10), "bound"),
+        (dict(bound=-1.0, num_clients=10), "bound"),
+        (dict(bound=float("nan"), num_clients=10), "bound"),
+        (dict(bound=float("inf"), num_clients=10), "bound"),
+        (dict(bound=1.0, num_clients=0), "num_clients"),
+        (dict(bound=1.0, num_clients=2.5), "num_clients"),
+        (dict(bound=1.0, num_clients=2, rounding="up"), "rounding"),
+        (dict(bound=1.0, num_clients=2, out_of_range="wrap"), "out_of_range must be 'raise'"),
+        (dict(bound=True, num_clients=2), "bound"),
+        (dict(num_clients=2), "needs bound="),
+        (dict(bound=1.0), "needs num_clients="),
+        (dict(bound=1.0, clip=1.0, num_clients=2), "give bound= only"),
     ],
 )
 def test_impossible_configuration_raises(kwargs, match):
@@ -152,19 +157,19 @@ def test_impossible_configuration_raises(kwargs, match):
 
 
 def test_largest_fitting_configuration_is_accepted():
-    q = Quantizer(clip=1.0, num_clients=2**15 - 1, bits=16)
+    q = Quantizer(bound=1.0, num_clients=2**15 - 1, bits=16)
     assert q.q_max == 1
 
 
 @pytest.mark.parametrize("bad", [[1.0, np.nan], [np.inf, 0.0], [-np.inf], "abc", [[1.0], [2.0, 3.0]]])
 def test_nan_inf_and_non_numeric_input_raise(bad):
-    q = Quantizer(clip=1.0, num_clients=2)
+    q = Quantizer(bound=1.0, num_clients=2)
     with pytest.raises(InputError):
         q.encode(bad)
 
 
 def test_decode_with_more_summands_than_headroom_raises():
-    q = Quantizer(clip=1.0, num_clients=4)
+    q = Quantizer(bound=1.0, num_clients=4)
     total = q.encode([0.5])
     with pytest.raises(SumOverflowError, match="num_clients >= 5"):
         q.decode(total, count=5)
@@ -175,7 +180,7 @@ def test_decode_with_more_summands_than_headroom_raises():
 
 @pytest.mark.parametrize("bits", [16, 32, 40])
 def test_corrupted_sum_outside_reachable_range_raises(bits):
-    q = Quantizer(clip=1.0, num_clients=10, bits=bits)
+    q = Quantizer(bound=1.0, num_clients=10, bits=bits)
     count = 2
     reachable = q.to_ring(np.array([count * q.q_max, -count * q.q_max]))
     np.testing.assert_allclose(q.decode(reachable, count=count), [count * 1.0, -count * 1.0])
@@ -185,13 +190,13 @@ def test_corrupted_sum_outside_reachable_range_raises(bits):
 
 
 def test_corrupted_64_bit_sum_at_int64_min_raises():
-    q = Quantizer(clip=1.0, num_clients=4, bits=64)
+    q = Quantizer(bound=1.0, num_clients=4, bits=64)
     with pytest.raises(SumOverflowError):
         q.decode(np.array([2**63], dtype=np.uint64), count=2)
 
 
 def test_ring_values_must_be_integers():
-    q = Quantizer(clip=1.0, num_clients=2)
+    q = Quantizer(bound=1.0, num_clients=2)
     for call in (q.to_ring, q.to_signed, lambda a: q.dequantize(a, 1)):
         with pytest.raises(InputError):
             call(np.array([0.5]))
@@ -250,25 +255,90 @@ def test_clip_l2_nan_raises():
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(clip=1e-300, num_clients=1),  # scale = q_max / clip overflows to inf
-        dict(clip=5e-324, num_clients=3, bits=64),
-        dict(clip=1e308, num_clients=10),  # a sum of 10 clipped values is not a finite float
+        dict(bound=1e-300, num_clients=1),  # scale = q_max / clip overflows to inf
+        dict(bound=5e-324, num_clients=3, bits=64),
+        dict(bound=1e308, num_clients=10),  # a sum of 10 clipped values is not a finite float
     ],
 )
-def test_clip_whose_scale_or_sum_is_not_a_finite_float_is_refused(kwargs):
-    with pytest.raises(ConfigurationError, match="clip"):
+def test_bound_whose_scale_or_sum_is_not_a_finite_float_is_refused(kwargs):
+    with pytest.raises(ConfigurationError, match="bound"):
         Quantizer(**kwargs)
 
 
-def test_largest_finite_clip_still_decodes_exactly():
-    q = Quantizer(clip=1e307, num_clients=10, rounding="nearest")
+def test_largest_finite_bound_still_decodes_exactly():
+    q = Quantizer(bound=1e307, num_clients=10, rounding="nearest")
     total = ring_sum(np.stack([q.encode([1e307, -1e307])] * 10), 32)
     np.testing.assert_allclose(q.decode(total, 10), [1e308, -1e308], rtol=1e-9)
 
 
 def test_zero_dimensional_input_is_encoded_like_a_scalar():
     for rounding in ("nearest", "stochastic"):
-        q = Quantizer(clip=1.0, num_clients=2, rounding=rounding)
+        q = Quantizer(bound=1.0, num_clients=2, rounding=rounding)
         enc = q.encode(0.5, np.random.default_rng(0))
         assert enc.shape == () and enc.dtype == np.uint32
         assert abs(float(q.decode(enc, 1)) - 0.5) <= q.resolution
+
+
+# ---------------------------------------------------------------- out-of-range policy (issue 14)
+@st.composite
+def _range_case(draw):
+    bound = draw(st.sampled_from([0.5, 1.0, 7.5]))
+    shape = draw(st.sampled_from([(5,), (3, 4), (2, 3, 2)]))
+    vals = draw(st.lists(st.floats(-4 * bound, 4 * bound, allow_nan=False), min_size=int(np.prod(shape)),
+                         max_size=int(np.prod(shape))))
+    return bound, np.array(vals).reshape(shape)
+
+
+@settings(deadline=None, max_examples=80)
+@given(case=_range_case())
+def test_clip_policy_counts_exactly_the_values_beyond_the_bound(case):
+    bound, x = case
+    q = Quantizer(bound=bound, num_clients=3, out_of_range="clip", rounding="nearest")
+    ring, clipped = q.encode(x, return_clipped=True)
+    expected = (np.abs(x) > bound).sum(axis=-1)
+    assert clipped.shape == x.shape[:-1] and clipped.dtype == np.int64
+    np.testing.assert_array_equal(clipped, expected)
+    np.testing.assert_array_equal(q.count_out_of_range(x), expected)
+    # the encoding is that of the clipped values
+    np.testing.assert_allclose(q.decode(ring, 1), np.clip(x, -bound, bound), atol=q.resolution)
+
+
+@settings(deadline=None, max_examples=80)
+@given(case=_range_case())
+def test_raise_policy_refuses_exactly_when_a_value_is_beyond_the_bound(case):
+    bound, x = case
+    q = Quantizer(bound=bound, num_clients=3)
+    n_out = int((np.abs(x) > bound).sum())
+    if n_out == 0:
+        q.encode(x)
+        return
+    with pytest.raises(OutOfRangeError) as info:
+        q.encode(x)
+    err = info.value
+    assert (err.count, err.size, err.bound) == (n_out, x.size, bound)
+    assert err.max_abs == pytest.approx(float(np.abs(x).max()))
+    assert isinstance(err, EncodingError) and "\n" not in str(err)
+
+
+def test_default_raises_with_a_message_that_names_the_bound_and_the_clip_option():
+    w = np.random.default_rng(0).normal(0, 3, size=(10, 4))
+    with pytest.raises(OutOfRangeError, match=r"of 40 input values lie outside \[-1, 1\].*bound=.*out_of_range='clip'"):
+        Quantizer(bound=1.0, num_clients=10).encode(w)
+
+
+def test_roundoff_above_the_bound_is_not_an_error():
+    # an L2-clipped one-hot vector may exceed its norm by an ulp; that is not out of range
+    bound = 0.1
+    x = np.array([np.nextafter(bound, 1.0), -np.nextafter(bound, 1.0), 0.0])
+    q = Quantizer(bound=bound, num_clients=2, rounding="nearest")
+    ring, clipped = q.encode(x, return_clipped=True)
+    assert int(clipped) == 0
+    np.testing.assert_allclose(q.decode(ring, 1), [bound, -bound, 0.0], atol=q.resolution)
+
+
+def test_old_clip_keyword_still_works_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="bound="):
+        q = Quantizer(clip=2.0, num_clients=3)
+    assert q == Quantizer(2.0, 3)
+    with pytest.warns(DeprecationWarning, match="Quantizer.bound"):
+        assert q.clip == 2.0

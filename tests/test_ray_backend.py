@@ -60,7 +60,7 @@ def test_aggregator_backend_ray_matches_inprocess(ray_session):
     x = np.random.default_rng(3).uniform(-1, 1, size=(6, 50))
     sums = {}
     for backend in ("inprocess", "ray"):
-        agg = make_aggregator("secagg+", clip=1.0, backend=backend, num_workers=2)
+        agg = make_aggregator("secagg+", bound=1.0, backend=backend, num_workers=2)
         res = agg.aggregate(x, dropout={1: "masked_input"}, rng=np.random.default_rng(9))
         sums[backend] = (res.total, res.survivors.tolist())
     np.testing.assert_array_equal(sums["inprocess"][0], sums["ray"][0])

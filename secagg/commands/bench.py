@@ -8,29 +8,31 @@ import time
 
 
 def register(commands, demos) -> None:
+    from ..overhead import DEFAULT_TECHNIQUES
+    from ._args import POSITIVE_INT, RATE, SEED, choice_list, int_in, int_list, out_dir
+
     p = commands.add_parser(
         "bench",
         help="measure the overhead of each technique vs a plain sum and write a report",
-        description="Sweep clients n and vector length d for each technique; write report.md, "
-        "report.json and PNG plots into --out.",
+        description="Sweep clients n and vector length d for each technique and print the table; with --out DIR "
+        "also write report.md, report.json and PNG plots into DIR.",
     )
-    p.add_argument("--out", default="bench-report", help="report folder (default: bench-report)")
+    p.add_argument("--out", type=out_dir, default=None, metavar="DIR",
+                   help="write report.md, report.json and plots into DIR (default: print the table only)")
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_const", const="quick", dest="preset", help="under a minute")
     preset.add_argument("--large", action="store_const", const="large", dest="preset", help="larger grid (long)")
-    p.add_argument("--techniques", help="comma-separated subset, e.g. plain,secagg+,paillier")
-    p.add_argument("--n", help="comma-separated client counts (overrides the preset)")
-    p.add_argument("--d", help="comma-separated vector lengths (overrides the preset)")
-    p.add_argument("--repeats", type=int, help="repeats per point (min/median reported)")
-    p.add_argument("--key-bits", type=int, help="Paillier key size in bits (default 2048)")
-    p.add_argument("--dropout", type=float, help="fraction of clients dropping in each run")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--techniques", type=choice_list(DEFAULT_TECHNIQUES), metavar="NAMES",
+                   help=f"comma-separated subset of {','.join(DEFAULT_TECHNIQUES)} (default: all)")
+    p.add_argument("--n", type=int_list(2), metavar="N,N,...", help="client counts (default: the preset's)")
+    p.add_argument("--d", type=int_list(1), metavar="D,D,...", help="vector lengths (default: the preset's)")
+    p.add_argument("--repeats", type=POSITIVE_INT,
+                   help="repeats per point, min/median reported (default: the preset's)")
+    p.add_argument("--key-bits", type=int_in(2048, 16384), help="Paillier key size in bits (default 2048)")
+    p.add_argument("--dropout", type=RATE, help="fraction of clients dropping in each run, in [0, 1) (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed for inputs and dropouts")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run, preset="default")
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v.strip())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,12 +41,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = PRESETS[args.preset]
     changes = {"seed": args.seed}
     if args.techniques:
-        changes["techniques"] = tuple(t.strip() for t in args.techniques.split(",") if t.strip())
+        changes["techniques"] = args.techniques
     if args.n:
-        changes["n_values"] = _ints(args.n)
+        changes["n_values"] = tuple(sorted(set(args.n)))
         changes["n_fixed"] = changes["n_values"][len(changes["n_values"]) // 2]
     if args.d:
-        changes["d_values"] = _ints(args.d)
+        changes["d_values"] = tuple(sorted(set(args.d)))
         changes["d_fixed"] = changes["d_values"][len(changes["d_values"]) // 2]
     if args.repeats:
         changes["repeats"] = args.repeats
@@ -55,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(cfg, **changes)
     t0 = time.perf_counter()
     points = run_sweep(cfg, progress=not args.no_progress)
-    folder = write_report(points, cfg, args.out, wall_seconds=time.perf_counter() - t0)
     print(markdown_table(points))
+    if args.out is None:
+        print("(no files written: pass --out DIR for report.md, report.json and the plots)")
+        return 0
+    folder = write_report(points, cfg, args.out, wall_seconds=time.perf_counter() - t0)
     print(f"report written to {folder}/report.md (JSON: report.json, plots: *.png)")
     return 0

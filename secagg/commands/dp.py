@@ -7,40 +7,53 @@ import math
 
 
 def register(commands, demos) -> None:
+    from ._args import DELTA, POSITIVE_FLOAT, POSITIVE_INT, RATE, RING_BITS, SEED, Renamed, float_in, out_dir
+
     demo = demos.add_parser(
         "dp",
         help="distributed DP over secure aggregation: noise per client, epsilon, noisy vs exact sum",
-        description="Each client clips, rotates, rounds and adds a share of discrete Gaussian (or Skellam) "
-        "noise; the shares are summed under pairwise masks; the server decodes only the noisy sum.",
+        description="Each client clips its update to L2 norm --clip-norm, rotates, rounds and adds a share of "
+        "discrete Gaussian (or Skellam) noise; the shares are summed under pairwise masks; the server decodes "
+        "only the noisy sum.",
     )
-    demo.add_argument("--clients", type=int, default=20)
-    demo.add_argument("--dim", type=int, default=1000)
-    demo.add_argument("--clip", type=float, default=1.0, help="L2 norm bound per client (default 1.0)")
-    demo.add_argument("--noise-multiplier", type=float, default=1.0)
-    demo.add_argument("--mechanism", choices=("ddg", "skellam"), default="ddg")
-    demo.add_argument("--graph", choices=("complete", "sparse"), default="complete")
-    demo.add_argument("--bits", type=int, default=32)
-    demo.add_argument("--dropout", type=float, default=0.1, help="fraction of clients that drop (default 0.1)")
-    demo.add_argument("--delta", type=float, default=1e-5)
-    demo.add_argument("--rounds", type=int, default=100, help="rounds for the composed epsilon line")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--clients", type=POSITIVE_INT, default=20, help="number of clients")
+    demo.add_argument("--dim", type=POSITIVE_INT, default=1000, help="vector length")
+    demo.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=1.0,
+                      help="L2 norm each client's update is clipped to")
+    demo.add_argument("--clip", action=Renamed, new="--clip-norm (the L2 norm each update is clipped to)")
+    demo.add_argument("--noise-multiplier", type=POSITIVE_FLOAT, default=1.0,
+                      help="noise std in units of --clip-norm")
+    demo.add_argument("--mechanism", choices=("ddg", "skellam"), default="ddg",
+                      help="distributed discrete Gaussian or Skellam noise")
+    demo.add_argument("--graph", choices=("complete", "sparse"), default="complete",
+                      help="complete: SecAgg; sparse: SecAgg+")
+    demo.add_argument("--bits", type=RING_BITS, default=32, help="ring size in bits")
+    demo.add_argument("--dropout", type=RATE, default=0.1, help="fraction of clients that drop, in [0, 1)")
+    demo.add_argument("--delta", type=DELTA, default=1e-5, help="DP delta, in (0, 1)")
+    demo.add_argument("--rounds", type=POSITIVE_INT, default=100, help="rounds for the composed epsilon line")
+    demo.add_argument("--seed", type=SEED, default=0, help="seed for the inputs, dropouts and noise")
+    demo.add_argument("--out", type=out_dir, default=argparse.SUPPRESS, metavar="DIR",
+                      help="also write dp_demo.json into DIR (default: print only)")
     demo.set_defaults(func=run_demo)
 
-    dp = commands.add_parser("dp", help="privacy calculators: epsilon for a noise level, noise for an epsilon")
-    sub = dp.add_subparsers(dest="dp_command", metavar="CALC")
-    eps = sub.add_parser("epsilon", help="epsilon of Poisson-sampled Gaussian steps (PLD accountant, RDP beside it)")
-    eps.add_argument("--q", type=float, required=True, help="sampling rate in (0, 1]")
-    eps.add_argument("--sigma", type=float, required=True, help="noise multiplier")
-    eps.add_argument("--steps", type=int, required=True)
-    eps.add_argument("--delta", type=float, default=1e-5)
+    dp = commands.add_parser("dp", help="privacy calculators: epsilon for a noise level, noise for an epsilon",
+                             description="Privacy calculators (PLD accountant of secagg.dp, RDP beside it).")
+    sub = dp.add_subparsers(dest="dp_command", metavar="CALC", required=True)
+    eps = sub.add_parser("epsilon", help="epsilon of Poisson-sampled Gaussian steps (PLD accountant, RDP beside it)",
+                         description="Epsilon after --steps Poisson-sampled Gaussian steps at --delta.")
+    eps.add_argument("--q", type=float_in(0, 1, lo_open=True), required=True, help="sampling rate in (0, 1]")
+    eps.add_argument("--sigma", type=POSITIVE_FLOAT, required=True, help="noise multiplier (> 0)")
+    eps.add_argument("--steps", type=POSITIVE_INT, required=True, help="number of steps (>= 1)")
+    eps.add_argument("--delta", type=DELTA, default=1e-5, help="DP delta, in (0, 1)")
     eps.set_defaults(func=run_epsilon)
-    sig = sub.add_parser("sigma", help="noise multiplier for a target (epsilon, delta)")
-    sig.add_argument("--epsilon", type=float, required=True)
-    sig.add_argument("--delta", type=float, default=1e-5)
-    sig.add_argument("--q", type=float, default=1.0, help="sampling rate (default 1)")
-    sig.add_argument("--steps", type=int, default=1)
+    sig = sub.add_parser("sigma", help="noise multiplier for a target (epsilon, delta)",
+                         description="Smallest noise multiplier whose --steps Poisson-sampled Gaussian steps "
+                         "stay within (--epsilon, --delta).")
+    sig.add_argument("--epsilon", type=POSITIVE_FLOAT, required=True, help="target epsilon (> 0)")
+    sig.add_argument("--delta", type=DELTA, default=1e-5, help="DP delta, in (0, 1)")
+    sig.add_argument("--q", type=float_in(0, 1, lo_open=True), default=1.0, help="sampling rate in (0, 1]")
+    sig.add_argument("--steps", type=POSITIVE_INT, default=1, help="number of steps (>= 1)")
     sig.set_defaults(func=run_sigma)
-    dp.set_defaults(func=lambda args: (dp.print_help(), 2)[1])
 
 
 def run_epsilon(args: argparse.Namespace) -> int:
@@ -78,28 +91,47 @@ def run_demo(args: argparse.Namespace) -> int:
     x = rng.normal(size=(n, d)) / math.sqrt(d) * 0.8
     x[: max(1, n // 10)] *= 3.0
     agg = DistributedDPAggregator(
-        clip=args.clip, noise_multiplier=args.noise_multiplier, mechanism=args.mechanism, graph=args.graph,
+        clip_norm=args.clip_norm, noise_multiplier=args.noise_multiplier, mechanism=args.mechanism, graph=args.graph,
         bits=args.bits, expected_dropout=args.dropout, delta=args.delta,
     )
     res = agg.aggregate(x, dropout=args.dropout if args.dropout > 0 else None, rng=rng)
     params = agg.params_for(n, d, args.dropout if args.dropout > 0 else None)
     norms = np.linalg.norm(x, axis=1)
-    clipped = x * np.minimum(1.0, args.clip / norms)[:, None]
+    clipped = x * np.minimum(1.0, args.clip_norm / norms)[:, None]
     exact = clipped[res.survivors].sum(axis=0)
     err = res.total - exact
     acc = PldAccountant().compose(res.info["dp_event"], args.rounds)
     print(f"distributed DP ({args.mechanism.upper()}) over secure aggregation ({args.graph} graph), "
           f"{n} clients, d={d} (padded {params.padded_dim}), {args.bits}-bit ring")
-    print(f"  clip (L2)                      {args.clip:g}   ({int((norms > args.clip).sum())} clients clipped)")
+    n_clipped = int((norms > args.clip_norm).sum())
+    print(f"  clip norm (L2)                 {args.clip_norm:g}   ({n_clipped} clients' updates scaled down to it)")
     print(f"  noise multiplier z             {args.noise_multiplier:g}   (calibrated for >= {params.min_clients} survivors)")
     print(f"  scale s (ring units per unit)  {params.scale:.4g}")
     print(f"  noise per client (std)         {params.local_stddev:.4g} ring units = {params.local_stddev / params.scale:.4g} update units")
     print(f"  survivors                      {res.count} of {n}")
-    print(f"  total noise std per coord      {res.noise_std:.4g} (target z*clip = {args.noise_multiplier * args.clip:g})")
+    print(f"  total noise std per coord      {res.noise_std:.4g} "
+          f"(target z*clip_norm = {args.noise_multiplier * args.clip_norm:g})")
     print(f"  epsilon, this round            {res.info['epsilon_achieved']:.4g} at delta={args.delta:g} (actual survivors)")
     print(f"  epsilon after {args.rounds} such rounds   {acc.get_epsilon(args.delta):.4g}")
     print(f"  decoded noisy sum vs exact     rms error {float(np.sqrt((err**2).mean())):.4g}, "
           f"max {float(np.abs(err).max()):.4g}, norm of exact sum {float(np.linalg.norm(exact)):.4g}")
     print(f"  bytes up per client            {int(np.median(res.bytes_up[res.survivors]))} (float32 in clear: {4 * d})")
     print(f"  client seconds (median)        {float(np.median(res.client_seconds)):.4g}, server {res.server_seconds:.4g}")
+    out = getattr(args, "out", None)
+    if out:
+        import json
+        import os
+
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, "dp_demo.json")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump({
+                "clients": n, "dim": d, "mechanism": args.mechanism, "graph": args.graph, "bits": args.bits,
+                "clip_norm": args.clip_norm, "norm_clipped_clients": n_clipped,
+                "noise_multiplier": args.noise_multiplier, "survivors": int(res.count), "delta": args.delta,
+                "epsilon_round": float(res.info["epsilon_achieved"]), "rounds": args.rounds,
+                "epsilon_after_rounds": float(acc.get_epsilon(args.delta)), "noise_std": float(res.noise_std),
+                "rms_error": float(np.sqrt((err**2).mean())),
+            }, fh, indent=2)
+        print(f"numbers written to {path}")
     return 0

@@ -24,6 +24,21 @@ EXIT_UNKNOWN = 3
 
 
 def register(commands, demos) -> None:
+    from ..quantize import OUT_OF_RANGE_POLICIES
+    from ._args import (
+        POSITIVE_FLOAT,
+        POSITIVE_INT,
+        PORT,
+        RATE,
+        RING_BITS,
+        SEED,
+        Renamed,
+        in_file,
+        int_in,
+        out_dir,
+        out_file,
+    )
+
     s = commands.add_parser(
         "serve",
         help="run the aggregation server of one secure-sum session (TLS, allow-listed clients)",
@@ -32,30 +47,44 @@ def register(commands, demos) -> None:
         "inputs to --out and a JSON summary (survivors, dropped clients and why, timings) next to it. Exits 1 "
         "with a message if the session aborts (fewer live clients than the threshold).",
     )
-    s.add_argument("--clients", type=int, metavar="N",
+    s.add_argument("--clients", type=POSITIVE_INT, metavar="N",
                    help="number of client ids in the session (default: the number of entries in --clients-file)")
-    s.add_argument("--clients-file", metavar="FILE",
+    s.add_argument("--clients-file", type=in_file, metavar="FILE",
                    help="allow-list: one '<id> <ed25519 public key hex>' line per client (secagg keygen prints them)")
-    s.add_argument("--threshold", type=int, metavar="T", help="Shamir threshold (default: just above half the share holders)")
-    s.add_argument("--dim", type=int, required=True, metavar="D", help="vector length")
-    s.add_argument("--port", type=int, required=True, metavar="P", help="TCP port, 0..65535 (0: any free port, printed)")
-    s.add_argument("--out", required=True, metavar="SUM.npy", help="where to write the float64 sum")
+    s.add_argument("--threshold", type=POSITIVE_INT, metavar="T",
+                   help="Shamir threshold (default: the parameter finder's for --corrupt-fraction)")
+    s.add_argument("--dim", type=POSITIVE_INT, required=True, metavar="D", help="vector length")
+    s.add_argument("--port", type=PORT, required=True, metavar="P",
+                   help="TCP port, 0..65535 (0: any free port, printed)")
+    s.add_argument("--out", type=out_file, required=True, metavar="SUM.npy", help="where to write the float64 sum")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    s.add_argument("--tls-cert", metavar="FILE", help="server certificate (PEM; secagg tls-cert makes one)")
-    s.add_argument("--tls-key", metavar="FILE", help="server private key (PEM)")
-    s.add_argument("--clip", type=float, default=1.0, help="coordinate bound clients clip to (default 1.0)")
-    s.add_argument("--bits", type=int, default=32, help="ring size in bits (default 32)")
-    s.add_argument("--graph", choices=("complete", "sparse"), default="complete", help="SecAgg or SecAgg+ (default complete)")
-    s.add_argument("--k", type=int, help="SecAgg+ graph degree (default: chosen from n)")
-    s.add_argument("--deadline", type=float, default=30.0, metavar="SECONDS", help="per-round deadline (default 30)")
-    s.add_argument("--join-timeout", type=float, default=120.0, metavar="SECONDS",
+    s.add_argument("--tls-cert", type=in_file, metavar="FILE",
+                   help="server certificate (PEM; secagg tls-cert makes one)")
+    s.add_argument("--tls-key", type=in_file, metavar="FILE", help="server private key (PEM)")
+    s.add_argument("--bound", type=POSITIVE_FLOAT, default=1.0,
+                   help="per-coordinate bound of the clients' inputs (default 1.0)")
+    s.add_argument("--out-of-range", choices=OUT_OF_RANGE_POLICIES, default="raise",
+                   help="a client input beyond --bound: the client refuses before sending (raise), or clips the "
+                        "values and counts them (clip)")
+    s.add_argument("--clip", action=Renamed, new="--bound (the per-coordinate bound; out-of-range inputs are "
+                   "refused unless --out-of-range clip)")
+    s.add_argument("--bits", type=RING_BITS, default=32, help="ring size in bits (default 32)")
+    s.add_argument("--graph", choices=("complete", "sparse"), default="complete",
+                   help="SecAgg or SecAgg+ (default complete)")
+    s.add_argument("--k", type=POSITIVE_INT, help="SecAgg+ graph degree (default: the parameter finder's)")
+    s.add_argument("--deadline", type=POSITIVE_FLOAT, default=30.0, metavar="SECONDS",
+                   help="per-round deadline (default 30)")
+    s.add_argument("--join-timeout", type=POSITIVE_FLOAT, default=120.0, metavar="SECONDS",
                    help="how long to wait for all clients to register (default 120)")
-    s.add_argument("--hello-timeout", type=float, default=10.0, metavar="SECONDS",
+    s.add_argument("--hello-timeout", type=POSITIVE_FLOAT, default=10.0, metavar="SECONDS",
                    help="a new connection must finish TLS and register within this time (default 10)")
-    s.add_argument("--max-connections", type=int, help="simultaneous connections (default 2N+16)")
-    s.add_argument("--summary", metavar="FILE.json", help="summary JSON (default: --out with suffix .json)")
-    s.add_argument("--ring-out", metavar="FILE.npy", help="also write the exact ring sum (uint32/uint64)")
-    s.add_argument("--port-file", metavar="FILE", help="write the bound port number into FILE once listening")
+    s.add_argument("--max-connections", type=POSITIVE_INT, help="simultaneous connections (default 2N+16)")
+    s.add_argument("--summary", type=out_file, metavar="FILE.json",
+                   help="summary JSON (default: --out with suffix .json)")
+    s.add_argument("--ring-out", type=out_file, metavar="FILE.npy",
+                   help="also write the exact ring sum (uint32/uint64)")
+    s.add_argument("--port-file", type=out_file, metavar="FILE",
+                   help="write the bound port number into FILE once listening")
     s.add_argument("--quiet", action="store_true", help="no progress log on stderr")
     w = s.add_argument_group("insecure settings (each one weakens what the session protects)")
     w.add_argument("--insecure-plaintext", action="store_true",
@@ -64,11 +93,14 @@ def register(commands, demos) -> None:
                    help="no allow-list: anyone may register under any id with any key (trust on first use)")
     w.add_argument("--insecure-honest-but-curious", action="store_true",
                    help="skip the signed survivor-set round: secure only if the server follows the protocol")
-    s.add_argument("--corrupt-fraction", type=float, default=0.05,
-                   help="fraction of clients assumed to collude with the server; sets the default threshold "
-                        "and degree (default 0.05; lower is a weaker threat model)")
-    s.add_argument("--min-survivors", type=int, metavar="M",
+    s.add_argument("--corrupt-fraction", type=RATE, default=0.05,
+                   help="fraction of clients assumed to collude with the server, in [0, 1); sets the default "
+                        "threshold and degree (default 0.05; lower is a weaker threat model)")
+    s.add_argument("--min-survivors", type=POSITIVE_INT, metavar="M",
                    help="clients refuse to unmask fewer survivors (default: the parameter finder's floor)")
+    s.add_argument("--no-consistency-check", action=Renamed, new="--insecure-honest-but-curious")
+    s.add_argument("--allow-low-threshold", action=Renamed,
+                   new="--corrupt-fraction F (the threshold must hold against it) or --insecure-honest-but-curious")
     s.set_defaults(func=run_serve)
 
     c = commands.add_parser(
@@ -83,22 +115,24 @@ def register(commands, demos) -> None:
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", metavar="FILE.npy", help="float vector to contribute")
     src.add_argument("--random", action="store_true", help="contribute a uniform random vector in [-1, 1]^D")
-    c.add_argument("--key", metavar="FILE", help="this client's identity key (secagg keygen); its public key must "
-                   "be on the server's allow-list")
-    c.add_argument("--ca", "--tls-ca", dest="ca", metavar="FILE",
+    c.add_argument("--key", type=in_file, metavar="FILE", help="this client's identity key (secagg keygen); its "
+                   "public key must be on the server's allow-list")
+    c.add_argument("--ca", "--tls-ca", dest="ca", type=in_file, metavar="FILE",
                    help="CA certificate (PEM) the server's certificate must chain to; for a self-signed server "
                    "certificate, the certificate itself")
     c.add_argument("--server-name", "--tls-server-name", dest="server_name", metavar="NAME",
                    help="name the server certificate must carry (default: the host of --server)")
-    c.add_argument("--peers", metavar="FILE", help="the allow-list: refuse a session whose key directory disagrees "
-                   "with it (protects against a server that invents clients)")
-    c.add_argument("--id", type=int, help="the id this client expects (the allow-list decides; a mismatch is refused)")
-    c.add_argument("--seed", type=int, help="seed of the --random vector only (the stochastic rounding and every "
+    c.add_argument("--peers", type=in_file, metavar="FILE", help="the allow-list: refuse a session whose key "
+                   "directory disagrees with it (protects against a server that invents clients)")
+    c.add_argument("--id", type=int_in(0), help="the id this client expects (the allow-list decides; a mismatch is "
+                   "refused)")
+    c.add_argument("--seed", type=SEED, help="seed of the --random vector only (the stochastic rounding and every "
                    "key come from the OS CSPRNG)")
-    c.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+    c.add_argument("--timeout", type=POSITIVE_FLOAT, default=300.0, metavar="SECONDS",
                    help="give up if the server is silent this long once registered (default 300)")
-    c.add_argument("--save-input", metavar="FILE.npy", help="write the float vector contributed (useful with --random)")
-    c.add_argument("--save-ring", metavar="FILE.npy", help="write the quantized ring vector contributed")
+    c.add_argument("--save-input", type=out_file, metavar="FILE.npy",
+                   help="write the float vector contributed (useful with --random)")
+    c.add_argument("--save-ring", type=out_file, metavar="FILE.npy", help="write the quantized ring vector contributed")
     c.add_argument("--crash-at", choices=ROUNDS, help="fault injection: SIGKILL this process when ROUND starts")
     c.add_argument("--stall-at", choices=ROUNDS, help="fault injection: stop answering (stay connected) at ROUND")
     w = c.add_argument_group("insecure settings (each one weakens what this client is protected against)")
@@ -109,14 +143,16 @@ def register(commands, demos) -> None:
     w.add_argument("--insecure-honest-but-curious", action="store_true",
                    help="accept a session without the consistency check (a lying server can unmask this input)")
     p = c.add_argument_group("policy (what this client requires, whatever the server announces)")
-    p.add_argument("--corrupt-fraction", type=float, default=0.05,
-                   help="fraction of clients this client assumes collude with the server: the announced threshold "
-                        "and degree must be secure against it (default 0.05; lower is a weaker threat model)")
-    p.add_argument("--min-threshold", type=int, metavar="T", help="refuse a Shamir threshold below T")
-    p.add_argument("--min-degree", type=int, metavar="K", help="refuse a SecAgg+ degree below K")
-    p.add_argument("--min-survivors", type=int, metavar="M",
+    p.add_argument("--corrupt-fraction", type=RATE, default=0.05,
+                   help="fraction of clients this client assumes collude with the server, in [0, 1): the announced "
+                        "threshold and degree must be secure against it (default 0.05; lower is a weaker threat model)")
+    p.add_argument("--min-threshold", type=POSITIVE_INT, metavar="T", help="refuse a Shamir threshold below T")
+    p.add_argument("--min-degree", type=POSITIVE_INT, metavar="K", help="refuse a SecAgg+ degree below K")
+    p.add_argument("--min-survivors", type=POSITIVE_INT, metavar="M",
                    help="refuse a session whose survivor floor is below M (e.g. the noise contributions a DP "
                         "guarantee needs)")
+    c.add_argument("--allow-low-threshold", action=Renamed,
+                   new="--corrupt-fraction F (the threshold must hold against it) or --min-threshold T")
     c.set_defaults(func=run_client_cmd)
 
     k = commands.add_parser(
@@ -125,8 +161,8 @@ def register(commands, demos) -> None:
         description="Write a fresh Ed25519 private key (PKCS#8 PEM, file mode 0600) for `secagg client --key` "
         "and print the line '<id> <public key hex>' to add to the server's --clients-file.",
     )
-    k.add_argument("--out", required=True, metavar="FILE", help="where to write the private key")
-    k.add_argument("--id", type=int, required=True, help="the client id this key is for (0..N-1)")
+    k.add_argument("--out", type=out_file, required=True, metavar="FILE", help="where to write the private key")
+    k.add_argument("--id", type=int_in(0), required=True, help="the client id this key is for (0..N-1)")
     k.add_argument("--force", action="store_true", help="overwrite an existing key file")
     k.set_defaults(func=run_keygen)
 
@@ -136,29 +172,25 @@ def register(commands, demos) -> None:
         description="Generate an ECDSA P-256 key and a self-signed certificate (its own CA: give cert.pem to "
         "clients as --ca). For private deployments and demos; use your organisation's CA otherwise.",
     )
-    g.add_argument("--out", default="tls", help="folder for cert.pem and key.pem (default: tls)")
+    g.add_argument("--out", type=out_dir, default="tls", help="folder for cert.pem and key.pem (default: tls)")
     g.add_argument("--host", action="append", help="DNS name or IP the server is reached at (repeatable; "
                    "default localhost and 127.0.0.1)")
-    g.add_argument("--days", type=int, default=30, help="validity in days (default 30)")
+    g.add_argument("--days", type=POSITIVE_INT, default=30, help="validity in days (default 30)")
     g.set_defaults(func=run_tls_cert)
 
 
 # ---------------------------------------------------------------------- flag checks
-def _positive(args: argparse.Namespace, *names: str) -> None:
-    from ..errors import ConfigurationError
+def _load(flag: str, load, path):
+    """``load(path)``; a configuration error (unreadable or malformed file) names ``flag``."""
+    from ..errors import ConfigurationError, InsecureParameterError
 
-    for name in names:
-        value = getattr(args, name.lstrip("-").replace("-", "_"))
-        if value is not None and not value > 0:
-            raise ConfigurationError(f"{name} must be positive, got {value}")
-
-
-def _check_port(port: int, flag: str, allow_zero: bool) -> None:
-    from ..errors import ConfigurationError
-
-    low = 0 if allow_zero else 1
-    if not low <= port <= 65535:
-        raise ConfigurationError(f"{flag} must be a port number in {low}..65535, got {port}")
+    try:
+        return load(path)
+    except ConfigurationError as exc:
+        if flag in str(exc):
+            raise
+        cls = InsecureParameterError if isinstance(exc, InsecureParameterError) else ConfigurationError
+        raise cls(f"{flag}: {exc}") from None
 
 
 def _parse_server(text: str) -> tuple[str, int]:
@@ -193,8 +225,6 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..transport.server import AggregationServer
     from ..transport.tls import server_context
 
-    _check_port(args.port, "--port", allow_zero=True)
-    _positive(args, "--clients", "--dim", "--deadline", "--join-timeout", "--hello-timeout", "--max-connections")
     if args.insecure_plaintext and (args.tls_cert or args.tls_key):
         raise ConfigurationError("--insecure-plaintext contradicts --tls-cert/--tls-key: choose one")
     if not args.insecure_plaintext and not (args.tls_cert and args.tls_key):
@@ -207,7 +237,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InsecureParameterError(
             "registration needs an allow-list of client keys: --clients-file FILE with '<id> <public key>' lines "
             "(secagg keygen prints them); --insecure-open-registration lets anyone take any id")
-    allow_list = load_allow_list(args.clients_file) if args.clients_file else None
+    allow_list = _load("--clients-file", load_allow_list, args.clients_file) if args.clients_file else None
     n = args.clients
     if n is None:
         if allow_list is None:
@@ -232,11 +262,13 @@ def run_serve(args: argparse.Namespace) -> int:
     except InsecureParameterError as exc:
         raise InsecureParameterError(
             f"--threshold/--k: {exc} (--corrupt-fraction or --insecure-honest-but-curious)") from None
-    ctx = server_context(args.tls_cert, args.tls_key) if not args.insecure_plaintext else None
+    ctx = (_load("--tls-cert/--tls-key", lambda p: server_context(*p), (args.tls_cert, args.tls_key))
+           if not args.insecure_plaintext else None)
     out = Path(args.out)
     summary_path = Path(args.summary) if args.summary else out.with_suffix(".json")
     server = AggregationServer(
-        cfg, clip=args.clip, host=args.host, port=args.port, ssl_context=ctx, allow_list=allow_list,
+        cfg, bound=args.bound, out_of_range=args.out_of_range, host=args.host, port=args.port, ssl_context=ctx,
+        allow_list=allow_list,
         insecure_plaintext=args.insecure_plaintext, insecure_open_registration=args.insecure_open_registration,
         round_deadline=args.deadline, join_timeout=args.join_timeout, hello_timeout=args.hello_timeout,
         max_connections=args.max_connections,
@@ -251,8 +283,9 @@ def run_serve(args: argparse.Namespace) -> int:
             ) from None
         mode = "TLS" if ctx else "plain TCP (insecure)"
         reg = "allow-list" if allow_list is not None else "open registration (insecure)"
-        print(f"listening on {args.host}:{port} for {cfg.n} clients (threshold {cfg.threshold}, {mode}, {reg})",
-              flush=True)
+        beyond = "refused by the clients" if args.out_of_range == "raise" else "clipped and counted by the clients"
+        print(f"listening on {args.host}:{port} for {cfg.n} clients (threshold {cfg.threshold}, {mode}, {reg}); "
+              f"inputs within [-{args.bound:g}, {args.bound:g}], values beyond {beyond}", flush=True)
         if args.port_file:
             _write(args.port_file, lambda p: Path(p).write_text(str(port)))
         return await server.run()
@@ -287,7 +320,6 @@ def run_client_cmd(args: argparse.Namespace) -> int:
     from ..transport.tls import client_context
 
     host, port = _parse_server(args.server)
-    _positive(args, "--timeout")
     if args.insecure_plaintext and (args.ca or args.server_name):
         raise ConfigurationError("--insecure-plaintext contradicts --ca/--server-name: choose one")
     if not args.insecure_plaintext and not args.ca:
@@ -302,8 +334,8 @@ def run_client_cmd(args: argparse.Namespace) -> int:
         raise InsecureParameterError(
             "registration needs this client's identity key: --key FILE (secagg keygen makes one and prints the "
             "allow-list line); --insecure-open-registration registers with a throw-away key")
-    signing_key = load_identity_key(args.key) if args.key else None
-    pins = load_allow_list(args.peers) if args.peers else None
+    signing_key = _load("--key", load_identity_key, args.key) if args.key else None
+    pins = _load("--peers", load_allow_list, args.peers) if args.peers else None
     if args.input:
         try:
             inputs = np.load(args.input, allow_pickle=False)
@@ -331,7 +363,7 @@ def run_client_cmd(args: argparse.Namespace) -> int:
                                 min_survivors=args.min_survivors)
     except ConfigurationError as exc:
         raise ConfigurationError(f"policy flags (--corrupt-fraction/--min-*): {exc}") from None
-    ctx = client_context(args.ca) if args.ca else None
+    ctx = _load("--ca", client_context, args.ca) if args.ca else None
     outcome = participate(
         host, port, inputs, ssl_context=ctx, server_hostname=args.server_name, signing_key=signing_key,
         requested_id=args.id,
@@ -343,6 +375,8 @@ def run_client_cmd(args: argparse.Namespace) -> int:
         on_welcome=on_welcome, on_registered=on_registered,
     )
     head = f"client {outcome.id}: "
+    if outcome.clipped:
+        head += f"{outcome.clipped} input values clipped to the server's --bound; "
     if outcome.included:
         print(f"{head}session finished; {len(outcome.survivors)} survivors; my input is in the sum", flush=True)
         return 0
@@ -355,11 +389,8 @@ def run_client_cmd(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- keys and certificates
 def run_keygen(args: argparse.Namespace) -> int:
-    from ..errors import ConfigurationError
     from ..transport.identity import allow_list_line, write_identity_key
 
-    if args.id < 0:
-        raise ConfigurationError(f"--id must be a non-negative client id, got {args.id}")
     key = write_identity_key(args.out, overwrite=args.force)
     print(f"private key written to {args.out} (mode 0600; keep it on this client); add this line to the "
           "server's --clients-file:", file=sys.stderr)
@@ -371,8 +402,6 @@ def run_tls_cert(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
     from ..transport.tls import write_self_signed
 
-    if args.days < 1:
-        raise ConfigurationError(f"--days must be at least 1, got {args.days}")
     hosts = args.host or ["localhost", "127.0.0.1"]
     try:
         cert, key = write_self_signed(args.out, hosts, days=args.days)
@@ -384,25 +413,16 @@ def run_tls_cert(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- stand-alone entry point
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m secagg.commands.network``: these four commands only, with the error
-    handling of :func:`secagg.cli.main` (one line on stderr, exit 1, no traceback)."""
-    from ..errors import SecAggError
+    """``python -m secagg.commands.network``: these four commands only, with the flag
+    checks and error handling of :func:`secagg.cli.main` (one line on stderr naming the
+    flag, no traceback)."""
+    from ..cli import Parser, annotate, run
 
-    parser = argparse.ArgumentParser(prog="secagg", description="secure sum across processes or machines")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = Parser(prog="secagg", description="secure sum across processes or machines")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     register(commands, None)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except SecAggError as exc:
-        print(f"secagg: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("secagg: interrupted", file=sys.stderr)
-        return 130
+    annotate(parser, "secagg")
+    return run(parser, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,14 +24,25 @@ def register(commands, demos) -> None:
         "decrypts only the sum. Prints bytes per party, the packing layout, the error against the plain "
         "sum, and timings against scalar phe (sampled).",
     )
-    p.add_argument("--clients", type=int, default=10, help="number of clients (default 10)")
-    p.add_argument("--dim", type=int, default=2000, help="vector length (default 2000)")
-    p.add_argument("--key-bits", type=int, default=2048, help="Paillier modulus bits (default 2048; library default 3072)")
-    p.add_argument("--bits", type=int, default=16, help="quantizer bits per value (default 16)")
+    from ..quantize import OUT_OF_RANGE_POLICIES
+    from ._args import POSITIVE_FLOAT, POSITIVE_INT, RING_BITS, SEED, int_in, out_dir
+
+    p.add_argument("--clients", type=POSITIVE_INT, default=10, help="number of clients (default 10)")
+    p.add_argument("--dim", type=POSITIVE_INT, default=2000, help="vector length (default 2000)")
+    p.add_argument("--key-bits", type=int_in(64, 16384), default=2048,
+                   help="Paillier modulus bits (default 2048; library default 3072)")
+    p.add_argument("--bits", type=RING_BITS, default=16, help="quantizer bits per value (default 16)")
+    p.add_argument("--bound", type=POSITIVE_FLOAT, default=1.0,
+                   help="per-coordinate bound of the encoding; inputs are uniform in [-1, 1] (default 1.0)")
+    p.add_argument("--out-of-range", choices=OUT_OF_RANGE_POLICIES, default="raise",
+                   help="values beyond --bound: refuse them, or clip them and count them (default raise)")
     p.add_argument("--obfuscation", choices=("full", "fast"), default="fast", help="obfuscator (default fast)")
-    p.add_argument("--phe-sample", type=int, default=10, help="values encrypted with scalar phe for timing (default 10)")
+    p.add_argument("--phe-sample", type=int_in(2), default=10,
+                   help="values encrypted with scalar phe for timing (default 10)")
     p.add_argument("--allow-insecure", action="store_true", help="permit --key-bits below 2048 (testing only)")
-    p.add_argument("--seed", type=int, default=None, help="seed for the inputs and rounding")
+    p.add_argument("--seed", type=SEED, default=None, help="seed for the inputs and rounding")
+    p.add_argument("--out", type=out_dir, default=argparse.SUPPRESS, metavar="DIR",
+                   help="also write paillier_demo.json into DIR (default: print only)")
     p.set_defaults(func=run)
 
 
@@ -45,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--clients and --dim must be >= 1 and --phe-sample >= 2")
     rng = np.random.default_rng(args.seed)
     x = rng.uniform(-1.0, 1.0, size=(n, d))
-    q = Quantizer(clip=1.0, num_clients=n, bits=args.bits)
+    q = Quantizer(args.bound, num_clients=n, bits=args.bits, out_of_range=args.out_of_range)
+    clipped = int(q.count_out_of_range(x).sum())
+    if args.out_of_range == "raise" and clipped:
+        q.quantize(x)  # refuses with the count and the bound that would hold the inputs
 
     t0 = time.perf_counter()
     pk, sk = P.generate_keypair(args.key_bits, allow_insecure=args.allow_insecure)
@@ -75,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         sk, P.EncryptedVector.from_bytes(to_key_holder, pk, count=len(received), allow_insecure=args.allow_insecure)
     )
     t_decrypt = time.perf_counter() - t0
-    plain = x.sum(axis=0)
+    plain = np.clip(x, -q.bound, q.bound).sum(axis=0)
     err = float(np.abs(total - plain).max())
 
     # scalar phe on a sample, scaled to d values per client
@@ -117,9 +131,10 @@ def run(args: argparse.Namespace) -> int:
         f"\nexpansion: {len(payloads[0]) / (4 * d):.3f}x the float32 vector (phe: "
         f"{ct_bytes * d / (4 * d):.0f}x at fixed width)"
     )
+    print(f"values clipped to the bound {q.bound:g}: {clipped} of {n * d} (out-of-range policy: {q.out_of_range})")
     print(
-        f"decrypted sum vs plain sum: max |error| = {err:.3g} (bound n x resolution = {n * q.resolution:.3g}; "
-        f"clients' inputs are never decrypted on their own)"
+        f"decrypted sum vs plain sum{' (clipped)' if clipped else ''}: max |error| = {err:.3g} "
+        f"(bound n x resolution = {n * q.resolution:.3g}; clients' inputs are never decrypted on their own)"
     )
     print(f"one-off encryptor set-up: {t_setup:.3f} s per client per key\n")
     head = f"{'per element':<14} {'packed (us)':>12} {'phe (us)':>12} {'speed-up':>10}"
@@ -134,19 +149,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<14} {1e6 * ours:>12.3f} {1e6 * theirs:>12.1f} {theirs / ours:>9.0f}x")
     print(f"(phe timed on {len(sample)} values; the server also spent {t_parse:.4f} s parsing {n} payloads)")
 
-    out = Path(getattr(args, "out", "results"))
-    out.mkdir(parents=True, exist_ok=True)
     report = {
         "clients": n, "dim": d, "key_bits": int(pk.n).bit_length(), "obfuscation": args.obfuscation,
         "quantizer_bits": q.bits, "slot_bits": layout.slot_bits, "slots_per_ciphertext": layout.slots,
         "ciphertexts": layout.num_ciphertexts, "bytes_public_key": len(pk_bytes),
         "bytes_per_client": len(payloads[0]), "bytes_to_key_holder": len(to_key_holder),
         "expansion": len(payloads[0]) / (4 * d), "max_abs_error": err, "error_bound": n * q.resolution,
+        "bound": q.bound, "out_of_range": q.out_of_range, "clipped": clipped,
         "seconds": {"keygen": t_keygen, "client_median": client_s, "server": t_server, "server_parse": t_parse,
                     "server_add": t_add, "decrypt": t_decrypt,
                     "setup": t_setup},
         "per_element_seconds": {k: {"packed": a, "phe": b, "speedup": b / a} for k, (a, b) in rows.items()},
     }
-    (out / "paillier_demo.json").write_text(json.dumps(report, indent=2))
-    print(f"numbers written to {out / 'paillier_demo.json'}")
+    if getattr(args, "out", None):  # only where the user asked (secagg demo --out DIR paillier, or --out after it)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "paillier_demo.json").write_text(json.dumps(report, indent=2))
+        print(f"numbers written to {out / 'paillier_demo.json'}")
     return 0 if err <= n * q.resolution else 1

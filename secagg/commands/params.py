@@ -14,21 +14,25 @@ TABLE_THREATS = ((0.05, 0.05), (0.10, 0.10), (0.01, 0.20), (0.20, 0.05))  # (dro
 
 
 def register(commands, demos) -> None:
+    from ._args import RATE, float_in, int_in
+
     p = commands.add_parser(
         "params",
         help="choose k, t and the survivor floor for a threat model (the parameter finder)",
         description="Smallest SecAgg+ degree k and threshold t that keep every honest input hidden from an "
                     "active server colluding with a fraction of the clients (security 2^-sigma) while an honest "
                     "run finishes (failure 2^-eta).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--clients", type=int, default=1000, help="number of clients n")
-    p.add_argument("--dropout", type=float, default=0.05, help="expected dropout rate delta")
-    p.add_argument("--corrupt", type=float, default=0.05, help="fraction gamma of clients colluding with the server")
+    p.add_argument("--clients", type=int_in(2), default=1000, help="number of clients n")
+    p.add_argument("--dropout", type=RATE, default=0.05, help="expected dropout rate delta, in [0, 1)")
+    p.add_argument("--corrupt-fraction", "--corrupt", dest="corrupt", type=RATE, default=0.05, metavar="F",
+                   help="fraction gamma of clients colluding with the server, in [0, 1)")
     p.add_argument("--adversary", choices=("active", "honest-but-curious"), default="active", help="server model")
     p.add_argument("--graph", choices=("sparse", "complete"), default="sparse", help="SecAgg+ or SecAgg")
-    p.add_argument("--security-bits", type=float, default=40.0, help="sigma")
-    p.add_argument("--correctness-bits", type=float, default=20.0, help="eta")
+    p.add_argument("--security-bits", type=float_in(0, 256, lo_open=True), default=40.0,
+                   help="sigma: an honest input stays hidden except with probability 2^-sigma")
+    p.add_argument("--correctness-bits", type=float_in(0, 256, lo_open=True), default=20.0,
+                   help="eta: an honest run fails with probability at most 2^-eta")
     p.add_argument("--table", action="store_true", help="print the docs table (n x threat grid) instead")
     p.set_defaults(func=run)
 
@@ -63,13 +67,9 @@ def table_markdown() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigurationError
-
     if args.table:
         print(table_markdown())
         return 0
-    if args.clients < 2:
-        raise ConfigurationError(f"--clients must be at least 2, got {args.clients}")
     p = _row(args.clients, args.dropout, args.corrupt, args.adversary, args.graph, args.security_bits,
              args.correctness_bits)
     print(f"n={p.n} clients, {p.threat.adversary} server, {p.threat.corrupt_fraction:g} corrupt, "

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -618,11 +618,74 @@ class RdpAccountant:
         return delta_from_rdp(self._orders, self._rdp, epsilon)[0]
 
 
-ACCOUNTANTS = ("pld", "rdp")
+ACCOUNTANTS = ("pld", "rdp", "auto")
+
+
+class AutoAccountant:
+    """The tightest bound available for whatever is composed: a PLD accountant and an RDP
+    accountant run side by side, and :meth:`get_epsilon` reports the smaller of their
+    (both valid) upper bounds. When the PLD accountant cannot bound an event (a discrete
+    noise too small for its vector bound, say) it is dropped for the rest of the run and
+    RDP alone answers, instead of failing the whole training run.
+    """
+
+    def __init__(self) -> None:
+        from .pld_accountant import PldAccountant
+
+        self._pld: Any = PldAccountant()
+        self._rdp = RdpAccountant()
+        self._rdp_broken = False
+        self.pld_unavailable: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<AutoAccountant pld={'off: ' + self.pld_unavailable if self.pld_unavailable else 'on'}>"
+
+    def copy(self) -> "AutoAccountant":
+        other = AutoAccountant.__new__(AutoAccountant)
+        other._pld = None if self._pld is None else self._pld.copy()
+        other._rdp = self._rdp.copy()
+        other._rdp_broken = self._rdp_broken
+        other.pld_unavailable = self.pld_unavailable
+        return other
+
+    def compose(self, event: Any, count: int = 1) -> "AutoAccountant":
+        """Add ``count`` runs of ``event`` to both accountants; returns ``self``.
+
+        Raises :class:`ConfigurationError` only if neither accountant can bound it."""
+        pld_error: ConfigurationError | None = None
+        if self._pld is not None:
+            try:
+                self._pld = self._pld.copy().compose(event, count)
+            except ConfigurationError as exc:
+                pld_error = exc
+        try:
+            self._rdp.compose(event, count)
+        except ConfigurationError:
+            if self._pld is None or pld_error is not None:
+                raise
+            self._rdp_broken = True
+        if pld_error is not None:
+            self._pld, self.pld_unavailable = None, str(pld_error)
+        return self
+
+    def get_epsilon(self, delta: float) -> float:
+        """The smaller of the PLD and RDP epsilons at ``delta`` (both are upper bounds)."""
+        eps = [] if self._rdp_broken else [self._rdp.get_epsilon(delta)]
+        if self._pld is not None:
+            eps.append(self._pld.get_epsilon(delta))
+        return float(min(eps))
+
+    def get_delta(self, epsilon: float) -> float:
+        dl = [] if self._rdp_broken else [self._rdp.get_delta(epsilon)]
+        if self._pld is not None:
+            dl.append(self._pld.get_delta(epsilon))
+        return float(min(dl))
 
 
 def make_accountant(kind: str = "pld", **options):
-    """A fresh accountant: ``"pld"`` (:class:`~secagg.dp.PldAccountant`, tight) or ``"rdp"`` (:class:`RdpAccountant`).
+    """A fresh accountant: ``"pld"`` (:class:`~secagg.dp.PldAccountant`, tight), ``"rdp"``
+    (:class:`RdpAccountant`), or ``"auto"`` (:class:`AutoAccountant`: the smaller of the
+    two, RDP alone where PLD cannot bound an event).
 
     ``options`` go to the constructor (``value_discretization_interval=`` for PLD,
     ``orders=`` for RDP). Both have ``compose(event, count=1)``, ``get_epsilon(delta)``,
@@ -635,6 +698,10 @@ def make_accountant(kind: str = "pld", **options):
         if unknown:
             raise ConfigurationError(f"the RDP accountant takes orders=..., not {sorted(unknown)}")
         return RdpAccountant(**options)
+    if kind == "auto":
+        if options:
+            raise ConfigurationError(f"the auto accountant takes no options, got {sorted(options)}")
+        return AutoAccountant()
     if kind == "pld":
         from .pld_accountant import PldAccountant
 

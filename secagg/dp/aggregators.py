@@ -8,8 +8,10 @@ name               who adds noise                       what the server sees
 ``distributed-dp`` every client, a 1/n_min share        only the noisy sum (secure aggregation)
 =================  ===================================  ===================================
 
-All three clip every update to L2 norm ``clip`` (the ``clip`` option is an *L2 norm*
-here, not a coordinate bound) and add *integer* noise on a fixed-point grid (discrete
+All three clip every update to L2 norm ``clip_norm`` (an *L2 norm*, not the
+per-coordinate ``bound`` of the secagg and paillier aggregators; ``clip=`` is its
+deprecated old name and still works, with a :class:`DeprecationWarning`) and add
+*integer* noise on a fixed-point grid (discrete
 Gaussian, Canonne-Kamath-Steinke 2020), so no float-noise attack (Mironov 2012)
 applies. ``noise_multiplier`` z is the noise std in units of the sensitivity; instead of
 it, give ``epsilon`` (and ``delta``, default 1e-5) and ``rounds``: z is then the smallest
@@ -36,7 +38,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..aggregators import AggregationResult, Aggregator, dropped_rows, send_float32, validate_updates
+from ..aggregators import AggregationResult, Aggregator, _renamed, dropped_rows, send_float32, validate_updates
 from ..errors import ConfigurationError, EncodingError
 from ..quantize import default_rng
 from .accountant import DiscreteGaussianEvent, make_accountant, noise_multiplier_for
@@ -66,10 +68,14 @@ def resolve_noise_multiplier(
     return z * (1.0 + 1e-9)
 
 
-def _check_clip(clip) -> float:
-    c = float(clip)
-    if not (math.isfinite(c) and c > 0):
-        raise ConfigurationError(f"clip (an L2 norm for DP aggregators) must be positive and finite, got {clip!r}")
+def _check_clip_norm(clip_norm) -> float:
+    try:
+        c = float(clip_norm)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"clip_norm (an L2 norm) must be a positive finite number, got {clip_norm!r}") from None
+    if isinstance(clip_norm, bool) or not (math.isfinite(c) and c > 0):
+        raise ConfigurationError(f"clip_norm (an L2 norm) must be a positive finite number, got {clip_norm!r}")
     return c
 
 
@@ -84,41 +90,43 @@ def _check_delta(delta) -> float:
 
 
 def _round_epsilon(event, delta: float) -> float:
-    return make_accountant("pld").compose(event).get_epsilon(delta)
+    return make_accountant("auto").compose(event).get_epsilon(delta)
 
 
 class _GridDPAggregator(Aggregator):
     """Shared configuration of the central and local DP aggregators.
 
-    Both clip each update to L2 norm ``clip``, round it to the grid ``resolution``
-    (default ``clip / 2^_default_resolution_bits``) and add discrete Gaussian noise of std
-    ``z * sensitivity(d)``, where the sensitivity charges the rounding slack:
-    ``clip + resolution * sqrt(d) / 2``.
+    Both clip each update to L2 norm ``clip_norm``, round it to the grid ``resolution``
+    (default ``clip_norm / 2^_default_resolution_bits``) and add discrete Gaussian noise
+    of std ``z * sensitivity(d)``, where the sensitivity charges the rounding slack:
+    ``clip_norm + resolution * sqrt(d) / 2``. ``clip=`` is the deprecated old name of
+    ``clip_norm``.
     """
 
     _default_resolution_bits = 20
 
     def __init__(
         self,
-        clip: float = 1.0,
+        clip_norm: float | None = None,
         noise_multiplier: float | None = None,
         *,
         epsilon: float | None = None,
         delta: float = 1e-5,
         rounds: int = 1,
         resolution: float | None = None,
+        clip: float | None = None,
     ) -> None:
-        self.clip = _check_clip(clip)
+        self.clip_norm = _check_clip_norm(_renamed(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
         self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
-        default = self.clip * 2.0**-self._default_resolution_bits
+        default = self.clip_norm * 2.0**-self._default_resolution_bits
         self.resolution = default if resolution is None else float(resolution)
-        if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip):
-            raise ConfigurationError(f"resolution must be in (0, clip], got {resolution!r}")
+        if not (math.isfinite(self.resolution) and 0 < self.resolution <= self.clip_norm):
+            raise ConfigurationError(f"resolution must be in (0, clip_norm], got {resolution!r}")
 
     def sensitivity(self, dim: int) -> float:
         """L2 sensitivity of one rounded, clipped update, or of the rounded sum (update units)."""
-        return self.clip + self.resolution * math.sqrt(dim) / 2
+        return self.clip_norm + self.resolution * math.sqrt(dim) / 2
 
     def dp_event_for(self, n: int, dim: int, survivors: int | None = None) -> DiscreteGaussianEvent:
         """The privacy event one aggregation of ``n`` rows of length ``dim`` will report.
@@ -158,13 +166,13 @@ class CentralDPAggregator(_GridDPAggregator):
 
     Protects the *output* (the released sum and everything trained from it) against
     anyone who sees it, but not the updates against the server. The server rounds each
-    clipped update to the grid ``resolution`` (default ``clip / 2^20``), sums integers
+    clipped update to the grid ``resolution`` (default ``clip_norm / 2^20``), sums integers
     and adds discrete Gaussian noise of std ``z * Delta`` with
-    ``Delta = clip + resolution * sqrt(d) / 2`` (the rounding slack is charged to the
+    ``Delta = clip_norm + resolution * sqrt(d) / 2`` (the rounding slack is charged to the
     sensitivity).
 
-    Parameters: ``clip`` (L2 norm, default 1.0), ``noise_multiplier`` or ``epsilon`` (+
-    ``delta``, ``rounds``), ``resolution``.
+    Parameters: ``clip_norm`` (L2 norm, default 1.0), ``noise_multiplier`` or ``epsilon``
+    (+ ``delta``, ``rounds``), ``resolution``.
     """
 
     name = "central-dp"
@@ -179,7 +187,7 @@ class CentralDPAggregator(_GridDPAggregator):
         payloads, up, client_seconds = send_float32(arr, keep)
         t0 = time.perf_counter()
         rows = np.array([np.frombuffer(p, dtype="<f4") for p in payloads], dtype=np.float64).reshape(len(payloads), d)
-        clipped, frac = clip_rows(rows, self.clip)
+        clipped, frac = clip_rows(rows, self.clip_norm)
         ints = np.rint(clipped / self.resolution).astype(np.int64).sum(axis=0)
         sigma = self.noise_multiplier * self.sensitivity(d)
         ints += discrete_gaussian(sigma / self.resolution, d, gen)
@@ -194,10 +202,10 @@ class LocalDPAggregator(_GridDPAggregator):
     Each client's update is then (epsilon, delta)-DP on its own, even against the server,
     and against every other client (no trust needed); the price is that the sum carries
     ``sqrt(n)`` times the noise of central DP. The sensitivity (and ``round_epsilon``) is
-    that of one update against a zero update (norm ``clip``); distinguishing two arbitrary
-    updates of one client has sensitivity ``2 clip``, i.e. noise multiplier ``z / 2``.
-    Clients send the noisy integers on the grid
-    ``resolution`` (default ``clip / 2^16``) as int32 (int64 if they do not fit).
+    that of one update against a zero update (norm ``clip_norm``); distinguishing two
+    arbitrary updates of one client has sensitivity ``2 clip_norm``, i.e. noise multiplier
+    ``z / 2``. Clients send the noisy integers on the grid
+    ``resolution`` (default ``clip_norm / 2^16``) as int32 (int64 if they do not fit).
     """
 
     name = "local-dp"
@@ -215,7 +223,7 @@ class LocalDPAggregator(_GridDPAggregator):
         payloads = []
         for i in keep:
             t0 = time.perf_counter()
-            clipped, _ = clip_rows(arr[i][None, :], self.clip)
+            clipped, _ = clip_rows(arr[i][None, :], self.clip_norm)
             noisy = np.rint(clipped[0] / self.resolution).astype(np.int64) + discrete_gaussian(
                 sigma / self.resolution, d, gen
             )
@@ -243,7 +251,8 @@ class DistributedDPAggregator(Aggregator):
     """Distributed DP: DDG or Skellam noise shares under pairwise-mask secure aggregation.
 
     Each client adds ``1/n_min`` of the noise variance; the server learns only the noisy
-    sum (see :mod:`secagg.dp.distributed`). Options: ``clip`` (L2 norm), ``noise_multiplier``
+    sum (see :mod:`secagg.dp.distributed`). Options: ``clip_norm`` (L2 norm, default 1.0;
+    ``clip=`` is its deprecated old name), ``noise_multiplier``
     or ``epsilon`` (+ ``delta``, ``rounds``), ``bits`` (ring, default 32), ``mechanism``
     (``"ddg"`` | ``"skellam"``), ``graph`` (``"complete"`` | ``"sparse"``), ``threshold``,
     ``k`` (sparse-graph degree), ``min_clients`` or ``expected_dropout`` (fraction; the
@@ -262,7 +271,7 @@ class DistributedDPAggregator(Aggregator):
 
     def __init__(
         self,
-        clip: float = 1.0,
+        clip_norm: float | None = None,
         noise_multiplier: float | None = None,
         *,
         epsilon: float | None = None,
@@ -279,8 +288,9 @@ class DistributedDPAggregator(Aggregator):
         rotation_seed: int = 0,
         k_stddevs: float = 4.0,
         secure_sum=None,
+        clip: float | None = None,
     ) -> None:
-        self.clip = _check_clip(clip)
+        self.clip_norm = _check_clip_norm(_renamed(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
         self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
         if mechanism not in ("ddg", "skellam"):
@@ -309,7 +319,7 @@ class DistributedDPAggregator(Aggregator):
         key = (n, d, n_min)
         if key not in self._params_cache:
             self._params_cache[key] = DistributedDP(
-                clip=self.clip,
+                clip_norm=self.clip_norm,
                 noise_multiplier=self.noise_multiplier,
                 num_clients=n,
                 dim=d,

@@ -84,8 +84,9 @@ class DistributedDP:
 
     Parameters
     ----------
-    clip:
-        L2 norm bound ``c`` of each client's vector (float units).
+    clip_norm:
+        L2 norm bound ``c`` of each client's vector (float units). ``clip=`` is its
+        deprecated old name (a :class:`DeprecationWarning`).
     noise_multiplier:
         ``z``: the total noise std, with ``n_min`` survivors, is ``z * c`` (float units).
     num_clients:
@@ -111,7 +112,7 @@ class DistributedDP:
         for a ring too small to hold the noisy sum, or inconsistent parameters.
     """
 
-    clip: float
+    clip_norm: float
     noise_multiplier: float
     num_clients: int
     dim: int
@@ -128,9 +129,9 @@ class DistributedDP:
     l2_bound: float = field(init=False)
 
     def __post_init__(self) -> None:
-        c, z = float(self.clip), float(self.noise_multiplier)
+        c, z = float(self.clip_norm), float(self.noise_multiplier)
         if not (math.isfinite(c) and c > 0):
-            raise ConfigurationError(f"clip (L2 norm) must be a positive finite number, got {self.clip!r}")
+            raise ConfigurationError(f"clip_norm (L2 norm) must be a positive finite number, got {self.clip_norm!r}")
         if not (math.isfinite(z) and z > 0):
             raise ConfigurationError(f"noise_multiplier must be a positive finite number, got {self.noise_multiplier!r}")
         n = int(self.num_clients)
@@ -171,7 +172,7 @@ class DistributedDP:
                 "Gaussian theorem (Kairouz-Liu-Steinke 2021, Thm 1): use more bits, a larger noise multiplier or "
                 "fewer clients (min_clients)"
             )
-        object.__setattr__(self, "clip", c)
+        object.__setattr__(self, "clip_norm", c)
         object.__setattr__(self, "noise_multiplier", z)
         object.__setattr__(self, "num_clients", n)
         object.__setattr__(self, "dim", int(self.dim))
@@ -247,7 +248,7 @@ class DistributedDP:
         if not np.all(np.isfinite(rows)):
             raise InputError("client vectors contain NaN or infinity")
         norms = np.linalg.norm(rows, axis=1)
-        factor = np.minimum(1.0, self.clip / np.maximum(norms, 1e-300))
+        factor = np.minimum(1.0, self.clip_norm / np.maximum(norms, 1e-300))
         scaled = self.rotation.forward(rows * factor[:, None]) * self.scale
         ints = self._conditional_round(scaled, gen)
         if self.mechanism == "ddg":
@@ -285,6 +286,35 @@ class DistributedDP:
             vals = arr.astype(np.int64) & ((1 << self.bits) - 1)
             signed = np.where(vals >= (1 << (self.bits - 1)), vals - (1 << self.bits), vals)
         return self.rotation.inverse(signed.astype(np.float64) / self.scale)
+
+
+def _accept_old_clip(init: Callable[..., None]) -> Callable[..., None]:
+    """``DistributedDP(clip=...)``: the old name of ``clip_norm`` (an L2 norm), with a warning."""
+    import functools
+
+    from ..aggregators import _renamed
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, clip: float | None = None, **kwargs: Any) -> None:
+        if clip is not None:
+            given = args[0] if args else kwargs.get("clip_norm")
+            kwargs["clip_norm"] = _renamed(self, "clip", clip, "clip_norm", given)
+            args = args[1:]
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+def _deprecated_clip(self: DistributedDP) -> float:
+    """Deprecated alias of ``clip_norm``."""
+    import warnings
+
+    warnings.warn("DistributedDP.clip is deprecated: read clip_norm", DeprecationWarning, stacklevel=2)
+    return self.clip_norm
+
+
+DistributedDP.__init__ = _accept_old_clip(DistributedDP.__init__)  # type: ignore[method-assign]
+DistributedDP.clip = property(_deprecated_clip)  # type: ignore[attr-defined]
 
 
 @dataclass

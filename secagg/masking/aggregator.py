@@ -1,5 +1,5 @@
 """SecAgg and SecAgg+ as :class:`secagg.aggregators.Aggregator` plug-ins (Bonawitz et al.
-CCS 2017; Bell et al. CCS 2020): clip, quantize, run the simulated protocol, decode."""
+CCS 2017; Bell et al. CCS 2020): check the bound, quantize, run the simulated protocol, decode."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Mapping
 
 import numpy as np
 
-from ..aggregators import AggregationResult, Aggregator, validate_updates
+from ..aggregators import AggregationResult, Aggregator, _renamed, validate_updates
 from ..errors import ConfigurationError
-from ..quantize import Quantizer, default_rng
+from ..quantize import Quantizer, check_out_of_range_policy, default_rng
 from .simulate import simulate
 
 __all__ = ["SecAggAggregator", "SecAggPlusAggregator"]
@@ -18,12 +18,15 @@ __all__ = ["SecAggAggregator", "SecAggPlusAggregator"]
 class SecAggAggregator(Aggregator):
     """Pairwise-mask secure sum on the complete graph (SecAgg).
 
-    Parameters: ``clip`` (coordinate bound, default 1.0), ``bits`` (ring, 32),
+    Parameters: ``bound`` (per-coordinate bound, default 1.0), ``bits`` (ring, 32),
     ``threshold`` (default smallest ``t`` above half the holders), ``k`` (sparse degree,
     SecAgg+ only), ``dropout_round`` (where rate-based dropouts happen, default
     ``"masked_input"``), ``threat`` (a :class:`~secagg.masking.params.ThreatModel`;
     default: an active server with 5 % corrupt clients), ``min_survivors`` (survivor floor),
-    ``backend`` (``"inprocess"`` or ``"ray"``: clients as Ray actors) and ``num_workers``.
+    ``backend`` (``"inprocess"`` or ``"ray"``: clients as Ray actors) and ``num_workers``;
+    ``out_of_range``: ``"raise"`` (default: a value beyond ``bound`` raises
+    :class:`~secagg.errors.OutOfRangeError` before anything runs) or ``"clip"`` (clipped
+    and counted in ``result.clipped``); ``clip`` is the deprecated old name of ``bound``.
 
     ``aggregate`` returns ``bytes_up``/``bytes_down`` per client summed over rounds (real
     encodings), ``client_seconds`` per client, ``server_seconds``; ``info`` holds the
@@ -37,7 +40,7 @@ class SecAggAggregator(Aggregator):
 
     def __init__(
         self,
-        clip: float = 1.0,
+        bound: float | None = None,
         bits: int = 32,
         threshold: int | None = None,
         k: int | None = None,
@@ -46,12 +49,17 @@ class SecAggAggregator(Aggregator):
         min_survivors: int | None = None,
         backend: str = "inprocess",
         num_workers: int | None = None,
+        *,
+        out_of_range: str = "raise",
+        clip: float | None = None,
     ) -> None:
         if backend not in ("inprocess", "ray"):
             raise ConfigurationError(f"backend must be 'inprocess' or 'ray', got {backend!r}")
-        if not np.isfinite(clip) or clip <= 0:
-            raise ConfigurationError(f"clip must be a positive finite number, got {clip!r}")
-        self.clip = float(clip)
+        bound = _renamed(self, "clip", clip, "bound", bound, default=1.0)
+        if not np.isfinite(bound) or bound <= 0:
+            raise ConfigurationError(f"bound must be a positive finite number, got {bound!r}")
+        self.bound = float(bound)
+        self.out_of_range = check_out_of_range_policy(out_of_range)
         self.bits = int(bits)
         self.threshold = threshold
         self.k = k
@@ -71,7 +79,7 @@ class SecAggAggregator(Aggregator):
         arr = validate_updates(updates)
         n = arr.shape[0]
         gen = default_rng(rng)
-        q = Quantizer(clip=self.clip, num_clients=n, bits=self.bits)
+        q = Quantizer(self.bound, num_clients=n, bits=self.bits, out_of_range=self.out_of_range)
         res = simulate(
             arr, quantizer=q, threshold=self.threshold, graph=self._graph, k=self.k, dropout=dropout,
             dropout_round=self.dropout_round, rng=gen, threat=self.threat, min_survivors=self.min_survivors,
@@ -84,6 +92,7 @@ class SecAggAggregator(Aggregator):
             bytes_down=res.total_bytes_received.astype(np.int64),
             client_seconds=res.total_client_seconds,
             server_seconds=res.total_server_seconds,
+            clipped_per_client=res.clipped_per_client,
             info={
                 "k": res.config.k,
                 "threshold": res.config.threshold,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -52,8 +53,8 @@ class SimulationResult:
     Attributes
     ----------
     sum:
-        float64 ``(d,)`` decoded sum of the survivors' clipped inputs (``simulate``), or
-        ``None`` (``simulate_ring``).
+        float64 ``(d,)`` decoded sum of the survivors' inputs (``simulate``; clipped to
+        the bound only under ``out_of_range="clip"``), or ``None`` (``simulate_ring``).
     ring_sum:
         ``(d,)`` uint32/uint64: the exact sum of the survivors' ring vectors mod ``2^bits``.
     survivors:
@@ -91,6 +92,10 @@ class SimulationResult:
         sessions run: 2 or more when an attempt aborted before revealing anything because
         of a misbehaving client (named in ``misbehaving``), and was rerun without it. Byte
         and time counters include every attempt.
+    clipped_per_client:
+        int64 ``(n,)``: values of each client's input clipped to the quantizer's bound
+        (``simulate`` under ``out_of_range="clip"``; zeros under ``"raise"``), or ``None``
+        (``simulate_ring``).
     """
 
     sum: np.ndarray | None
@@ -110,6 +115,14 @@ class SimulationResult:
     misbehaving: dict[int, str] = field(default_factory=dict)
     client_aborts: dict[int, str] = field(default_factory=dict)
     attempts: int = 1
+    clipped_per_client: np.ndarray | None = None
+
+    @property
+    def clipped(self) -> int:
+        """Number of values clipped to the bound among the inputs in ``sum`` (0 when none)."""
+        if self.clipped_per_client is None:
+            return 0
+        return int(np.asarray(self.clipped_per_client)[self.survivors].sum())
 
     @property
     def total_bytes_sent(self) -> np.ndarray:
@@ -445,19 +458,25 @@ def simulate(
     dropout_round: str = "masked_input",
     quantizer: Quantizer | None = None,
     rng: np.random.Generator | None = None,
-    clip: float = 1.0,
+    bound: float | None = None,
     bits: int = 32,
+    out_of_range: str | None = None,
+    clip: float | None = None,
     **options,
 ) -> SimulationResult:
     """Secure sum of float vectors: quantize, :func:`simulate_ring`, decode.
 
-    ``inputs`` is an ``(n, d)`` float array. Without ``quantizer``, each coordinate is
-    clipped to ``[-clip, clip]`` (default ``clip=1.0``) and encoded by
-    ``Quantizer(clip, num_clients=n, bits=bits)`` with stochastic rounding drawn from
-    ``rng``; a given ``quantizer`` must have ``num_clients >= n`` (its ``bits`` win).
-    ``sum`` is the decoded float64 ``(d,)`` sum of the survivors' clipped inputs, within
+    ``inputs`` is an ``(n, d)`` float array. Without ``quantizer``, it is encoded by
+    ``Quantizer(bound, num_clients=n, bits=bits, out_of_range=out_of_range)`` (default
+    ``bound=1.0``, ``out_of_range="raise"``) with stochastic rounding drawn from ``rng``;
+    a given ``quantizer`` must have ``num_clients >= n`` (its ``bits`` and policy win, and
+    ``bound``/``out_of_range`` must not be given with it). A value beyond the bound raises
+    :class:`~secagg.errors.OutOfRangeError` before anything runs, unless the policy is
+    ``"clip"``: then it is clipped and counted in ``result.clipped_per_client``.
+    ``sum`` is the decoded float64 ``(d,)`` sum of the survivors' inputs, within
     ``len(survivors) * quantizer.resolution`` per coordinate. Other keyword ``options``
-    go to :func:`simulate_ring`. Raises like :func:`simulate_ring`.
+    go to :func:`simulate_ring`. ``clip=`` is the deprecated old name of ``bound=``.
+    Raises like :func:`simulate_ring`.
     """
     try:
         x = np.asarray(inputs, dtype=np.float64)
@@ -467,23 +486,37 @@ def simulate(
         raise InputError(f"inputs must have shape (n_clients, dim), got {x.shape}")
     n = x.shape[0]
     gen = default_rng(rng)
+    if clip is not None:
+        if bound is not None:
+            raise ConfigurationError("give bound= only (clip= is its deprecated old name)")
+        warnings.warn("simulate(clip=...) is deprecated: use bound= (the per-coordinate bound)", DeprecationWarning,
+                      stacklevel=2)
+        bound = clip
     if quantizer is None:
-        quantizer = Quantizer(clip=clip, num_clients=max(n, 1), bits=bits)
+        quantizer = Quantizer(1.0 if bound is None else bound, num_clients=max(n, 1), bits=bits,
+                              out_of_range="raise" if out_of_range is None else out_of_range)
     elif not isinstance(quantizer, Quantizer):
         raise InputError(f"quantizer must be a secagg.quantize.Quantizer, got {type(quantizer).__name__}")
+    elif bound is not None or out_of_range is not None:
+        raise ConfigurationError("give bound=/out_of_range= or a quantizer=, not both (the quantizer has its own)")
     if quantizer.num_clients < n:
         raise ConfigurationError(
             f"quantizer leaves headroom for {quantizer.num_clients} summands but there are {n} clients"
         )
-    ring = quantizer.encode(x, gen)
+    ring, clipped = quantizer.encode(x, gen, return_clipped=True)
     res = simulate_ring(
         ring, bits=quantizer.bits, threshold=threshold, graph=graph, k=k, dropout=dropout,
         dropout_round=dropout_round, rng=gen, **options,
     )
     res.sum = quantizer.decode(res.ring_sum, len(res.survivors))
+    res.clipped_per_client = np.asarray(clipped, dtype=np.int64).reshape(n)
     return res
 
 
 def secure_sum(vectors: np.ndarray, **kwargs) -> np.ndarray:
-    """One line secure sum: ``simulate(vectors, **kwargs).sum`` (float64 ``(d,)``)."""
+    """One line secure sum: ``simulate(vectors, **kwargs).sum`` (float64 ``(d,)``).
+
+    Values beyond ``bound`` (default 1.0) raise :class:`~secagg.errors.OutOfRangeError`
+    unless ``out_of_range="clip"`` is passed (see :func:`simulate`).
+    """
     return simulate(vectors, **kwargs).sum

@@ -12,7 +12,7 @@ Quick use::
     from secagg import Quantizer
     from secagg import paillier
     pk, sk = paillier.generate_keypair()            # 3072 bits by default
-    q = Quantizer(clip=1.0, num_clients=100, bits=16)
+    q = Quantizer(bound=1.0, num_clients=100, bits=16)
     evs = [paillier.encrypt_vector(pk, x, q) for x in rows]
     total = paillier.decrypt_vector(sk, paillier.sum(evs))
 

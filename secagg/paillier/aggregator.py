@@ -24,9 +24,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..aggregators import AggregationResult, Aggregator, dropped_rows, validate_updates
-from ..errors import ConfigurationError, ProtocolAbort
-from ..quantize import Quantizer
+from ..aggregators import AggregationResult, Aggregator, _renamed, dropped_rows, validate_updates
+from ..errors import ConfigurationError, OutOfRangeError, ProtocolAbort
+from ..quantize import Quantizer, count_beyond
 from .encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum_submissions
 from .keys import (
     DEFAULT_KEY_BITS,
@@ -48,8 +48,14 @@ class PaillierAggregator(Aggregator):
 
     Parameters
     ----------
-    clip:
-        coordinate bound of every update (values are clipped to ``[-clip, clip]``).
+    bound:
+        per-coordinate bound of every update: the encoding's range is ``[-bound, bound]``
+        (default 1.0; a larger bound costs resolution, ``bound / q_max`` per step).
+    out_of_range:
+        ``"raise"`` (default): an update with a value beyond ``bound`` raises
+        :class:`~secagg.errors.OutOfRangeError` before anything is encrypted;
+        ``"clip"``: such values are clipped to ``+-bound`` and counted in
+        ``result.clipped`` (per client: ``result.clipped_per_client``).
     bits:
         quantizer ring bits per value (2..64; default 32, the same resolution as the
         ``secagg`` masking aggregators). The slot width is at most ``bits``, so 16 bits
@@ -69,6 +75,8 @@ class PaillierAggregator(Aggregator):
         :meth:`aggregate` (the headroom is then exactly what one round needs).
     rounding:
         quantizer rounding, ``"stochastic"`` (unbiased, default) or ``"nearest"``.
+    clip:
+        deprecated old name of ``bound`` (a :class:`DeprecationWarning`).
 
     Notes
     -----
@@ -82,7 +90,7 @@ class PaillierAggregator(Aggregator):
 
     def __init__(
         self,
-        clip: float = 1.0,
+        bound: float | None = None,
         bits: int = 32,
         key_bits: int = DEFAULT_KEY_BITS,
         *,
@@ -91,14 +99,16 @@ class PaillierAggregator(Aggregator):
         obfuscation: str = "full",
         num_clients: int | None = None,
         rounding: str = "stochastic",
+        out_of_range: str = "raise",
+        clip: float | None = None,
     ) -> None:
-        if not np.isfinite(clip) or clip <= 0:
-            raise ConfigurationError(f"clip must be a positive finite number, got {clip!r}")
+        bound = _renamed(self, "clip", clip, "bound", bound, default=1.0)
         if obfuscation not in OBFUSCATIONS:
             raise ConfigurationError(f"obfuscation must be one of {OBFUSCATIONS}, got {obfuscation!r}")
         if num_clients is not None and (not isinstance(num_clients, int) or num_clients < 1):
             raise ConfigurationError(f"num_clients must be a positive integer or None, got {num_clients!r}")
-        Quantizer(clip=clip, num_clients=num_clients or 1, bits=bits, rounding=rounding)  # validate early
+        # validates bound, bits, rounding and out_of_range early
+        Quantizer(bound, num_clients or 1, bits=bits, rounding=rounding, out_of_range=out_of_range)
         if keypair is not None:
             if not isinstance(keypair, tuple) or len(keypair) != 2:
                 raise ConfigurationError("keypair must be a (public_key, private_key) tuple")
@@ -108,7 +118,8 @@ class PaillierAggregator(Aggregator):
             key_bits = int(pk.n).bit_length()
         else:
             _check_bits(key_bits, allow_insecure)
-        self.clip = float(clip)
+        self.bound = float(bound)
+        self.out_of_range = out_of_range
         self.bits = int(bits)
         self.key_bits = int(key_bits)
         self.allow_insecure = bool(allow_insecure)
@@ -130,7 +141,7 @@ class PaillierAggregator(Aggregator):
         cap = self.num_clients if self.num_clients is not None else n
         if cap < n:
             raise ConfigurationError(f"this aggregator was built for at most {cap} clients, got {n}")
-        return Quantizer(clip=self.clip, num_clients=cap, bits=self.bits, rounding=self.rounding)
+        return Quantizer(self.bound, cap, bits=self.bits, rounding=self.rounding, out_of_range=self.out_of_range)
 
     def aggregate(
         self,
@@ -142,16 +153,22 @@ class PaillierAggregator(Aggregator):
         """Encrypt each surviving row, sum the ciphertexts, decrypt the total.
 
         ``updates``: float array ``(n, d)``. Dropped rows (rate or mapping) send nothing
-        and are simply not multiplied in. Raises :class:`InputError` for bad updates and
+        and are simply not multiplied in. Values beyond ``bound`` raise
+        :class:`~secagg.errors.OutOfRangeError` (before any encryption) under
+        ``out_of_range="raise"``, or are clipped and counted in ``result.clipped`` under
+        ``"clip"``. Raises :class:`InputError` for bad updates and
         :class:`ProtocolAbort` if every row dropped.
         """
         arr = validate_updates(updates)
         n, d = arr.shape
+        quantizer = self.quantizer(n)
+        clipped = count_beyond(arr, self.bound)
+        if self.out_of_range == "raise" and clipped.any():  # refuse before anything is encrypted
+            raise OutOfRangeError(int(clipped.sum()), arr.size, float(np.abs(arr).max()), self.bound)
         gone = dropped_rows(n, dropout, rng)
         keep = np.setdiff1d(np.arange(n, dtype=np.int64), gone)
         if keep.size == 0:
             raise ProtocolAbort("every client dropped: there is nothing to aggregate")
-        quantizer = self.quantizer(n)
         pk, sk = self.keypair
         if self._encryptor is None:
             self._encryptor = Encryptor(pk, obfuscation=self.obfuscation, allow_insecure=self.allow_insecure)
@@ -208,4 +225,5 @@ class PaillierAggregator(Aggregator):
             client_seconds=client_seconds,
             server_seconds=add_seconds + decrypt_seconds,
             info=info,
+            clipped_per_client=clipped,
         )

@@ -61,14 +61,14 @@ __all__ = [
 
 _MAGIC = b"SGPV"
 _VERSION = 1
-# magic, version, key fingerprint, ciphertext bytes, clip, num_clients, bits, rounding,
+# magic, version, key fingerprint, ciphertext bytes, bound, num_clients, bits, rounding,
 # slot_bits, slots, count, dim
 _HEADER = struct.Struct(">4sB16sHdIBBBHIQ")
 _ROUNDING = ("stochastic", "nearest")
 
 
 def _encoding_key(q: Quantizer) -> tuple[float, int, int]:
-    return (q.clip, q.num_clients, q.bits)
+    return (q.bound, q.num_clients, q.bits)
 
 
 def _is_int(k) -> bool:
@@ -171,7 +171,7 @@ class EncryptedVector:
         same_key(self.public_key, other.public_key)
         if _encoding_key(self.quantizer) != _encoding_key(other.quantizer):
             raise IncompatibleError(
-                "cannot combine vectors with different encodings: (clip, num_clients, bits) "
+                "cannot combine vectors with different encodings: (bound, num_clients, bits) "
                 f"{_encoding_key(self.quantizer)} vs {_encoding_key(other.quantizer)}"
             )
         if self.layout != other.layout:
@@ -266,6 +266,10 @@ class EncryptedVector:
         ------
         IncompatibleError
             ``x`` does not have shape ``(dim,)``.
+        OutOfRangeError
+            a value of ``x`` lies beyond the quantizer's ``bound`` and the quantizer
+            was built with ``out_of_range="raise"`` (the default); with
+            ``out_of_range="clip"`` it is clipped to the bound instead.
         SumOverflowError
             the result would hold more than ``num_clients`` summands.
         """
@@ -313,7 +317,7 @@ class EncryptedVector:
         """Versioned encoding: a 52-byte header then each ciphertext as a fixed-width big-endian integer.
 
         Header (big-endian): ``b"SGPV"``, version (1 B), key fingerprint (16 B), ciphertext
-        width in bytes (2 B), quantizer clip (float64), num_clients (4 B), bits (1 B),
+        width in bytes (2 B), quantizer bound (float64), num_clients (4 B), bits (1 B),
         rounding (1 B), slot_bits (1 B), slots (2 B), count (4 B), dim (8 B). Total size
         ``52 + ceil(dim / slots) * byte_length(n^2)``.
         """
@@ -324,7 +328,7 @@ class EncryptedVector:
             _VERSION,
             key_fingerprint(self.public_key),
             width,
-            q.clip,
+            q.bound,
             q.num_clients,
             q.bits,
             _ROUNDING.index(q.rounding),
@@ -352,7 +356,7 @@ class EncryptedVector:
         server decoding one client's submission passes ``count=1`` (the default), a key
         holder decoding an aggregate passes the number of submissions the server summed.
         The header's count field must agree, so a client cannot pass itself off as zero
-        summands (shifting the decrypted sum by ``+clip`` per coordinate) or as many
+        summands (shifting the decrypted sum by ``+bound`` per coordinate) or as many
         (making everyone's sum overflow).
 
         Parameters
@@ -391,7 +395,7 @@ class EncryptedVector:
         data = bytes(data)
         if len(data) < _HEADER.size:
             raise DecodeError(f"encrypted vector is truncated: {len(data)} bytes, the header alone is {_HEADER.size}")
-        (magic, version, fp, width, clip, num_clients, bits, rounding, slot_bits, slots, header_count, size) = (
+        (magic, version, fp, width, bound, num_clients, bits, rounding, slot_bits, slots, header_count, size) = (
             _HEADER.unpack_from(data)
         )
         if magic != _MAGIC:
@@ -406,10 +410,10 @@ class EncryptedVector:
         nsq = n * n
         if width != (int(nsq).bit_length() + 7) // 8:
             raise DecodeError(f"ciphertext width {width} does not match the key's n^2 width")
-        if rounding >= len(_ROUNDING) or not math.isfinite(clip):
+        if rounding >= len(_ROUNDING) or not math.isfinite(bound):
             raise DecodeError("invalid quantizer fields in the header")
         try:
-            decoded_q = Quantizer(clip=clip, num_clients=num_clients, bits=bits, rounding=_ROUNDING[rounding])
+            decoded_q = Quantizer(bound=bound, num_clients=num_clients, bits=bits, rounding=_ROUNDING[rounding])
             layout = layout_for(decoded_q, int(n).bit_length(), size)
         except (ConfigurationError, InputError) as exc:
             raise DecodeError(f"invalid encoding fields in the header: {exc}") from None
@@ -420,7 +424,7 @@ class EncryptedVector:
             )
         if quantizer is not None and _encoding_key(quantizer) != _encoding_key(decoded_q):
             raise IncompatibleError(
-                f"the vector's encoding (clip, num_clients, bits) {_encoding_key(decoded_q)} is not the expected "
+                f"the vector's encoding (bound, num_clients, bits) {_encoding_key(decoded_q)} is not the expected "
                 f"{_encoding_key(quantizer)}"
             )
         if dim is not None and size != dim:
@@ -489,7 +493,10 @@ def encrypt_vector(
     public_key:
         ``phe.PaillierPublicKey``.
     x:
-        float array of shape ``(d,)``, ``d >= 1``; clipped to ``[-clip, clip]``.
+        float array of shape ``(d,)``, ``d >= 1``, within ``[-bound, bound]`` of the
+        quantizer: a value beyond raises :class:`~secagg.errors.OutOfRangeError` before
+        anything is encrypted, unless the quantizer has ``out_of_range="clip"`` (then it
+        is clipped; ``quantizer.count_out_of_range(x)`` counts them).
     quantizer:
         :class:`~secagg.quantize.Quantizer`; its ``bits`` and ``num_clients`` set the slot
         width (``bit_length(num_clients * 2 * q_max)``, at most ``bits``) and the number
@@ -728,7 +735,8 @@ def decrypt_vector(private_key: PaillierPrivateKey, ev: EncryptedVector, *, work
     """Decrypt and decode: the float64 sum (shape ``(d,)``) of the ``ev.count`` encrypted summands.
 
     Each coordinate is within ``ev.count * quantizer.resolution`` of the float sum of the
-    clipped inputs (stochastic rounding makes it unbiased). Raises as
+    inputs (clipped to the bound only if the quantizer clips; stochastic rounding makes it
+    unbiased). Raises as
     :func:`decrypt_quantized`.
     """
     ints = decrypt_quantized(private_key, ev, workers=workers)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import signal
 import ssl as _ssl
@@ -45,6 +46,7 @@ from ..errors import (
     InputError,
     InsecureParameterError,
     IntegrityError,
+    OutOfRangeError,
     ProtocolAbort,
     ProtocolError,
     ProtocolViolation,
@@ -54,7 +56,7 @@ from ..masking.config import MaskingConfig
 from ..masking.policy import SecurityPolicy
 from ..masking.messages import decode_message
 from ..masking.rounds import OPENS, ROUNDS
-from ..quantize import Quantizer, default_rng
+from ..quantize import OUT_OF_RANGE_POLICIES, Quantizer, count_beyond, default_rng
 from .framing import (
     HANDSHAKE_MAX_FRAME,
     HEADER,
@@ -112,6 +114,10 @@ class ClientOutcome:
         why ``included`` is ``False`` or ``None`` (empty when included).
     dropped:
         ``{id: round}`` the server reported in DONE.
+    clipped:
+        values of this client's input clipped to the session's ``bound`` (only when the
+        server announced ``out_of_range="clip"``; otherwise out-of-range input is refused
+        before anything is sent).
     """
 
     id: int
@@ -122,6 +128,7 @@ class ClientOutcome:
     status: str = "ok"
     reason: str = ""
     dropped: dict[int, str] = field(default_factory=dict)
+    clipped: int = 0
 
     @property
     def inclusion(self) -> str:
@@ -183,8 +190,11 @@ async def run_client(
     Parameters
     ----------
     inputs:
-        ``(dim,)`` float vector (quantized with the session's ``clip`` and stochastic
-        rounding from ``rng``), or, when the server runs on ring vectors (``clip=None``),
+        ``(dim,)`` float vector (quantized with the session's ``bound`` and stochastic
+        rounding from ``rng``; a value beyond the bound raises
+        :class:`~secagg.errors.OutOfRangeError` before anything is sent, unless the
+        server announced ``out_of_range="clip"``: then it is clipped and counted in
+        ``ClientOutcome.clipped``), or, when the server runs on ring vectors (``bound=None``),
         a uint32/uint64 ring vector. A callable ``inputs(dim, rng)`` is called once the
         session's ``dim`` is known (e.g. a random vector for demos).
     ssl_context, server_hostname:
@@ -433,10 +443,9 @@ def _build(welcome: dict, vk: bytes, uid: int, session: bytes, policy: _Policy):
         seed = _hex(welcome["graph_seed"], 32, "graph_seed")
         welcome_session = _hex(welcome["session"], None, "session")
         welcome_id = int(welcome["id"])
-        clip = welcome.get("clip")
-        clip = None if clip is None else float(clip)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"WELCOME frame is missing or has a malformed field: {exc!r}") from None
+    bound, out_of_range = _encoding(welcome, "WELCOME")
     if welcome_id != uid or welcome_session != session:
         raise ProtocolViolation("the WELCOME is for another id or session than this client registered for")
     if directory.get(uid) != vk:
@@ -451,7 +460,7 @@ def _build(welcome: dict, vk: bytes, uid: int, session: bytes, policy: _Policy):
             )
     # the frame limit is this client's own bound for the announced session, not the server's word
     max_frame = max_frame_size(cfg.n, cfg.dim, cfg.bits)
-    return cfg, cfg.build_graph(seed), directory, clip, max_frame
+    return cfg, cfg.build_graph(seed), directory, (bound, out_of_range), max_frame
 
 
 def _done(body: bytes) -> tuple[list[int], dict[int, str]]:
@@ -473,8 +482,10 @@ def _done(body: bytes) -> tuple[list[int], dict[int, str]]:
 
 
 async def _register(reader, writer, *, where, signing_key, requested_id, dim, policy, handshake_timeout,
-                    server_certificate) -> tuple[int, bytes, int, int]:
-    """HELLO, CHALLENGE, AUTH, REGISTERED. Returns (id, session, n, registered so far)."""
+                    server_certificate, precheck=None) -> tuple[int, bytes, int, int, dict]:
+    """HELLO, CHALLENGE, AUTH, REGISTERED. Returns (id, session, n, registered so far, the
+    CHALLENGE). ``precheck(challenge)`` runs before AUTH: raising there leaves without
+    registering (e.g. an input beyond the announced bound)."""
     vk = signing_key.public_bytes()
     hello = {"v": TRANSPORT_VERSION, "verify_key": vk.hex(), "id": requested_id, "dim": dim}
     writer.write(encode_frame(KIND_HELLO, control_payload(hello)))
@@ -500,6 +511,8 @@ async def _register(reader, writer, *, where, signing_key, requested_id, dim, po
         )
     if dim is not None and challenge.get("dim") != dim:
         raise InputError(f"the session sums vectors of length {challenge.get('dim')}, this client has {dim}")
+    if precheck is not None:
+        precheck(challenge)
     signature = signing_key.sign(registration_payload(session, nonce, offered, vk, server_certificate))
     writer.write(encode_frame(KIND_AUTH, control_payload({"signature": signature.hex()})))
     await _drain(writer, handshake_timeout)
@@ -514,17 +527,61 @@ async def _register(reader, writer, *, where, signing_key, requested_id, dim, po
         offered is not None and uid != offered
     ):
         raise DecodeError("REGISTERED frame: malformed or for another id than the challenge")
-    return uid, session, n, count
+    return uid, session, n, count, challenge
+
+
+def _encoding(fields: dict, frame: str) -> tuple[float | None, str]:
+    """The ``(bound, out_of_range)`` a CHALLENGE or WELCOME announces; DecodeError unless valid."""
+    try:
+        bound = fields.get("bound")
+        bound = None if bound is None else float(bound)
+        out_of_range = str(fields.get("out_of_range", "raise"))
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"{frame} frame: malformed bound: {exc!r}") from None
+    if out_of_range not in OUT_OF_RANGE_POLICIES or (bound is not None and not (math.isfinite(bound) and bound > 0)):
+        raise DecodeError(f"{frame} frame: bound {bound!r} or out_of_range {out_of_range!r} is not valid")
+    return bound, out_of_range
+
+
+def _check_range(x: np.ndarray, bound: float, out_of_range: str) -> None:
+    """Refuse (before anything is sent) an input with values beyond the session's bound,
+    unless the session clips: :class:`OutOfRangeError` naming the server's ``--bound``."""
+    outside = int(count_beyond(x, bound))  # as the Quantizer counts them
+    if outside and out_of_range == "raise":
+        top = float(np.abs(x).max())
+        raise OutOfRangeError(
+            outside, x.size, top, bound,
+            advice=f"the session's bound is the server's --bound {bound:g} (AggregationServer(bound=)); run the "
+                   f"server with --bound {top:.6g} or more, or with --out-of-range clip to clip such values and "
+                   "count them. Refused before sending anything")
+
+
+def _float_input(inputs, dim: int) -> np.ndarray:
+    try:
+        x = np.asarray(inputs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"inputs must be a numeric vector: {exc}") from None
+    if x.shape != (dim,):
+        raise InputError(f"the session sums vectors of shape ({dim},), this client has {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InputError("inputs contain NaN or infinity")
+    return x
 
 
 async def _session(reader, writer, inputs, *, where, rng, signing_key, requested_id, policy, timeout,
                    handshake_timeout, crash_at, stall_at, on_crash, on_welcome, on_registered) -> ClientOutcome:
     vk = signing_key.public_bytes()
     tls = writer.get_extra_info("ssl_object")
-    uid, session, n, count = await _register(
+
+    def precheck(challenge: dict) -> None:
+        bound, out_of_range = _encoding(challenge, "CHALLENGE")
+        if bound is not None and not callable(inputs) and _input_dim(inputs) is not None:
+            _check_range(_float_input(inputs, int(_input_dim(inputs))), bound, out_of_range)
+
+    uid, session, n, count, challenge = await _register(
         reader, writer, where=where, signing_key=signing_key, requested_id=requested_id, dim=_input_dim(inputs),
         policy=policy, handshake_timeout=handshake_timeout,
-        server_certificate=None if tls is None else peer_certificate_sha256(tls),
+        server_certificate=None if tls is None else peer_certificate_sha256(tls), precheck=precheck,
     )
     if on_registered is not None:
         on_registered(uid, n, count)
@@ -534,20 +591,22 @@ async def _session(reader, writer, inputs, *, where, rng, signing_key, requested
         raise _refused(body, "the server aborted the session before it started")
     if kind != KIND_WELCOME:
         raise DecodeError(f"expected a WELCOME frame, got kind {kind:#x}")
-    cfg, graph, directory, clip, max_frame = _build(parse_control(body, "WELCOME"), vk, uid, session, policy)
+    cfg, graph, directory, (bound, out_of_range), max_frame = _build(
+        parse_control(body, "WELCOME"), vk, uid, session, policy)
+    if (bound, out_of_range) != _encoding(challenge, "CHALLENGE"):
+        raise ProtocolViolation("the WELCOME announces another bound or out-of-range policy than the CHALLENGE did")
     gen = default_rng(rng)
     if callable(inputs):
         inputs = inputs(cfg.dim, gen)
-    if clip is None:
+    clipped = 0
+    if bound is None:
         vec = np.asarray(inputs)
     else:
-        try:
-            x = np.asarray(inputs, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"inputs must be a numeric vector: {exc}") from None
-        if x.shape != (cfg.dim,):
-            raise InputError(f"the session sums vectors of shape ({cfg.dim},), this client has {x.shape}")
-        vec = Quantizer(clip, num_clients=cfg.n, bits=cfg.bits).encode(x, gen)
+        x = _float_input(inputs, cfg.dim)
+        _check_range(x, bound, out_of_range)  # refuse before anything about the input is sent
+        vec, clipped = Quantizer(bound, num_clients=cfg.n, bits=cfg.bits, out_of_range=out_of_range).encode(
+            x, gen, return_clipped=True)
+        clipped = int(clipped)
     client = Client(
         uid, cfg, graph, vec,
         signing_key=signing_key if cfg.consistency_check else None,
@@ -560,7 +619,8 @@ async def _session(reader, writer, inputs, *, where, rng, signing_key, requested
 
     def outcome(status: str, reason: str) -> ClientOutcome:
         return ClientOutcome(uid, [], None if sent_input else False, rounds, vec, status=status,
-                             reason=reason if sent_input else f"{reason} before this client sent its masked input")
+                             reason=reason if sent_input else f"{reason} before this client sent its masked input",
+                             clipped=clipped)
 
     while True:
         try:
@@ -574,7 +634,8 @@ async def _session(reader, writer, inputs, *, where, rng, signing_key, requested
             included = uid in survivors
             reason = "" if included else (
                 f"the server dropped this client at {dropped[uid]}" if uid in dropped else "not among the survivors")
-            return ClientOutcome(uid, survivors, included, rounds, vec, reason=reason, dropped=dropped)
+            return ClientOutcome(uid, survivors, included, rounds, vec, reason=reason, dropped=dropped,
+                                 clipped=clipped)
         if kind == KIND_ABORT:
             raise _refused(body, "the server aborted the session")
         if kind != KIND_PROTOCOL:
@@ -588,7 +649,9 @@ async def _session(reader, writer, inputs, *, where, rng, signing_key, requested
             on_crash(writer)
             return outcome("crashed", f"crashed at {rname}")
         if rname is not None and rname == stall_at:
-            return await _stall(reader, uid, rounds, vec, max_frame, sent_input, rname)
+            stalled = await _stall(reader, uid, rounds, vec, max_frame, sent_input, rname)
+            stalled.clipped = clipped
+            return stalled
         try:
             replies = client.receive(msg)
         except (ProtocolError, ProtocolAbort, IntegrityError) as exc:

@@ -15,9 +15,10 @@ logic) or one of the control kinds, whose body is a UTF-8 JSON object:
 ==============  =============  ==========================================================
 kind            direction      body
 ==============  =============  ==========================================================
-``HELLO``       client->server ``{"v": 2, "verify_key": hex32, "id": int|null, "dim": int|null}``
-``CHALLENGE``   server->client ``{"v": 2, "session": hex, "nonce": hex32, "id": int|null,
-                               "n": int, "dim": int, "registration": "allow-list"|"open"}``
+``HELLO``       client->server ``{"v": 3, "verify_key": hex32, "id": int|null, "dim": int|null}``
+``CHALLENGE``   server->client ``{"v": 3, "session": hex, "nonce": hex32, "id": int|null,
+                               "n": int, "dim": int, "registration": "allow-list"|"open",
+                               "bound": float|null, "out_of_range": "raise"|"clip"}``
 ``AUTH``        client->server ``{"signature": hex64}`` over
                                :func:`secagg.transport.identity.registration_payload`
 ``REGISTERED``  server->client ``{"id": int, "n": int, "registered": int}``
@@ -28,7 +29,8 @@ kind            direction      body
 
 Registration is HELLO, CHALLENGE, AUTH, REGISTERED; the WELCOME follows when the session
 starts. The version (:data:`TRANSPORT_VERSION`) and the vector length are checked at the
-HELLO, so a mismatch is reported at once. :func:`sniff` recognizes a peer that speaks
+HELLO, and the CHALLENGE announces the per-coordinate bound, so a mismatch or an input
+out of range is reported at once. :func:`sniff` recognizes a peer that speaks
 something else (TLS, HTTP, SSH) from its first bytes.
 
 Only :class:`secagg.errors.DecodeError` is raised for malformed frames.
@@ -67,8 +69,10 @@ __all__ = [
 
 HEADER = struct.Struct(">I")
 #: version of the control-frame vocabulary (carried in HELLO and CHALLENGE); 2 added
-#: authenticated registration (CHALLENGE, AUTH, REGISTERED)
-TRANSPORT_VERSION = 2
+#: authenticated registration (CHALLENGE, AUTH, REGISTERED); 3 replaced the WELCOME's
+#: ``clip`` by ``bound`` and ``out_of_range`` (a client refuses out-of-range input instead
+#: of clipping it silently, so a version-2 client must not join a version-3 session)
+TRANSPORT_VERSION = 3
 
 KIND_PROTOCOL = 0x01
 KIND_HELLO = 0x10

@@ -44,6 +44,7 @@ import secrets
 import socket
 import ssl as _ssl
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -63,7 +64,7 @@ from ..masking.config import MaskingConfig
 from ..masking.messages import decode_message
 from ..masking.rounds import ServerDone
 from ..masking.server import Server
-from ..quantize import Quantizer
+from ..quantize import Quantizer, check_out_of_range_policy
 from .framing import (
     HANDSHAKE_MAX_FRAME,
     HEADER,
@@ -106,6 +107,10 @@ HTTP_ANSWER = (
 MAX_QUEUED_PER_CONNECTION = 2
 
 
+#: "not given" for a deprecated keyword whose ``None`` has a meaning
+_UNSET = object()
+
+
 @dataclass
 class NetworkResult:
     """Outcome of one networked session.
@@ -113,8 +118,9 @@ class NetworkResult:
     Attributes
     ----------
     sum:
-        float64 ``(dim,)`` decoded sum of the survivors' clipped inputs, or ``None`` when
-        the session ran on ring vectors (``clip=None``).
+        float64 ``(dim,)`` decoded sum of the survivors' inputs (each client refuses
+        values beyond ``bound``, or clips them under ``out_of_range="clip"``), or ``None``
+        when the session ran on ring vectors (``bound=None``).
     ring_sum:
         ``(dim,)`` uint32/uint64 sum of the survivors' ring vectors mod ``2^bits``.
     survivors:
@@ -144,6 +150,9 @@ class NetworkResult:
         ``{id: reason}`` from the protocol server: masked inputs left out of the sum
         (reported share ciphertexts), and clients that misbehaved
         (see :class:`secagg.masking.Server`).
+    bound, out_of_range:
+        the per-coordinate bound and out-of-range policy announced to the clients
+        (``bound=None``: ring vectors).
     """
 
     sum: np.ndarray | None
@@ -159,6 +168,8 @@ class NetworkResult:
     drop_reasons: dict[int, str] = field(default_factory=dict)
     excluded: dict[int, str] = field(default_factory=dict)
     misbehaving: dict[int, str] = field(default_factory=dict)
+    bound: float | None = None
+    out_of_range: str = "raise"
 
     def summary(self) -> dict:
         """JSON-ready dict of everything but the vectors."""
@@ -180,6 +191,8 @@ class NetworkResult:
             "consistency_check": self.config.consistency_check,
             "adversary": self.config.threat.adversary,
             "min_survivors": self.config.min_survivors,
+            "bound": self.bound,
+            "out_of_range": self.out_of_range,
             "excluded": {str(k): v for k, v in sorted(self.excluded.items())},
             "misbehaving": {str(k): v for k, v in sorted(self.misbehaving.items())},
         }
@@ -234,10 +247,17 @@ class AggregationServer:
     config:
         the session (:class:`MaskingConfig`: ``n``, ``dim``, ``bits``, ``threshold``,
         ``graph``/``k``, ``consistency_check``).
-    clip:
-        coordinate bound of the float inputs: clients quantize with
-        ``Quantizer(clip, num_clients=n, bits)`` and :attr:`NetworkResult.sum` is decoded.
+    bound:
+        per-coordinate bound of the float inputs (default 1.0): clients quantize with
+        ``Quantizer(bound, num_clients=n, bits)`` and :attr:`NetworkResult.sum` is decoded.
         ``None``: clients send ring vectors and only ``ring_sum`` is returned.
+    out_of_range:
+        announced to the clients with ``bound``: ``"raise"`` (default) makes a client
+        whose input has a value beyond ``bound`` refuse before it sends anything
+        (:class:`~secagg.errors.OutOfRangeError` naming the server's ``--bound``);
+        ``"clip"`` makes it clip such values and count them (``ClientOutcome.clipped``).
+    clip:
+        deprecated old name of ``bound`` (a :class:`DeprecationWarning`).
     host, port:
         where to listen (``port=0``: any free port; see :attr:`port` after :meth:`start`).
     ssl_context:
@@ -283,7 +303,9 @@ class AggregationServer:
         self,
         config: MaskingConfig,
         *,
-        clip: float | None = 1.0,
+        bound: float | None = 1.0,
+        out_of_range: str = "raise",
+        clip: float | None | object = _UNSET,
         host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: _ssl.SSLContext | None = None,
@@ -327,9 +349,17 @@ class AggregationServer:
                     "the SHA-256 of the server certificate is unknown: build the context with "
                     "secagg.transport.tls.server_context(), or pass certificate_sha256=certificate_sha256(cert)"
                 )
+        if clip is not _UNSET:
+            if bound != 1.0:
+                raise ConfigurationError("give bound= only (clip= is its deprecated old name)")
+            warnings.warn("AggregationServer(clip=...) is deprecated: use bound= (the per-coordinate bound)",
+                          DeprecationWarning, stacklevel=2)
+            bound = clip  # type: ignore[assignment]
         self.config = config
-        self.quantizer = None if clip is None else Quantizer(clip, num_clients=config.n, bits=config.bits)
-        self.clip = None if clip is None else float(clip)
+        self.out_of_range = check_out_of_range_policy(out_of_range)
+        self.quantizer = None if bound is None else Quantizer(bound, num_clients=config.n, bits=config.bits,
+                                                               out_of_range=out_of_range)
+        self.bound = None if bound is None else float(bound)
         self.host = host
         self._port = int(port)
         self.ssl_context = ssl_context
@@ -678,6 +708,7 @@ class AggregationServer:
         conn.writer.write(encode_frame(KIND_CHALLENGE, control_payload({
             "v": TRANSPORT_VERSION, "session": self.session.hex(), "nonce": nonce.hex(), "id": uid,
             "n": self.config.n, "dim": self.config.dim, "registration": self.registration,
+            "bound": self.bound, "out_of_range": self.out_of_range,
         })))
         await conn.writer.drain()
         auth = await self._read_handshake(conn, KIND_AUTH, "AUTH")
@@ -777,7 +808,8 @@ class AggregationServer:
             "v": TRANSPORT_VERSION, "n": cfg.n, "dim": cfg.dim, "bits": cfg.bits, "threshold": cfg.threshold,
             "graph": "complete" if cfg.is_complete else "sparse", "k": cfg.k,
             "adversary": cfg.threat.adversary, "min_survivors": cfg.min_survivors, "graph_seed": graph_seed.hex(),
-            "clip": self.clip, "rounding": "stochastic", "max_frame": self.max_frame,
+            "bound": self.bound, "out_of_range": self.out_of_range, "rounding": "stochastic",
+            "max_frame": self.max_frame,
             "session": self.session.hex(), "registration": self.registration,
             "directory": {str(u): vk.hex() for u, vk in sorted(directory.items())},
         }
@@ -850,6 +882,8 @@ class AggregationServer:
             drop_reasons=reasons,
             excluded=dict(proto.excluded),
             misbehaving=dict(proto.misbehaving),
+            bound=self.bound,
+            out_of_range=self.out_of_range,
         )
 
     async def _collect(self, proto: Server, pending: set[int]) -> set[int]:

@@ -55,7 +55,8 @@ def test_fwht_matches_hadamard_matrix_and_rotation_is_orthonormal():
 
 
 def _params(mech: str, n: int = 8, d: int = 60, min_clients: int | None = None, z: float = 0.5) -> DistributedDP:
-    return DistributedDP(clip=1.0, noise_multiplier=z, num_clients=n, dim=d, bits=32, mechanism=mech, min_clients=min_clients)
+    return DistributedDP(clip_norm=1.0, noise_multiplier=z, num_clients=n, dim=d, bits=32, mechanism=mech,
+                         min_clients=min_clients)
 
 
 @pytest.mark.parametrize("mech", ["ddg", "skellam"])
@@ -146,11 +147,24 @@ def test_the_clients_refuse_to_unmask_below_the_noise_floor(graph):
         agg.aggregate(x, rng=np.random.default_rng(1), dropout={4: "masked_input"})
 
 
+def test_old_clip_keyword_of_distributed_dp_warns_and_means_clip_norm():
+    from secagg.dp.distributed import DistributedDP
+    from secagg.errors import ConfigurationError
+
+    with pytest.warns(DeprecationWarning, match="use clip_norm="):
+        old = DistributedDP(clip=2.0, noise_multiplier=1.0, num_clients=4, dim=8)
+    assert old == DistributedDP(clip_norm=2.0, noise_multiplier=1.0, num_clients=4, dim=8)
+    with pytest.warns(DeprecationWarning, match="read clip_norm"):
+        assert old.clip == 2.0
+    with pytest.raises(ConfigurationError, match="clip_norm= only"):
+        DistributedDP(2.0, 1.0, 4, 8, clip=2.0)
+
+
 def test_target_epsilon_is_enforced_before_the_round_runs():
     from secagg.dp.distributed import DistributedDP, distributed_dp_sum
     from secagg.errors import BudgetExceeded
 
-    params = DistributedDP(clip=1.0, noise_multiplier=0.5, num_clients=8, dim=4, min_clients=6)
+    params = DistributedDP(clip_norm=1.0, noise_multiplier=0.5, num_clients=8, dim=4, min_clients=6)
     worst = params.epsilon(6, 1e-5)
 
     def never_called(*a, **k):  # the secure sum must not even start

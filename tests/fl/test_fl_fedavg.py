@@ -86,6 +86,9 @@ def test_clip_and_weight_bounds_every_row():
     np.testing.assert_array_equal(clipped, np.linalg.norm(D, axis=1) > 2.0)
     with pytest.raises(InputError):
         clip_and_weight(D, w * 2 + 1, 1.0)
+    np.testing.assert_array_equal(clip_and_weight(D, w, clip_norm=2.0)[0], rows)
+    with pytest.warns(DeprecationWarning, match="use clip_norm="):
+        np.testing.assert_array_equal(clip_and_weight(D, w, clip=2.0)[0], rows)
 
 
 def test_thirty_percent_dropout_plain_completes_and_converges(cancer):

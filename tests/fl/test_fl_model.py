@@ -47,15 +47,15 @@ def test_dp_sgd_clips_and_noise_moves_the_result():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(64, 3)) * 50, rng.integers(0, 2, size=64)
     p0 = np.zeros(n_params(3, 2))
-    p_clip, steps, frac = sgd(p0, X, y, 2, epochs=1, batch_size=64, lr=1.0, clip=0.1, rng=np.random.default_rng(1))
+    p_clip, steps, frac = sgd(p0, X, y, 2, epochs=1, batch_size=64, lr=1.0, clip_norm=0.1, rng=np.random.default_rng(1))
     # one step: the update is the mean of clipped gradients, so its norm is <= lr * clip
     assert steps == 1 and frac > 0.9
     assert np.linalg.norm(p_clip - p0) <= 0.1 + 1e-12
     # same seed => same shuffle, so the difference is exactly lr * N(0, (z clip)^2) / B per coordinate
     diffs = np.stack([
-        sgd(p0, X, y, 2, epochs=1, batch_size=64, lr=1.0, clip=0.1, noise_multiplier=5.0,
+        sgd(p0, X, y, 2, epochs=1, batch_size=64, lr=1.0, clip_norm=0.1, noise_multiplier=5.0,
             rng=np.random.default_rng(s))[0]
-        - sgd(p0, X, y, 2, epochs=1, batch_size=64, lr=1.0, clip=0.1, rng=np.random.default_rng(s))[0]
+        - sgd(p0, X, y, 2, epochs=1, batch_size=64, lr=1.0, clip_norm=0.1, rng=np.random.default_rng(s))[0]
         for s in range(200)])
     expected_sd = 5.0 * 0.1 / 64
     # 800 draws: the sample sd is within 10% of the truth with probability > 1 - 1e-4
@@ -70,6 +70,23 @@ def test_sgd_rejects_noise_without_clip_and_bad_params():
         sgd(np.zeros(3), X, y, 2, lr=0.0)
     with pytest.raises(InputError, match="shape"):
         loss_and_grad(np.zeros(5), X, y, 2)
+
+
+def test_per_example_clip_is_called_clip_norm_and_the_old_name_warns():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 3)), rng.integers(0, 2, size=64)
+    p0 = np.zeros(4)
+    new = sgd(p0, X, y, 2, lr=1.0, clip_norm=0.1, rng=np.random.default_rng(1))
+    with pytest.warns(DeprecationWarning, match="use clip_norm="):
+        old = sgd(p0, X, y, 2, lr=1.0, clip=0.1, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(new[0], old[0])
+    with pytest.raises(ConfigurationError, match="clip_norm= only"):
+        sgd(p0, X, y, 2, clip=0.1, clip_norm=0.1)
+    est = LogisticRegression(epochs=1, clip=0.1, random_state=0)
+    with pytest.warns(DeprecationWarning, match="LogisticRegression"):
+        est.fit(X, y)
+    np.testing.assert_array_equal(
+        est.params_, LogisticRegression(epochs=1, clip_norm=0.1, random_state=0).fit(X, y).params_)
 
 
 @pytest.mark.parametrize("name", ["breast_cancer", "digits"])

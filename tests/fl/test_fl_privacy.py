@@ -285,7 +285,7 @@ def test_example_level_central_epsilon_is_the_subsampled_gaussian_over_rounds(ca
     cfg = FedAvgConfig(rounds=15, aggregator="central-dp", dp_unit="example", noise_multiplier=1.2,
                        example_sampling_rate=0.2, clip=1.0, lr=1.0)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
-    ev = example_event("central", 1.2, 0.2, clip=1.0, dim=31)
+    ev = example_event("central", 1.2, 0.2, clip_norm=1.0, dim=31)
     assert res.epsilon == pytest.approx(make_accountant().compose(ev, 15).get_epsilon(1e-5), rel=1e-9)
     p = res.privacy
     assert p["unit"] == "example" and "one training example" in p["neighbouring"]
@@ -296,7 +296,7 @@ def test_example_level_local_charges_every_local_step(cancer):
     cfg = FedAvgConfig(rounds=3, aggregator="local-dp", dp_unit="example", noise_multiplier=2.0,
                        example_sampling_rate=0.5, local_epochs=1, clip=1.0)
     res = run_fedavg(cancer, cfg, num_clients=5, seed=0)
-    ev = example_event("local", 2.0, 0.5, steps=2, clip=1.0, dim=31)
+    ev = example_event("local", 2.0, 0.5, steps=2, clip_norm=1.0, dim=31)
     assert res.epsilon == pytest.approx(make_accountant().compose(ev, 3).get_epsilon(1e-5), rel=1e-9)
 
 

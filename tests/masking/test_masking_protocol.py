@@ -117,7 +117,7 @@ def test_sparse_graph_exact_or_abort(n, k, data):
 def test_decoded_sum_within_count_times_resolution(n, d, rate, seed, graph):
     rng = np.random.default_rng(seed)
     x = rng.normal(scale=0.8, size=(n, d))
-    q = Quantizer(clip=1.0, num_clients=n)
+    q = Quantizer(bound=1.0, num_clients=n, out_of_range="clip")
     try:
         res = simulate(x, quantizer=q, dropout=rate, dropout_round="share_keys", rng=rng, graph=graph, threat=HBC)
     except ProtocolAbort:

@@ -51,7 +51,7 @@ def test_round_trip_preserves_everything(keys, blob):
 @given(dim=st.integers(1, 200), bits=st.sampled_from([8, 16, 21, 32]), count=st.integers(1, 3))
 def test_round_trip_property(keys, dim, bits, count):
     pk, sk = keys
-    q = Quantizer(clip=3.0, num_clients=3, bits=bits, rounding="nearest")
+    q = Quantizer(bound=3.0, num_clients=3, bits=bits, rounding="nearest", out_of_range="clip")
     x = np.linspace(-4, 4, dim)
     ev = P.encrypt_vector(pk, x, q, obfuscation="fast", allow_insecure=True) * count
     back = P.EncryptedVector.from_bytes(ev.to_bytes(), pk, count=count, allow_insecure=True)

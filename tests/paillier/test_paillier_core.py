@@ -41,7 +41,7 @@ def other_keys():
 def test_round_trip_including_negatives_and_extremes(keys, bits, num_clients, data, obfuscation):
     pk, sk = keys
     clip = data.draw(st.sampled_from([1e-3, 1.0, 7.5]))
-    q = Quantizer(clip=clip, num_clients=num_clients, bits=bits, rounding="nearest")
+    q = Quantizer(bound=clip, num_clients=num_clients, bits=bits, rounding="nearest", out_of_range="clip")
     elems = st.one_of(
         st.floats(-3 * clip, 3 * clip, allow_nan=False),
         st.sampled_from([clip, -clip, 0.0, 1e300, -1e300, 5e-324]),
@@ -63,7 +63,7 @@ def test_round_trip_including_negatives_and_extremes(keys, bits, num_clients, da
 def test_sum_of_k_vectors_equals_exact_sum_of_encodings(keys, obfuscation, bits, k):
     pk, sk = keys
     rng = np.random.default_rng(bits * 10 + k)
-    q = Quantizer(clip=2.0, num_clients=k, bits=bits)
+    q = Quantizer(bound=2.0, num_clients=k, bits=bits, out_of_range="clip")
     xs = rng.uniform(-2.5, 2.5, size=(k, 97))
     ints = [q.quantize(x, np.random.default_rng(i)) for i, x in enumerate(xs)]
     evs = [P.encrypt_vector(pk, x, q, rng=np.random.default_rng(i), obfuscation=obfuscation, allow_insecure=True) for i, x in enumerate(xs)]

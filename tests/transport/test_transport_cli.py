@@ -211,6 +211,27 @@ def test_client_with_the_wrong_vector_length_fails_at_once(tmp_path, capsys):
     assert len(err) == 1 and "vectors of length 4" in err[0] and "length 5" in err[0]
 
 
+def test_client_with_out_of_range_input_refuses_naming_the_servers_bound(tmp_path, capsys):
+    """Issue 14: [3, 3, 3, 3, 3] against `serve --dim 5` (bound 1) was silently clipped to
+    [1, 1, 1, 1, 1]; now the client refuses before sending, in one line naming --bound."""
+    from secagg.commands.network import main
+
+    _credentials(tmp_path, 3)
+    server, port = _start_server(tmp_path, 3, 5, "--join-timeout", "60", *_secure_serve(tmp_path))
+    np.save(tmp_path / "x.npy", np.full(5, 3.0))
+    try:
+        rc = main(["client", "--server", f"127.0.0.1:{port}", "--input", str(tmp_path / "x.npy"),
+                   *_secure_client(tmp_path, 0)])
+    finally:
+        server.kill()
+        out, _ = server.communicate()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    assert "5 of 5 input values lie outside [-1, 1]" in err[0] and "--bound 3 or more" in err[0], err
+    assert "--out-of-range clip" in err[0] and "Refused before sending anything" in err[0]
+    assert "inputs within [-1, 1], values beyond refused by the clients" in out
+
+
 def test_client_exit_status_is_unknown_when_the_server_vanishes_after_its_masked_input(tmp_path, capsys):
     """A client that cannot know whether its input is in the sum says so and exits 3, never
     "my input is NOT in the sum"."""
@@ -252,9 +273,11 @@ def _serve_args(tmp: Path, port, out: Path | None = None, *extra: str) -> list[s
             "--join-timeout", "1", "--quiet", "--insecure-plaintext", "--insecure-open-registration", *extra]
 
 
-def _one_line_error(capsys, rc) -> str:
+def _one_line_error(capsys, rc, code: int = 1) -> str:
+    """The single stderr line of a refused command; ``code`` 1: refused when it ran, 2: a flag
+    refused when the command line was parsed."""
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1
+    assert rc == code, err
     assert len(err) == 1 and err[0].startswith("secagg: error:"), err
     return err[0]
 
@@ -277,42 +300,57 @@ def test_serve_on_a_busy_port_prints_one_line_and_exits_1(tmp_path, capsys):
 def test_serve_port_out_of_range_names_the_flag(tmp_path, capsys, port):
     from secagg.commands.network import main
 
-    line = _one_line_error(capsys, main(_serve_args(tmp_path, port)))
-    assert "--port" in line and "0..65535" in line
+    line = _one_line_error(capsys, main(_serve_args(tmp_path, port)), code=2)
+    assert "--port" in line and "[0, 65535]" in line
 
 
 def test_serve_with_unwritable_out_fails_before_the_session(tmp_path, capsys):
     from secagg.commands.network import main
 
     (tmp_path / "file").write_text("not a folder")
-    _one_line_error(capsys, main(_serve_args(tmp_path, 0, tmp_path / "file" / "sum.npy")))
+    # refused when the flags are parsed (issue 14), before anything listens
+    line = _one_line_error(capsys, main(_serve_args(tmp_path, 0, tmp_path / "file" / "sum.npy")), code=2)
+    assert line.startswith("secagg: error: argument --out")
 
 
 @pytest.mark.parametrize(
-    "argv,flags",
+    "argv,flags,code",
     [
-        (["serve", "--clients", "3", "--dim", "4", "--port", "0", "--out", "s.npy"], ["--tls-cert", "--insecure-plaintext"]),
+        (["serve", "--clients", "3", "--dim", "4", "--port", "0", "--out", "s.npy"], ["--tls-cert", "--insecure-plaintext"],
+         1),
         (["serve", "--dim", "4", "--port", "0", "--out", "s.npy", "--insecure-plaintext"],
-         ["--clients-file", "--insecure-open-registration"]),
+         ["--clients-file", "--insecure-open-registration"], 1),
         (["serve", "--dim", "4", "--port", "0", "--out", "s.npy", "--insecure-plaintext", "--clients-file", "nope.txt"],
-         ["nope.txt"]),
-        (["serve", "--clients", "3", "--dim", "0", "--port", "0", "--out", "s.npy"], ["--dim"]),
+         ["--clients-file", "nope.txt"], 2),
+        (["serve", "--dim", "4", "--port", "0", "--out", "s.npy", "--insecure-plaintext", "--clients-file", "k"],
+         ["--clients-file"], 1),  # a file that is not an allow-list
+        (["serve", "--clients", "3", "--dim", "0", "--port", "0", "--out", "s.npy"], ["--dim"], 2),
         (["serve", "--clients", "4", "--threshold", "2", "--dim", "4", "--port", "0", "--out", "s.npy",
-          "--insecure-plaintext", "--insecure-open-registration"], ["--threshold", "--insecure-honest-but-curious"]),
-        (["client", "--server", "127.0.0.1:9", "--random", "--key", "k"], ["--ca", "--insecure-plaintext"]),
-        (["client", "--server", "127.0.0.1:9", "--random", "--ca", "c"], ["--key", "--insecure-open-registration"]),
-        (["client", "--server", "127.0.0.1:9", "--random", "--server-name", "localhost"], ["--ca"]),
-        (["client", "--server", "127.0.0.1:9", "--random", "--insecure-plaintext", "--ca", "c"], ["--ca"]),
-        (["client", "--server", "127.0.0.1:70000", "--random"], ["--server"]),
+          "--insecure-plaintext", "--insecure-open-registration"], ["--threshold", "--insecure-honest-but-curious"], 1),
+        (["serve", "--clients", "3", "--dim", "4", "--port", "0", "--out", "s.npy", "--corrupt-fraction", "1"],
+         ["--corrupt-fraction"], 2),
+        (["serve", "--clients", "3", "--dim", "4", "--port", "0", "--out", "s.npy", "--no-consistency-check"],
+         ["--insecure-honest-but-curious"], 2),
+        (["client", "--server", "127.0.0.1:9", "--random", "--key", "k"], ["--ca", "--insecure-plaintext"], 1),
+        (["client", "--server", "127.0.0.1:9", "--random", "--ca", "c"], ["--key", "--insecure-open-registration"], 1),
+        (["client", "--server", "127.0.0.1:9", "--random", "--ca", "missing.pem"], ["--ca", "missing.pem"], 2),
+        (["client", "--server", "127.0.0.1:9", "--random", "--ca", "c", "--key", "k"], ["--key"], 1),
+        (["client", "--server", "127.0.0.1:9", "--random", "--server-name", "localhost"], ["--ca"], 1),
+        (["client", "--server", "127.0.0.1:9", "--random", "--insecure-plaintext", "--ca", "c"], ["--ca"], 1),
+        (["client", "--server", "127.0.0.1:70000", "--random"], ["--server"], 1),
+        (["client", "--server", "127.0.0.1:9", "--random", "--min-degree", "0"], ["--min-degree"], 2),
     ],
 )
-def test_secure_defaults_name_the_flag_that_is_missing(tmp_path, capsys, monkeypatch, argv, flags):
+def test_secure_defaults_name_the_flag_that_is_missing(tmp_path, capsys, monkeypatch, argv, flags, code):
     """TLS and the allow-list are the default; leaving them out is a one-line error naming
-    the flags to add (or the insecure flag that opts out)."""
+    the flags to add (or the insecure flag that opts out). Files ``k`` and ``c`` exist (with
+    content that is neither a key nor a certificate), so the error is about what is missing."""
     from secagg.commands.network import main
 
     monkeypatch.chdir(tmp_path)
-    line = _one_line_error(capsys, main(argv))
+    (tmp_path / "k").write_text("not a key")
+    (tmp_path / "c").write_text("not a certificate")
+    line = _one_line_error(capsys, main(argv), code=code)
     for flag in flags:
         assert flag in line, line
 

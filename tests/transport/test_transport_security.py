@@ -65,6 +65,7 @@ from secagg.transport.framing import (
     KIND_HELLO,
     KIND_PROTOCOL,
     KIND_WELCOME,
+    TRANSPORT_VERSION,
     control_payload,
     encode_frame,
     read_frame,
@@ -80,8 +81,9 @@ pytestmark = pytest.mark.timeout(60)
 def _downgrade_welcome(hello: dict, session: bytes) -> dict:
     """What a malicious server announces: the honest-but-curious variant, and a directory that
     matches the client's pins exactly (the real clients' keys) so pinning does not help."""
-    return {"v": 2, "id": 0, "n": 3, "dim": 4, "bits": 32, "graph": "complete", "k": 2, **hbc_fields(),
-            "graph_seed": "00" * 32, "clip": None, "max_frame": 1 << 16,
+    return {"v": TRANSPORT_VERSION, "id": 0, "n": 3, "dim": 4, "bits": 32, "graph": "complete", "k": 2,
+            **hbc_fields(),
+            "graph_seed": "00" * 32, "bound": None, "max_frame": 1 << 16,
             "session": session.hex(), "registration": "allow-list",
             "directory": {str(u): ALLOW[u].hex() for u in range(3)}}
 
@@ -216,6 +218,10 @@ async def _client_vs_welcome(changes: dict, client_kw=None, then=()):
         ({"directory": {"1": ALLOW[1].hex(), "2": ALLOW[2].hex()}}, ProtocolViolation, "own key"),
         ({"session": "ab" * 16}, ProtocolViolation, "another id or session"),
         ({"id": 1}, ProtocolViolation, "another id or session"),
+        # the CHALLENGE announced ring vectors (bound None): a WELCOME may not change the encoding
+        ({"bound": 100.0}, ProtocolViolation, "another bound"),
+        ({"out_of_range": "clip"}, ProtocolViolation, "another bound"),
+        ({"out_of_range": "wrap"}, DecodeError, "out_of_range 'wrap' is not valid"),
     ],
 )
 def test_client_refuses_a_welcome_weaker_than_its_policy(changes, error, match):
@@ -288,7 +294,7 @@ def test_squatting_an_id_fails_and_the_real_client_gets_it():
         # replay: a valid signature over another connection's nonce
         r1, w1 = await asyncio.open_connection(HOST, port)
         r2, w2 = await asyncio.open_connection(HOST, port)
-        hello = {"v": 2, "verify_key": SKS[2].public_bytes().hex(), "id": 2, "dim": None}
+        hello = {"v": TRANSPORT_VERSION, "verify_key": SKS[2].public_bytes().hex(), "id": 2, "dim": None}
         for w in (w1, w2):
             w.write(encode_frame(KIND_HELLO, control_payload(hello)))
             await w.drain()
@@ -351,7 +357,7 @@ def test_wrong_vector_length_is_refused_at_registration_not_after_the_join_timeo
     cfg = MaskingConfig(n=3, dim=4)
 
     async def scenario():
-        srv = AggregationServer(cfg, clip=1.0, join_timeout=30.0, hello_timeout=5.0, allow_list=allow(3),
+        srv = AggregationServer(cfg, bound=1.0, join_timeout=30.0, hello_timeout=5.0, allow_list=allow(3),
                                 insecure_plaintext=True)
         port = await srv.start()
         task = asyncio.create_task(srv.run())
@@ -538,7 +544,8 @@ def test_tls_server_waits_for_a_fragmented_first_segment():
     arrives in pieces is still recognized (here a plain secagg HELLO, told to use TLS)."""
     cfg = MaskingConfig(n=3, dim=4)
     vecs = ring_vectors(3, 4)
-    hello = encode_frame(KIND_HELLO, control_payload({"v": 2, "verify_key": ALLOW[0].hex(), "id": 0, "dim": 4}))
+    hello = encode_frame(KIND_HELLO, control_payload({"v": TRANSPORT_VERSION, "verify_key": ALLOW[0].hex(), "id": 0,
+                                                      "dim": 4}))
 
     async def slow_plain_client(port):
         reader, writer = await asyncio.open_connection(HOST, port)

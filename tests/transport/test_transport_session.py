@@ -25,7 +25,7 @@ from transport_helpers import (
 )
 
 from secagg import keys
-from secagg.errors import InsecureParameterError, ProtocolAbort
+from secagg.errors import ConfigurationError, InsecureParameterError, OutOfRangeError, ProtocolAbort
 from secagg.masking import MaskingConfig, SecurityPolicy, ThreatModel
 from secagg.masking.messages import AdvertiseKeys, ConsistencyResponse, MaskedInput, decode_message
 from secagg.masking.rounds import ROUNDS
@@ -36,6 +36,7 @@ from secagg.transport.framing import (
     KIND_HELLO,
     KIND_PROTOCOL,
     KIND_WELCOME,
+    TRANSPORT_VERSION,
     control_payload,
     encode_frame,
     read_frame,
@@ -129,16 +130,58 @@ def test_missing_clients_count_as_dropped_at_join():
     assert res.drop_reasons == {3: "never registered", 5: "never registered"}
 
 
-def test_float_inputs_decoded_with_clip():
+def test_float_inputs_decoded_within_the_bound():
     n, d = 5, 12
     cfg = MaskingConfig(n=n, dim=d)
-    x = np.random.default_rng(4).uniform(-1.5, 1.5, size=(n, d))
+    x = np.random.default_rng(4).uniform(-2.0, 2.0, size=(n, d))  # inside the bound: out-of-range input raises
     res, outs, _ = asyncio.run(
-        run_session(cfg, x, server_kw={"clip": 1.0}, client_kw={u: {"rng": np.random.default_rng(u)} for u in range(n)})
+        run_session(cfg, x, server_kw={"bound": 2.0},
+                    client_kw={u: {"rng": np.random.default_rng(u)} for u in range(n)})
     )
-    q = Quantizer(1.0, num_clients=n)
+    q = Quantizer(2.0, num_clients=n)
     np.testing.assert_array_equal(res.ring_sum, sum(o.vector for o in outs).astype(np.uint32))
+    assert np.max(np.abs(res.sum - x.sum(axis=0))) <= n * q.resolution
+    assert all(o.clipped == 0 for o in outs) and res.summary()["bound"] == 2.0
+
+
+def test_a_client_refuses_out_of_range_input_before_sending_it():
+    """Issue 14: with [3, 3, 3, 3] and a server bound of 1 the client raises, naming the
+    server's --bound, and its input is not in the sum (it was never sent); the others' is."""
+    n, d = 4, 4
+    cfg = MaskingConfig(n=n, dim=d, threat=ThreatModel(adversary="honest-but-curious"))
+    x = np.random.default_rng(5).uniform(-1.0, 1.0, size=(n, d))
+    x[1] = 3.0
+    res, outs, _ = asyncio.run(run_session(
+        cfg, x, server_kw={"bound": 1.0, "join_timeout": 2.0},
+        client_kw={u: {"accept_honest_but_curious": True} for u in range(n)}))
+    assert isinstance(outs[1], OutOfRangeError)
+    assert "--bound 1" in str(outs[1]) and "--bound 3 or more" in str(outs[1]) and "--out-of-range clip" in str(outs[1])
+    assert outs[1].count == d and outs[1].bound == 1.0
+    assert 1 not in res.registered and res.survivors == [0, 2, 3]  # refused at the CHALLENGE: never registered
+    q = Quantizer(1.0, num_clients=n)
+    assert np.max(np.abs(res.sum - x[[0, 2, 3]].sum(axis=0))) <= n * q.resolution
+
+
+def test_a_clip_session_clips_and_each_client_counts_its_clipped_values():
+    n, d = 4, 5
+    cfg = MaskingConfig(n=n, dim=d, threat=ThreatModel(adversary="honest-but-curious"))
+    x = np.array([[3.0, 3.0, 3.0, 3.0, 3.0], [0.0, 1.0, 2.0, 3.0, 4.0], [0.5] * 5, [-0.5] * 5])
+    res, outs, _ = asyncio.run(run_session(
+        cfg, x, server_kw={"bound": 1.0, "out_of_range": "clip"},
+        client_kw={u: {"accept_honest_but_curious": True} for u in range(n)}))
+    assert [o.clipped for o in outs] == [5, 3, 0, 0]
+    assert res.summary()["out_of_range"] == "clip"
+    q = Quantizer(1.0, num_clients=n)
     assert np.max(np.abs(res.sum - np.clip(x, -1, 1).sum(axis=0))) <= n * q.resolution
+
+
+def test_old_clip_keyword_warns_and_means_bound():
+    cfg = MaskingConfig(n=3, dim=2)
+    with pytest.warns(DeprecationWarning, match="bound="):
+        srv = AggregationServer(cfg, clip=2.0, insecure_plaintext=True, insecure_open_registration=True)
+    assert srv.bound == 2.0
+    with pytest.raises(ConfigurationError, match="bound= only"):
+        AggregationServer(cfg, clip=2.0, bound=3.0, insecure_plaintext=True, insecure_open_registration=True)
 
 
 def test_too_few_survivors_aborts_everyone():
@@ -193,7 +236,7 @@ def test_silent_connection_hits_hello_timeout():
         (struct.pack(">I", 11) + b"\x10not json!!", "bad_hellos"),  # HELLO kind with garbage body
         (encode_frame(KIND_PROTOCOL, b"\x01\x02"), "bad_hellos"),  # protocol bytes before registering
         (struct.pack(">I", 2**24 + 5) + b"\x10", "oversized_frames"),  # a 16 MB HELLO
-        (encode_frame(KIND_HELLO, control_payload({"v": 2, "verify_key": "00"})), "bad_hellos"),  # short key
+        (encode_frame(KIND_HELLO, control_payload({"v": TRANSPORT_VERSION, "verify_key": "00"})), "bad_hellos"),  # short key
         (encode_frame(KIND_HELLO, control_payload({"v": 1, "verify_key": "00" * 32})), "refused_hellos"),
     ],
 )
@@ -224,7 +267,7 @@ def test_garbage_before_registration_is_dropped(junk, counter):
         assert answer == bytes.fromhex("15030300020246")
     if counter == "refused_hellos":  # an old client is told which version to run
         _, body = split_payload(answer[4:])
-        assert b"transport version 2" in body
+        assert f"transport version {TRANSPORT_VERSION}".encode() in body
 
 
 @pytest.mark.parametrize("attack", ["garbage", "oversized", "impersonate", "bad_signature", "wrong_round", "wrong_dim"])
@@ -281,7 +324,7 @@ def test_a_second_connection_with_the_same_key_is_told_why_and_late_rejoin_is_re
     vecs = ring_vectors(n, 8, seed=6)
 
     async def scenario():
-        srv = AggregationServer(cfg, clip=None, round_deadline=10.0, join_timeout=15.0, hello_timeout=5.0,
+        srv = AggregationServer(cfg, bound=None, round_deadline=10.0, join_timeout=15.0, hello_timeout=5.0,
                                 allow_list=allow(n), insecure_plaintext=True)
         port = await srv.start()
         task = asyncio.create_task(srv.run())
@@ -410,7 +453,7 @@ def test_registered_client_cannot_flood_the_queue_before_the_session_starts():
     cfg = MaskingConfig(n=3, dim=8)
 
     async def scenario():
-        srv = AggregationServer(cfg, clip=None, round_deadline=2.0, join_timeout=4.0, hello_timeout=2.0,
+        srv = AggregationServer(cfg, bound=None, round_deadline=2.0, join_timeout=4.0, hello_timeout=2.0,
                                 allow_list=allow(3), insecure_plaintext=True)
         port = await srv.start()
         task = asyncio.create_task(srv.run())
@@ -540,7 +583,7 @@ def test_client_rejects_malformed_done_with_a_secagg_error():
         welcome = {"id": 0, "directory": {"0": hello["verify_key"]}, "n": cfg.n, "dim": cfg.dim, "bits": cfg.bits,
                    "threshold": cfg.threshold, "graph": "complete", "k": cfg.k, "adversary": "honest-but-curious",
                    "min_survivors": cfg.min_survivors,
-                   "graph_seed": "00" * 32, "clip": None, "max_frame": 1 << 16, "session": hello["session"].hex()}
+                   "graph_seed": "00" * 32, "bound": None, "max_frame": 1 << 16, "session": hello["session"].hex()}
         writer.write(encode_frame(KIND_WELCOME, control_payload(welcome)))
         writer.write(encode_frame(KIND_DONE, control_payload({"status": "ok", "survivors": ["x", None]})))
         await writer.drain()

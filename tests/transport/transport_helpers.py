@@ -24,6 +24,7 @@ from secagg.transport.framing import (
     KIND_PROTOCOL,
     KIND_REGISTERED,
     KIND_WELCOME,
+    TRANSPORT_VERSION,
     control_payload,
     encode_frame,
     parse_control,
@@ -67,7 +68,7 @@ async def run_session(cfg, vecs, *, server_kw=None, client_kw=None, adversary=No
     """Start a server (TLS and the allow-list of clients 0..n-1 unless ``plain``), optionally
     run ``adversary(port)`` first, then honest clients with ids ``ids`` (default all).
     Returns (server result or exception, client outcomes/exceptions, adversary's result)."""
-    kw = dict(clip=None, round_deadline=10.0, join_timeout=15.0, hello_timeout=5.0, allow_list=allow(cfg.n),
+    kw = dict(bound=None, round_deadline=10.0, join_timeout=15.0, hello_timeout=5.0, allow_list=allow(cfg.n),
               **server_security(plain))
     kw.update(server_kw or {})
     srv = AggregationServer(cfg, **kw)
@@ -105,7 +106,8 @@ async def raw_register(port, uid=None, key=None, *, wait=True, hello_extra=None,
     server refused at any step."""
     reader, writer = await asyncio.open_connection(HOST, port)
     key = key or (SKS[uid] if uid is not None else keys.SigningKey.generate())
-    hello = {"v": 2, "verify_key": key.public_bytes().hex(), "id": uid, "dim": None, **(hello_extra or {})}
+    hello = {"v": TRANSPORT_VERSION, "verify_key": key.public_bytes().hex(), "id": uid, "dim": None,
+             **(hello_extra or {})}
     writer.write(encode_frame(KIND_HELLO, control_payload(hello)))
     await writer.drain()
     kind, reply = await read_control(reader)
@@ -132,16 +134,17 @@ async def wait_closed_by_peer(reader, timeout=5.0) -> bool:
     return True
 
 
-async def fake_server_register(reader, writer, *, registration="allow-list", session=None) -> dict:
+async def fake_server_register(reader, writer, *, registration="allow-list", session=None, bound=None) -> dict:
     """The registration half of a malicious server: HELLO -> CHALLENGE -> AUTH -> REGISTERED
-    (it accepts anything). Returns the client's HELLO plus the session it was given."""
+    (it accepts anything; ``bound``: the bound it announces, None for ring vectors).
+    Returns the client's HELLO plus the session it was given."""
     session = session or bytes(range(16))
     kind, hello = await read_control(reader, 4096)
     assert kind == KIND_HELLO
     uid = hello["id"] if hello["id"] is not None else 0
     writer.write(encode_frame(KIND_CHALLENGE, control_payload({
-        "v": 2, "session": session.hex(), "nonce": "11" * 32, "id": uid, "n": 3, "dim": 4,
-        "registration": registration})))
+        "v": TRANSPORT_VERSION, "session": session.hex(), "nonce": "11" * 32, "id": uid, "n": 3, "dim": 4,
+        "registration": registration, "bound": bound, "out_of_range": "raise"})))
     await writer.drain()
     kind, _ = await read_control(reader, 4096)
     assert kind == KIND_AUTH
@@ -173,9 +176,10 @@ def welcome_with(hello: dict, **changes) -> dict:
     """A well-formed WELCOME for client 0 of a 3-client session of 4-element ring vectors
     (the allow-list's keys in the directory), with ``changes``."""
     cfg = MaskingConfig(n=3, dim=4)
-    base = {"v": 2, "id": 0, "n": 3, "dim": 4, "bits": 32, "threshold": cfg.threshold, "graph": "complete",
+    base = {"v": TRANSPORT_VERSION, "id": 0, "n": 3, "dim": 4, "bits": 32, "threshold": cfg.threshold,
+            "graph": "complete",
             "k": cfg.k, "adversary": "active", "min_survivors": cfg.min_survivors, "graph_seed": "00" * 32,
-            "clip": None, "max_frame": 1 << 16,
+            "bound": None, "max_frame": 1 << 16,
             "session": hello["session"].hex(), "registration": "allow-list",
             "directory": {str(u): ALLOW[u].hex() for u in range(3)}}
     return {**base, **changes}
@@ -185,9 +189,9 @@ async def hangs_up_after_masked_input(reader, writer):
     """A server (honest-but-curious variant, float inputs clipped to 1) that runs client 0 up
     to its masked input with its own keys for the neighbours, then drops the connection
     without a DONE."""
-    hello = await fake_server_register(reader, writer)
+    hello = await fake_server_register(reader, writer, bound=1.0)
     session = hello["session"]
-    writer.write(encode_frame(KIND_WELCOME, control_payload(welcome_with(hello, **hbc_fields(), clip=1.0))))
+    writer.write(encode_frame(KIND_WELCOME, control_payload(welcome_with(hello, **hbc_fields(), bound=1.0))))
     writer.write(encode_frame(KIND_PROTOCOL, StartSession(session, 0).to_bytes()))
     await writer.drain()
     _, body = split_payload(await read_frame(reader, 1 << 20))
