@@ -141,7 +141,7 @@ def test_secaggplus_inprocess_baseline(benchmark):
 @pytest.mark.benchmark(group="ray-vs-inprocess")
 def test_secaggplus_ray(benchmark):
     ray = pytest.importorskip("ray")
-    from secagg.ray_backend import simulate_ray
+    from secagg.masking import simulate
 
     started = not ray.is_initialized()
     if started:
@@ -149,7 +149,8 @@ def test_secaggplus_ray(benchmark):
     try:
         x = _inputs()
         res = benchmark.pedantic(
-            simulate_ray, args=(x,), kwargs={"graph": "sparse", "dropout": 0.05, "rng": np.random.default_rng(1)},
+            simulate, args=(x,), kwargs={"graph": "sparse", "dropout": 0.05, "rng": np.random.default_rng(1),
+                                         "backend": "ray"},
             rounds=1, iterations=1,
         )
     finally:

@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 def secure_sum(vectors, **kwargs):
     """Sum the rows of ``vectors`` (shape ``(n, d)``, float) with the SecAgg protocol.
 
-    One-line convenience over :func:`secagg.masking.secure_sum`: runs every round of the
+    One-line convenience over :func:`secagg.masking.simulate`: runs every round of the
     pairwise-mask protocol in process and returns the decoded float64 sum, shape
     ``(d,)``. Keyword arguments (``threshold``, ``graph``, ``dropout``, ``quantizer``,
     ...) are those of :func:`secagg.masking.simulate`.
@@ -44,9 +44,9 @@ def secure_sum(vectors, **kwargs):
     >>> [round(float(v), 6) for v in secure_sum(x, bound=4.0)]
     [0.75, 1.0]
     """
-    from .masking import secure_sum as _secure_sum
+    from .masking import simulate
 
-    return _secure_sum(vectors, **kwargs)
+    return simulate(vectors, **kwargs).sum
 
 
 __all__ = [

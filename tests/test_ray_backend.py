@@ -9,7 +9,7 @@ ray = pytest.importorskip("ray")
 
 from secagg.errors import ConfigurationError, ProtocolAbort  # noqa: E402
 from secagg.masking import simulate  # noqa: E402
-from secagg.ray_backend import simulate_ring_ray, simulate_with_backend  # noqa: E402
+from secagg.masking import simulate_ring  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,7 +29,7 @@ def test_same_sum_as_in_process(ray_session, graph, k, dropout):
     threat = ThreatModel(adversary="honest-but-curious", security_bits=3) if graph == "sparse" else None
     x = np.random.default_rng(0).uniform(-1, 1, size=(10, 64))
     ref = simulate(x, graph=graph, k=k, dropout=dropout, rng=np.random.default_rng(42), threat=threat)
-    got = simulate_with_backend(x, backend="ray", graph=graph, k=k, dropout=dropout, rng=np.random.default_rng(42),
+    got = simulate(x, backend="ray", graph=graph, k=k, dropout=dropout, rng=np.random.default_rng(42),
                                 threat=threat)
     assert got.survivors == ref.survivors and len(got.survivors) < 10
     np.testing.assert_array_equal(got.ring_sum, ref.ring_sum)
@@ -43,15 +43,16 @@ def test_same_sum_as_in_process(ray_session, graph, k, dropout):
 
 def test_ring_sum_exact_and_abort_propagates(ray_session):
     v = np.random.default_rng(1).integers(0, 2**32, size=(6, 20), dtype=np.uint32)
-    res = simulate_ring_ray(v, bits=32, dropout={0: "advertise_keys"}, num_workers=2)
+    res = simulate_ring(v, bits=32, dropout={0: "advertise_keys"}, backend="ray", num_workers=2)
     np.testing.assert_array_equal(res.ring_sum, v[1:].sum(axis=0, dtype=np.uint32))
     with pytest.raises(ProtocolAbort):
-        simulate_ring_ray(v, bits=32, dropout={0: "share_keys", 1: "share_keys", 2: "share_keys"}, num_workers=2)
+        simulate_ring(v, bits=32, dropout={0: "share_keys", 1: "share_keys", 2: "share_keys"}, backend="ray",
+                      num_workers=2)
 
 
 def test_unknown_backend_is_rejected():
     with pytest.raises(ConfigurationError, match="backend"):
-        simulate_with_backend(np.zeros((3, 2)), backend="spark")
+        simulate(np.zeros((3, 2)), backend="spark")
 
 
 def test_aggregator_backend_ray_matches_inprocess(ray_session):
@@ -78,24 +79,24 @@ def test_simulate_rejects_unknown_backend():
 def test_dead_worker_becomes_protocol_abort(ray_session):
     import os
 
-    from secagg.ray_backend import _gather
+    from secagg.ray_backend import RayExecutor
 
     @ray.remote
     class Doomed:
         def step(self):
             os._exit(1)
 
-    with pytest.raises(ProtocolAbort, match="worker died during round 'masked_input'"):
-        _gather(ray, [Doomed.remote().step.remote()], "masked_input")
+    with pytest.raises(ProtocolAbort, match="worker died during the round"):
+        RayExecutor(np.zeros((2, 1), np.uint32))._gather([Doomed.remote().step.remote()])
 
 
 def test_protocol_error_inside_an_actor_keeps_its_class(ray_session):
     from secagg.errors import ProtocolViolation
-    from secagg.ray_backend import _gather
+    from secagg.ray_backend import RayExecutor
 
     @ray.remote
     def violate():
         raise ProtocolViolation("client 3 was asked for both shares of client 5")
 
     with pytest.raises(ProtocolViolation, match="both shares"):
-        _gather(ray, [violate.remote()], "unmasking")
+        RayExecutor(np.zeros((2, 1), np.uint32))._gather([violate.remote()])

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from .. import keys
+from .._costs import Costs
 from .._dropout import DropoutSchedule
 from ..errors import DecodeError, IntegrityError, ProtocolAbort, ProtocolError, SecAggError
 from .client import Client
@@ -37,92 +38,14 @@ from .messages import MaskedInput, decode_message
 from .rounds import Round, rounds
 from .server import Server
 
-__all__ = ["Costs", "SessionResult", "Session", "ClientHost", "Executor", "InProcess", "run"]
+__all__ = ["SimulationResult", "Session", "ClientHost", "Executor", "InProcess", "run"]
 
 #: rounds before which nothing is revealed (an abort there can be rerun at no privacy cost)
 _NOTHING_REVEALED = (Round.ADVERTISE_KEYS.value, Round.SHARE_KEYS.value, Round.MASKED_INPUT.value)
 
 
 @dataclass
-class Costs:
-    """Bytes and seconds of one session, per round and party (every attempt included).
-
-    Attributes
-    ----------
-    rounds:
-        the round names the session ran, in order.
-    bytes_up, bytes_down:
-        ``{round: int64 (n,)}``: bytes each client sent to / received from the server
-        (``len(message.to_bytes())``, or frame bytes over a network).
-    client_seconds:
-        ``{round: float64 (n,)}``: wall seconds of each client's work.
-    server_bytes_sent:
-        ``{round: int}``: bytes the server sent, including to clients that had gone silent.
-    server_seconds, round_seconds:
-        ``{round: float}``: the server's work, and the whole round as the driver saw it.
-    """
-
-    rounds: tuple[str, ...]
-    bytes_up: dict[str, np.ndarray]
-    bytes_down: dict[str, np.ndarray]
-    client_seconds: dict[str, np.ndarray]
-    server_bytes_sent: dict[str, int]
-    server_seconds: dict[str, float]
-    round_seconds: dict[str, float]
-
-    @classmethod
-    def zeros(cls, rounds: Sequence[str], n: int) -> "Costs":
-        rs = tuple(rounds)
-        return cls(
-            rounds=rs,
-            bytes_up={r: np.zeros(n, dtype=np.int64) for r in rs},
-            bytes_down={r: np.zeros(n, dtype=np.int64) for r in rs},
-            client_seconds={r: np.zeros(n) for r in rs},
-            server_bytes_sent={r: 0 for r in rs},
-            server_seconds={r: 0.0 for r in rs},
-            round_seconds={r: 0.0 for r in rs},
-        )
-
-    @property
-    def n(self) -> int:
-        return len(next(iter(self.bytes_up.values()))) if self.bytes_up else 0
-
-    @property
-    def server_bytes_received(self) -> dict[str, int]:
-        """``{round: int}``: what the clients sent, as the server received it."""
-        return {r: int(v.sum()) for r, v in self.bytes_up.items()}
-
-    @property
-    def total_bytes_up(self) -> np.ndarray:
-        """int64 ``(n,)``: bytes each client sent over all rounds."""
-        return np.sum([self.bytes_up[r] for r in self.rounds], axis=0).astype(np.int64)
-
-    @property
-    def total_bytes_down(self) -> np.ndarray:
-        """int64 ``(n,)``: bytes each client received over all rounds."""
-        return np.sum([self.bytes_down[r] for r in self.rounds], axis=0).astype(np.int64)
-
-    @property
-    def total_client_seconds(self) -> np.ndarray:
-        """float64 ``(n,)``: each client's seconds over all rounds."""
-        return np.sum([self.client_seconds[r] for r in self.rounds], axis=0)
-
-    @property
-    def total_server_seconds(self) -> float:
-        return float(sum(self.server_seconds.values()))
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready per-round totals."""
-        return {
-            r: {"client_bytes_up": int(self.bytes_up[r].sum()), "client_bytes_down": int(self.bytes_down[r].sum()),
-                "client_seconds": float(self.client_seconds[r].sum()), "server_bytes_sent": self.server_bytes_sent[r],
-                "server_seconds": self.server_seconds[r], "round_seconds": self.round_seconds[r]}
-            for r in self.rounds
-        }
-
-
-@dataclass
-class SessionResult:
+class SimulationResult:
     """What one session produced and cost.
 
     Attributes
@@ -132,7 +55,7 @@ class SessionResult:
     survivors:
         sorted ids whose inputs are in the sum (U3).
     costs:
-        the session's :class:`Costs`.
+        the session's :class:`~secagg._costs.Costs` (bytes and seconds per round and client).
     dropped:
         ``{client id: round name}``: the schedule that was applied.
     config:
@@ -396,14 +319,14 @@ class Session:
         self.masked = {}
         return True
 
-    def result(self) -> SessionResult:
+    def result(self) -> SimulationResult:
         """The outcome once the server is done (raises if it is not)."""
         ring = self.server.result
         if ring is None:  # pragma: no cover - drivers call this after the last round only
             raise ProtocolAbort("the session has not finished")
         excluded = {u: "excluded after an attempt it was blamed for aborted" for u in self.banned}
         excluded.update(self.server.excluded)
-        return SessionResult(
+        return SimulationResult(
             ring_sum=ring, survivors=self.server.survivors, costs=self.costs, dropped=dict(self.schedule),
             config=self.config, excluded=excluded, misbehaving={**self.server.misbehaving, **self.misbehaving},
             client_aborts=dict(self.client_aborts), attempts=self.attempts, masked_inputs=dict(self.masked),
@@ -444,7 +367,7 @@ class InProcess:
         self._host = None
 
 
-def run(session: Session, executor: Executor) -> SessionResult:
+def run(session: Session, executor: Executor) -> SimulationResult:
     """Drive every round of ``session`` with the clients in ``executor``, rerunning an
     attempt that aborted before anything was revealed because of blamed clients.
 

@@ -292,15 +292,15 @@ def test_attack3_through_simulate_names_the_culprit(monkeypatch):
     """The same attack through the public driver: the result names who misbehaved."""
     import sys
 
-    sim = sys.modules["secagg.masking.simulate"]
+    sim = sys.modules["secagg.masking.session"]
     x = np.random.default_rng(5).integers(0, 2**32, (9, 12), dtype=np.uint64).astype(np.uint32)
-    real_to_server = sim._Run.to_server
+    real_to_server = sim.Session.to_server
 
-    def evil(self, u, round_name, data, keep_masked=()):
+    def evil(self, u, round_name, data):
         msg = garble_shares_of(6)(M.decode_message(data))
-        return real_to_server(self, u, round_name, msg.to_bytes(), keep_masked)
+        return real_to_server(self, u, round_name, msg.to_bytes())
 
-    monkeypatch.setattr(sim._Run, "to_server", evil)
+    monkeypatch.setattr(sim.Session, "to_server", evil)
     res = simulate_ring(x, bits=32)
     assert 6 in res.misbehaving and 6 in res.excluded and 6 not in res.survivors
     np.testing.assert_array_equal(res.ring_sum, ring_sum(x[res.survivors], 32))
@@ -324,13 +324,13 @@ def run_with_tamper(monkeypatch, x, tamper, **kw):
     """simulate_ring with every client message passed through ``tamper`` (malicious clients)."""
     import sys
 
-    sim = sys.modules["secagg.masking.simulate"]
-    real_to_server = sim._Run.to_server
+    sim = sys.modules["secagg.masking.session"]
+    real_to_server = sim.Session.to_server
 
-    def evil(self, u, round_name, data, keep_masked=()):
-        return real_to_server(self, u, round_name, tamper(M.decode_message(data)).to_bytes(), keep_masked)
+    def evil(self, u, round_name, data):
+        return real_to_server(self, u, round_name, tamper(M.decode_message(data)).to_bytes())
 
-    monkeypatch.setattr(sim._Run, "to_server", evil)
+    monkeypatch.setattr(sim.Session, "to_server", evil)
     return simulate_ring(x, bits=32, **kw)
 
 

@@ -6,7 +6,8 @@ import pytest
 from secagg import make_aggregator
 from secagg.cli import main
 from secagg.errors import ConfigurationError, OutOfRangeError, ProtocolAbort
-from secagg.masking import ThreatModel, secure_sum, simulate
+from secagg import secure_sum
+from secagg.masking import ThreatModel, simulate
 from secagg.quantize import Quantizer
 from secagg.masking.aggregator import SecAggAggregator, SecAggPlusAggregator
 
