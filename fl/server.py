@@ -54,7 +54,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from secagg import make_aggregator
-from secagg.aggregators import AggregationResult, Aggregator, aggregator_class
+from secagg.aggregators import AggregationResult, Aggregator, Costs, aggregator_class
 from secagg.errors import BudgetExceeded, ConfigurationError, ProtocolAbort
 
 from secagg.quantize import secure_generator
@@ -682,9 +682,10 @@ class FedAvg:
             er = central_round(self._rows, keep, clip_norm=cfg.clip_norm, noise_multiplier=z, rng=self._rng_noise,
                                event=example_event("central", z, cfg.example_rate, clip_norm=cfg.clip_norm,
                                                    dim=self.dim))
-            res = AggregationResult(total=er.total, survivors=er.survivors, bytes_up=er.bytes_up,
-                                    bytes_down=er.bytes_down, client_seconds=er.client_seconds,
-                                    server_seconds=er.server_seconds, noise_std=er.noise_std)
+            res = AggregationResult(total=er.total, survivors=er.survivors, noise_std=er.noise_std,
+                                    costs=Costs.one_round(len(er.bytes_up), bytes_up=er.bytes_up,
+                                                          bytes_down=er.bytes_down, client_seconds=er.client_seconds,
+                                                          server_seconds=er.server_seconds))
             event = er.event
         else:
             from secagg.dp.distributed import distributed_dp_sum
@@ -696,10 +697,8 @@ class FedAvg:
                                          **options)
             except ProtocolAbort as exc:
                 return None, exc.reason, None, None
-            res = AggregationResult(total=out.total, survivors=out.survivors, bytes_up=out.bytes_up,
-                                    bytes_down=out.bytes_down, client_seconds=out.client_seconds,
-                                    server_seconds=out.server_seconds, noise_std=out.noise_std,
-                                    info={"min_clients": dist.min_clients, "scale": dist.scale})
+            res = AggregationResult(total=out.total, survivors=out.survivors, costs=out.costs,
+                                    noise_std=out.noise_std, info={"min_clients": dist.min_clients, "scale": dist.scale})
             event = example_event("distributed", z, cfg.example_rate, distributed=dist, clip_norm=cfg.clip_norm,
                                   survivors=max(1, out.survivors.size))
         surv = res.survivors

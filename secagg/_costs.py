@@ -89,6 +89,27 @@ class Costs:
             self.round_seconds[r] += other.round_seconds[r]
         return self
 
+    def with_leading_round(self, name: str, *, client_seconds: Any = None, server_seconds: float = 0.0) -> "Costs":
+        """A copy with one more round in front (no bytes: work done before the protocol,
+        such as a client's DP encoding), e.g. ``"encode"``.
+
+        Raises :class:`InputError` for a name already used or a wrong shape."""
+        if name in self.bytes_up:
+            raise InputError(f"the costs already have a round {name!r}")
+        n = self.n
+        cs = np.zeros(n) if client_seconds is None else np.asarray(client_seconds, dtype=np.float64)
+        if cs.shape != (n,):
+            raise InputError(f"client_seconds must have shape ({n},), got {cs.shape}")
+        return Costs(
+            rounds=(name, *self.rounds),
+            bytes_up={name: np.zeros(n, dtype=np.int64), **self.bytes_up},
+            bytes_down={name: np.zeros(n, dtype=np.int64), **self.bytes_down},
+            client_seconds={name: cs, **self.client_seconds},
+            server_bytes_sent={name: 0, **self.server_bytes_sent},
+            server_seconds={name: float(server_seconds), **self.server_seconds},
+            round_seconds={name: 0.0, **self.round_seconds},
+        )
+
     @property
     def n(self) -> int:
         return len(next(iter(self.bytes_up.values()))) if self.bytes_up else 0

@@ -44,10 +44,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ._costs import Costs
+from ._dropout import DropoutSchedule
 from .errors import ConfigurationError, InputError
 from .quantize import apply_bound, check_out_of_range_policy
 
 __all__ = [
+    "Costs",
     "AggregationResult",
     "Aggregator",
     "LayerLayout",
@@ -76,13 +79,12 @@ class AggregationResult:
         list of arrays of the layers' shapes for a list of per-layer arrays.
     survivors:
         int64 array of the row indices whose inputs are in ``total`` (sorted).
-    bytes_up, bytes_down:
-        int64 arrays, shape ``(n,)``: bytes each client sent to / received from the
-        server, counted from the serialized messages.
-    client_seconds:
-        float64 array, shape ``(n,)``: wall seconds of protocol/crypto work per client.
-    server_seconds:
-        wall seconds of protocol/crypto work at the server.
+    costs:
+        the :class:`~secagg._costs.Costs` record: bytes each client sent and received
+        (counted from the serialized messages) and the seconds of protocol/crypto work,
+        per round (``"upload"`` for one-round techniques). ``bytes_up``, ``bytes_down``
+        (int64 ``(n,)``), ``client_seconds`` (float64 ``(n,)``) and ``server_seconds``
+        are its totals over rounds.
     noise_std:
         standard deviation of the noise in each coordinate of ``total`` (same units as
         the updates); 0 for non-DP techniques.
@@ -98,14 +100,31 @@ class AggregationResult:
 
     total: Any
     survivors: np.ndarray
-    bytes_up: np.ndarray
-    bytes_down: np.ndarray
-    client_seconds: np.ndarray
-    server_seconds: float
+    costs: Costs
     noise_std: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
     clipped_per_client: np.ndarray | None = None
     weights: np.ndarray | None = None
+
+    @property
+    def bytes_up(self) -> np.ndarray:
+        """int64 ``(n,)``: bytes each client sent over all rounds."""
+        return self.costs.total_bytes_up
+
+    @property
+    def bytes_down(self) -> np.ndarray:
+        """int64 ``(n,)``: bytes each client received over all rounds."""
+        return self.costs.total_bytes_down
+
+    @property
+    def client_seconds(self) -> np.ndarray:
+        """float64 ``(n,)``: each client's protocol/crypto seconds over all rounds."""
+        return self.costs.total_client_seconds
+
+    @property
+    def server_seconds(self) -> float:
+        """The server's protocol/crypto seconds over all rounds."""
+        return self.costs.total_server_seconds
 
     @property
     def count(self) -> int:
@@ -370,26 +389,9 @@ def _clip_then_weight(agg: Aggregator, rows: np.ndarray, w: np.ndarray) -> tuple
 
 
 def dropped_rows(n: int, dropout, rng: np.random.Generator | None) -> np.ndarray:
-    """Rows that drop under ``dropout`` (rate or mapping) for techniques without rounds."""
-    if dropout is None:
-        return np.zeros(0, dtype=np.int64)
-    if isinstance(dropout, Mapping):
-        try:
-            rows = np.array(sorted(int(k) for k in dropout), dtype=np.int64)
-        except (TypeError, ValueError):
-            raise InputError(f"dropout mapping keys must be row indices, got {list(dropout)!r}") from None
-        if rows.size and (rows.min() < 0 or rows.max() >= n):
-            raise InputError(f"dropout rows must be in [0, {n}), got {rows.tolist()}")
-        return rows
-    try:
-        rate = float(dropout)
-    except (TypeError, ValueError):
-        raise InputError(f"dropout must be None, a rate in [0, 1) or a mapping, got {dropout!r}") from None
-    if not 0.0 <= rate < 1.0:
-        raise InputError(f"dropout rate must be in [0, 1), got {dropout!r}")
-    gen = rng if rng is not None else np.random.default_rng()
-    k = int(round(rate * n))
-    return np.sort(gen.choice(n, size=k, replace=False)).astype(np.int64)
+    """Rows that drop under ``dropout`` (rate, mapping or schedule) for techniques without
+    rounds: :class:`~secagg._dropout.DropoutSchedule`'s ids (the one parser)."""
+    return DropoutSchedule.resolve(n, dropout, "masked_input", rng).rows
 
 
 def send_float32(arr: np.ndarray, rows: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray]:
@@ -465,10 +467,7 @@ class PlainAggregator(Aggregator):
         return AggregationResult(
             total=total,
             survivors=keep,
-            bytes_up=up,
-            bytes_down=np.zeros(n, dtype=np.int64),
-            client_seconds=client_seconds,
-            server_seconds=server_seconds,
+            costs=Costs.one_round(n, bytes_up=up, client_seconds=client_seconds, server_seconds=server_seconds),
             clipped_per_client=clipped,
         )
 

@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..aggregators import AggregationResult, Aggregator, _renamed, dropped_rows, send_float32, validate_updates
+from ..aggregators import AggregationResult, Aggregator, Costs, _renamed, dropped_rows, send_float32, validate_updates
 from ..errors import ConfigurationError, EncodingError
 from ..quantize import default_rng
 from .accountant import DiscreteGaussianEvent, make_accountant, noise_multiplier_for
@@ -144,10 +144,7 @@ class _GridDPAggregator(Aggregator):
         return AggregationResult(
             total=total,
             survivors=keep.astype(np.int64),
-            bytes_up=up,
-            bytes_down=np.zeros(len(up), dtype=np.int64),
-            client_seconds=client_seconds,
-            server_seconds=server_seconds,
+            costs=Costs.one_round(len(up), bytes_up=up, client_seconds=client_seconds, server_seconds=server_seconds),
             noise_std=noise_std,
             info={
                 "noise_multiplier": self.noise_multiplier,
@@ -372,10 +369,7 @@ class DistributedDPAggregator(Aggregator):
         return AggregationResult(
             total=res.total,
             survivors=res.survivors,
-            bytes_up=res.bytes_up,
-            bytes_down=res.bytes_down,
-            client_seconds=res.client_seconds,
-            server_seconds=res.server_seconds,
+            costs=res.costs,
             noise_std=res.noise_std,
             info=info,
         )

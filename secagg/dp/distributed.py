@@ -59,6 +59,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .._costs import Costs
+from .._dropout import DropoutSchedule
 from ..errors import BudgetExceeded, ConfigurationError, InputError, ProtocolAbort
 from ..quantize import default_rng, ring_dtype
 from .accountant import DistributedDiscreteGaussianEvent, DpEvent, SkellamEvent, make_accountant
@@ -68,7 +70,7 @@ from .samplers import discrete_gaussian, skellam
 __all__ = [
     "DistributedDP",
     "DistributedDPResult",
-    "SecureSumOutput",
+    "RingSum",
     "distributed_dp_sum",
     "masking_secure_sum",
     "plain_ring_sum",
@@ -318,38 +320,35 @@ DistributedDP.clip = property(_deprecated_clip)  # type: ignore[attr-defined]
 
 
 @dataclass
-class SecureSumOutput:
-    """What a secure-sum backend returns to :func:`distributed_dp_sum`."""
+class RingSum:
+    """What a secure-sum backend returns to :func:`distributed_dp_sum`: the ring sum of the
+    survivors (uint ``(m,)``), their sorted int64 ids, the backend's
+    :class:`~secagg._costs.Costs`, and free-form ``info``."""
 
     ring_sum: np.ndarray
     survivors: np.ndarray
-    bytes_up: np.ndarray
-    bytes_down: np.ndarray
-    client_seconds: np.ndarray
-    server_seconds: float
+    costs: Costs
     info: dict[str, Any] = field(default_factory=dict)
 
 
-SecureSum = Callable[..., SecureSumOutput]
+SecureSum = Callable[..., RingSum]
 
 
-def plain_ring_sum(ring_vectors: np.ndarray, *, bits: int, dropout=None, rng=None, **_: Any) -> SecureSumOutput:
+def plain_ring_sum(ring_vectors: np.ndarray, *, bits: int, dropout=None, rng=None, **_: Any) -> RingSum:
     """A *non-secure* modular sum with the secure-sum interface: for unit tests of encode/decode only.
 
     Dropout: ``None``, a rate (that fraction of rows, chosen with ``rng``, is removed) or
     a mapping ``{row: round}``.
     """
-    from ..aggregators import dropped_rows
-
     n = ring_vectors.shape[0]
-    gone = dropped_rows(n, dropout, rng)
+    gone = DropoutSchedule.resolve(n, dropout, "masked_input", rng).rows
     keep = np.setdiff1d(np.arange(n), gone)
     dt = ring_dtype(bits)
     total = ring_vectors[keep].sum(axis=0, dtype=dt)
     if bits < dt.itemsize * 8:
         total &= dt.type((1 << bits) - 1)
     per = np.where(np.isin(np.arange(n), keep), ring_vectors.shape[1] * dt.itemsize, 0).astype(np.int64)
-    return SecureSumOutput(total, keep.astype(np.int64), per, np.zeros(n, dtype=np.int64), np.zeros(n), 0.0)
+    return RingSum(total, keep.astype(np.int64), Costs.one_round(n, bytes_up=per), {"secure_sum": "plain"})
 
 
 def masking_secure_sum(
@@ -363,71 +362,21 @@ def masking_secure_sum(
     k: int | None = None,
     min_survivors: int | None = None,
     **kwargs: Any,
-) -> SecureSumOutput:
-    """Pairwise-mask secure sum of ring vectors via ``secagg.masking.simulate_ring``.
+) -> RingSum:
+    """Pairwise-mask secure sum of ring vectors via :func:`secagg.masking.simulate_ring`.
 
     ``min_survivors``: the clients refuse to unmask fewer survivors (the noise floor).
-
-    Raises :class:`ConfigurationError` if :mod:`secagg.masking` is not installed.
     """
-    try:
-        from ..masking.simulate import simulate_ring
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ConfigurationError(f"distributed DP needs secagg.masking.simulate_ring: {exc}") from None
+    from ..masking.simulate import simulate_ring
+
     options: dict[str, Any] = {"bits": bits, "threshold": threshold, "graph": graph, "dropout": dropout, "rng": rng,
                                "min_survivors": min_survivors}
     if k is not None:
         options["k"] = k
     options.update(kwargs)
     res = simulate_ring(ring_vectors, **options)
-    n = ring_vectors.shape[0]
-    return SecureSumOutput(
-        ring_sum=np.asarray(res.ring_sum),
-        survivors=np.asarray(res.survivors, dtype=np.int64),
-        bytes_up=_per_client(getattr(res, "bytes_sent", None), n),
-        bytes_down=_per_client(getattr(res, "bytes_received", None), n),
-        client_seconds=_per_client_seconds(res, n),
-        server_seconds=_server_seconds(res),
-        info={"secure_sum": "masking", "graph": graph},
-    )
-
-
-def _per_client(counts, n: int) -> np.ndarray:
-    """Sum per-round per-client byte counts (dict round -> (n,) or (n,) array) into (n,) int64."""
-    if counts is None:
-        return np.zeros(n, dtype=np.int64)
-    if isinstance(counts, Mapping):
-        total = np.zeros(n, dtype=np.int64)
-        for v in counts.values():
-            arr = np.asarray(v)
-            if arr.shape == (n,):
-                total += arr.astype(np.int64)
-        return total
-    arr = np.asarray(counts)
-    return arr.astype(np.int64) if arr.shape == (n,) else np.zeros(n, dtype=np.int64)
-
-
-def _per_client_seconds(res, n: int) -> np.ndarray:
-    """Client seconds summed over rounds (``{round: (n,) array}`` or an ``(n,)`` array)."""
-    v = getattr(res, "client_seconds", None)
-    if isinstance(v, Mapping):
-        total = np.zeros(n)
-        for arr in v.values():
-            arr = np.asarray(arr, dtype=np.float64)
-            if arr.shape == (n,):
-                total += arr
-        return total
-    if v is not None and np.asarray(v).shape == (n,):
-        return np.asarray(v, dtype=np.float64)
-    return np.zeros(n)
-
-
-def _server_seconds(res) -> float:
-    """Server seconds summed over rounds (``{round: float}`` or a float)."""
-    v = getattr(res, "server_seconds", None)
-    if isinstance(v, Mapping):
-        return float(sum(float(x) for x in v.values()))
-    return float(v) if v is not None else 0.0
+    return RingSum(np.asarray(res.ring_sum), np.asarray(res.survivors, dtype=np.int64), res.costs,
+                   {"secure_sum": "masking", "graph": graph, "excluded": res.excluded, "misbehaving": res.misbehaving})
 
 
 @dataclass
@@ -438,8 +387,10 @@ class DistributedDPResult:
     ``survivors`` int64 row indices; ``noise_std`` per-coordinate noise std of ``total``;
     ``epsilon`` achieved by this one aggregation at ``delta`` given the actual survivors
     (None if no delta was given); ``event`` the privacy event to compose into an
-    accountant; byte counts and seconds per client (client seconds include the DP
-    encoding *and* the secure-sum client work).
+    accountant; ``costs`` the :class:`~secagg._costs.Costs` of the secure sum with a
+    leading ``"encode"`` round (each client's clipping, rotation, rounding and noise, and
+    the server's decoding), so client seconds include the DP encoding *and* the
+    secure-sum client work.
     """
 
     total: np.ndarray
@@ -449,12 +400,29 @@ class DistributedDPResult:
     delta: float | None
     event: DpEvent
     params: DistributedDP
-    bytes_up: np.ndarray
-    bytes_down: np.ndarray
-    client_seconds: np.ndarray
-    encode_seconds: np.ndarray
-    server_seconds: float
+    costs: Costs
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def encode_seconds(self) -> np.ndarray:
+        """float64 ``(n,)``: each client's DP encoding seconds."""
+        return self.costs.client_seconds["encode"]
+
+    @property
+    def bytes_up(self) -> np.ndarray:
+        return self.costs.total_bytes_up
+
+    @property
+    def bytes_down(self) -> np.ndarray:
+        return self.costs.total_bytes_down
+
+    @property
+    def client_seconds(self) -> np.ndarray:
+        return self.costs.total_client_seconds
+
+    @property
+    def server_seconds(self) -> float:
+        return self.costs.total_server_seconds
 
 
 def distributed_dp_sum(
@@ -524,8 +492,7 @@ def distributed_dp_sum(
     count = len(survivors)
     event = params.dp_event(max(count, 1))
     eps = params.epsilon(count, delta) if (delta is not None and count >= 1) else None
-    client_seconds = enc_seconds + np.asarray(out.client_seconds, dtype=np.float64)
-    # clients that dropped before sending did not finish; keep their encode time (work done)
+    costs = out.costs.with_leading_round("encode", client_seconds=enc_seconds, server_seconds=decode_seconds)
     return DistributedDPResult(
         total=total,
         survivors=survivors,
@@ -534,10 +501,6 @@ def distributed_dp_sum(
         delta=delta,
         event=event,
         params=params,
-        bytes_up=np.asarray(out.bytes_up, dtype=np.int64),
-        bytes_down=np.asarray(out.bytes_down, dtype=np.int64),
-        client_seconds=client_seconds,
-        encode_seconds=enc_seconds,
-        server_seconds=float(out.server_seconds) + decode_seconds,
+        costs=costs,
         info=dict(out.info),
     )

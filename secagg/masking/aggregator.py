@@ -88,10 +88,7 @@ class SecAggAggregator(Aggregator):
         return AggregationResult(
             total=res.sum,
             survivors=np.asarray(res.survivors, dtype=np.int64),
-            bytes_up=res.total_bytes_sent.astype(np.int64),
-            bytes_down=res.total_bytes_received.astype(np.int64),
-            client_seconds=res.total_client_seconds,
-            server_seconds=res.total_server_seconds,
+            costs=res.costs,
             clipped_per_client=res.clipped_per_client,
             info={
                 "k": res.config.k,

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..aggregators import AggregationResult, Aggregator, _renamed, dropped_rows, validate_updates
+from ..aggregators import AggregationResult, Aggregator, Costs, _renamed, dropped_rows, validate_updates
 from ..errors import ConfigurationError, OutOfRangeError, ProtocolAbort
 from ..quantize import Quantizer, count_beyond
 from .encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum_submissions
@@ -220,10 +220,8 @@ class PaillierAggregator(Aggregator):
         return AggregationResult(
             total=total,
             survivors=keep,
-            bytes_up=bytes_up,
-            bytes_down=bytes_down,
-            client_seconds=client_seconds,
-            server_seconds=add_seconds + decrypt_seconds,
+            costs=Costs.one_round(n, bytes_up=bytes_up, bytes_down=bytes_down, client_seconds=client_seconds,
+                                  server_seconds=add_seconds + decrypt_seconds),
             info=info,
             clipped_per_client=clipped,
         )

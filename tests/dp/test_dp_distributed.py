@@ -86,7 +86,7 @@ def test_dropouts_leave_less_noise_and_report_a_larger_epsilon():
     params = _params("ddg", n=10, d=40, min_clients=8, z=1.0)
     x = rng.normal(size=(10, 40)) * 0.1
     full = distributed_dp_sum(x, params, rng=rng, secure_sum=plain_ring_sum)
-    some = distributed_dp_sum(x, params, rng=rng, secure_sum=plain_ring_sum, dropout={0: "a", 1: "b", 2: "c"})
+    some = distributed_dp_sum(x, params, rng=rng, secure_sum=plain_ring_sum, dropout={0: "masked_input", 1: "share_keys", 2: "unmasking"})
     assert full.survivors.size == 10 and some.survivors.size == 7
     assert some.noise_std == pytest.approx(math.sqrt(7 / 8), rel=1e-12)
     assert full.noise_std == pytest.approx(math.sqrt(10 / 8), rel=1e-12)

@@ -52,7 +52,7 @@ def test_dropouts_are_left_out_of_the_sum(keypair):
     res = agg.aggregate(x, dropout=0.5, rng=np.random.default_rng(2))
     assert res.count == 3
     with pytest.raises(ProtocolAbort):
-        agg.aggregate(x, dropout={i: "x" for i in range(6)})
+        agg.aggregate(x, dropout={i: "masked_input" for i in range(6)})
 
 
 def test_keys_are_generated_once_and_reused():
