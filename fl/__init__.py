@@ -18,11 +18,10 @@ from .data import DATASETS, PARTITIONS, Dataset, PartitionSummary, load_dataset,
 from .devices import DeviceFleet, device_times, fedavg_round_time, sync_step_time
 from .distributed import DistributedConfig, DistributedResult, run_distributed
 from .model import LogisticRegression
-from .server import DP_AGGREGATORS, FedAvg, FedAvgConfig, FedAvgResult, RoundRecord, make_clients, run_fedavg
+from .server import FedAvg, FedAvgConfig, FedAvgResult, RoundRecord, make_clients, run_fedavg
 
 __all__ = [
     "DATASETS",
-    "DP_AGGREGATORS",
     "PARTITIONS",
     "Client",
     "Dataset",

@@ -22,8 +22,10 @@ from .data import DATASETS, PARTITIONS
 __all__ = ["register", "run_compare_command", "run_default_demo", "run_fedavg_command"]
 
 
-def register(commands, demos) -> None:
-    """Add ``compare`` and ``fedavg`` to ``commands`` and ``fl`` to ``demos``."""
+def register(commands, demos) -> dict:
+    """Add ``compare`` and ``fedavg`` to ``commands`` and ``fl`` to ``demos``; the
+    ``secagg.commands`` entry point of the ``secagg`` command. Returns the hooks it
+    provides: the federated demo is ``secagg demo``'s default."""
     from secagg import available_aggregators
     from secagg.commands._args import (DELTA, FRACTION, POSITIVE_FLOAT, POSITIVE_INT, RATE, SEED, Renamed,
                                        float_list, int_in, out_dir, out_file)
@@ -127,6 +129,7 @@ def register(commands, demos) -> None:
     f.add_argument("--json", type=out_file, metavar="FILE", help="write the run's JSON to FILE (default: none)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=run_fedavg_command)
+    return {"default_demo": run_default_demo}
 
 
 def _noise_flag(parser: argparse.ArgumentParser) -> None:
@@ -195,14 +198,16 @@ def run_fedavg_command(args: argparse.Namespace) -> int:
     """``secagg fedavg``: one run, a per-round table."""
     from .data import load_dataset
     from .report import fixed_table, write_json
-    from .server import DP_AGGREGATORS, NOISY_AGGREGATORS, FedAvgConfig, run_fedavg
+    from secagg.aggregators import aggregator_class
 
-    if args.aggregator not in DP_AGGREGATORS:
+    from .server import FedAvgConfig, dp_aggregators, run_fedavg
+
+    if not aggregator_class(args.aggregator).is_dp:
         for flag, attr in _DP_ONLY_FLAGS.items():
             if getattr(args, attr) is not None:
                 raise ConfigurationError(f"{flag} applies only to DP aggregators "
-                                         f"({', '.join(sorted(DP_AGGREGATORS))}), not {args.aggregator}")
-    if args.reproducible_noise and args.aggregator not in NOISY_AGGREGATORS:
+                                         f"({', '.join(sorted(dp_aggregators()))}), not {args.aggregator}")
+    if args.reproducible_noise and not aggregator_class(args.aggregator).randomized:
         raise ConfigurationError(f"--reproducible-noise applies only to aggregators with noise or random rounding, "
                                  f"not {args.aggregator}")
     if args.example_rate is not None and args.dp_unit != "example":

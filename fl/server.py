@@ -68,7 +68,7 @@ from .model import init_params, loss_and_grad, n_params, predict_proba
 from .privacy import NEIGHBOURING, PrivacyLedger, accountant_name, calibrate_noise_multiplier
 
 __all__ = [
-    "DP_AGGREGATORS",
+    "dp_aggregators",
     "clip_options",
     "FedAvg",
     "FedAvgConfig",
@@ -78,15 +78,24 @@ __all__ = [
     "run_fedavg",
 ]
 
-#: aggregators whose sums carry DP noise (epsilon is accounted for them)
-DP_AGGREGATORS = frozenset({"central-dp", "local-dp", "distributed-dp"})
-#: aggregators whose output depends on random noise or stochastic rounding (``reproducible_noise`` applies)
-NOISY_AGGREGATORS = DP_AGGREGATORS | {"secagg", "secagg+", "paillier"}
+def dp_aggregators() -> frozenset[str]:
+    """Registered aggregators that add DP noise (their ``is_dp`` says so, custom ones too)."""
+    from secagg.aggregators import available_aggregators
 
-#: network round trips of each technique's protocol per FedAvg round (model download
-#: included); masking: advertise keys, share keys, masked input, unmasking
-PROTOCOL_ROUND_TRIPS = {"plain": 1, "central-dp": 1, "local-dp": 1, "paillier": 1,
-                        "secagg": 4, "secagg+": 4, "distributed-dp": 4}
+    return frozenset(n for n in available_aggregators() if _declares(n, "is_dp"))
+
+
+def _declares(name: str, attribute: str) -> bool:
+    """What the aggregator class registered as ``name`` declares (False if it cannot load)."""
+    return bool(_declared(name, attribute))
+
+
+def _declared(name: str, attribute: str) -> Any:
+    """A class attribute of the aggregator registered as ``name`` (None if it cannot load)."""
+    try:
+        return getattr(aggregator_class(name), attribute, None)
+    except ConfigurationError:
+        return None
 
 _MODEL_BYTES_PER_PARAM = 4  # the global model is broadcast as float32
 
@@ -183,9 +192,9 @@ class FedAvgConfig:
             for name in ("noise_multiplier", "target_epsilon", "dp_unit", "example_sampling_rate"):
                 if getattr(self, name) is not None:
                     raise ConfigurationError(
-                        f"{name} applies only to DP aggregators ({', '.join(sorted(DP_AGGREGATORS))}), "
+                        f"{name} applies only to DP aggregators ({', '.join(sorted(dp_aggregators()))}), "
                         f"not {self.aggregator!r}: it adds no noise, so it would train without DP")
-            if self.reproducible_noise and self.aggregator not in NOISY_AGGREGATORS:
+            if self.reproducible_noise and not _declares(self.aggregator, "randomized"):
                 raise ConfigurationError(
                     f"reproducible_noise applies only to aggregators with random noise or rounding, not "
                     f"{self.aggregator!r}")
@@ -213,7 +222,7 @@ class FedAvgConfig:
     @property
     def is_dp(self) -> bool:
         """Whether this run's aggregator adds DP noise (epsilon is accounted)."""
-        return self.aggregator in DP_AGGREGATORS
+        return _declares(self.aggregator, "is_dp")
 
     @property
     def unit(self) -> str | None:
@@ -238,8 +247,8 @@ class FedAvgConfig:
     def amplifies_by_client_sampling(self) -> bool:
         """Whether client sampling is charged as an amplification: only central DP (a trusted
         server keeps the sample secret) with Poisson sampling of a fraction < 1, client unit."""
-        return (self.aggregator == "central-dp" and self.sampling == "poisson" and self.fraction < 1.0
-                and self.unit == "client")
+        return (_declared(self.aggregator, "noise_placement") == "central" and self.sampling == "poisson"
+                and self.fraction < 1.0 and self.unit == "client")
 
 
 def clip_options(aggregator: str, clip_norm: float) -> dict[str, float]:
@@ -539,7 +548,7 @@ class FedAvg:
                                  distributed=dist, clip_norm=cfg.clip_norm, dim=self.dim,
                                  survivors=None if dist is None else dist.min_clients)
         agg = aggregator if aggregator is not None else self.aggregator
-        base = agg.dp_event_for(m, self.dim) if hasattr(agg, "dp_event_for") else _dp().GaussianEvent(z)
+        base = agg.dp_event_for(m, self.dim)
         return self._client_event(base)
 
     def _client_event(self, base):
@@ -598,8 +607,7 @@ class FedAvg:
             unit=self.unit, neighbouring=NEIGHBOURING[self.unit], delta=cfg.delta,
             accountant=accountant_name(), noise_multiplier=self.noise_multiplier,
             target_epsilon=cfg.target_epsilon,
-            placement=self.placement or {"central-dp": "central", "local-dp": "local",
-                                         "distributed-dp": "distributed"}[cfg.aggregator],
+            placement=self.placement or _declared(cfg.aggregator, "noise_placement") or "unspecified",
             amplification=("client sampling (Poisson, rate %g)" % cfg.fraction if cfg.amplifies_by_client_sampling
                            else "example sampling (Poisson, rate %g, drawn by each client)" % cfg.example_rate
                            if self.unit == "example" and cfg.example_rate < 1 else "none"),
@@ -729,7 +737,7 @@ class FedAvg:
             from tqdm import tqdm
             bar = tqdm(rounds, desc=desc or cfg.aggregator, leave=False, unit="round")
             rounds = bar
-        rtt = PROTOCOL_ROUND_TRIPS.get(cfg.aggregator, 4)
+        rtt = 1 if self.aggregator is None else int(self.aggregator.round_trips)
         hides = bool(getattr(self.aggregator, "hides_individual_updates", False)) or self.placement == "distributed"
         stop_reason = ""
         for r in rounds:

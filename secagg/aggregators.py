@@ -295,6 +295,17 @@ class Aggregator(ABC):
     name: str = ""
     #: whether the server sees only the sum (True) or individual updates (False)
     hides_individual_updates: bool = False
+    #: whether the technique adds differential-privacy noise: such an aggregator also
+    #: implements :meth:`dp_event_for`, and a caller accounts what it reports
+    is_dp: bool = False
+    #: where a DP aggregator's noise is added: "central" (a trusted server), "local" (each
+    #: client, full noise) or "distributed" (shares under secure aggregation); None if unknown
+    noise_placement: str | None = None
+    #: whether the output depends on randomness beyond the inputs (noise, stochastic
+    #: rounding): a reproducible run must seed it explicitly
+    randomized: bool = False
+    #: server -> client -> server exchanges of one aggregation (the protocol's rounds)
+    round_trips: int = 1
     #: per-coordinate bound of the technique's encoding (None: no bound)
     bound: float | None = None
     #: what happens to a value beyond ``bound``: "raise" or "clip" (then counted)
@@ -309,6 +320,11 @@ class Aggregator(ABC):
             impl, "_accepts_layers_and_weights", False
         ):
             cls.aggregate = _accept_layers_and_weights(impl)  # type: ignore[method-assign]
+
+    def dp_event_for(self, n: int, dim: int, survivors: int | None = None, dropout: object = None) -> Any:
+        """The privacy event one aggregation of ``n`` rows of length ``dim`` will report
+        (DP aggregators; nothing is run). Raises :class:`ConfigurationError` otherwise."""
+        raise ConfigurationError(f"the {self.name or type(self).__name__} aggregator adds no DP noise: no privacy event")
 
     @abstractmethod
     def aggregate(

@@ -2,8 +2,12 @@
 
 Subcommands are contributed by small modules, each exposing
 ``register(commands, demos)`` where ``commands`` is the top-level subparser group and
-``demos`` the group under ``secagg demo``. A module that cannot be imported (an
-optional part not installed) is skipped, so the command always starts.
+``demos`` the group under ``secagg demo``: secagg's own (:data:`COMMAND_MODULES`), and
+plugins found through the ``secagg.commands`` entry-point group (``fl`` registers
+``fedavg``, ``compare`` and the federated demo that way, so ``secagg`` never imports the
+layer above it). A plugin's ``register`` may return ``{"default_demo": callable}``. A
+plugin that fails to load does not stop the command, but is named, with the reason,
+when the user asks for a command that is not there.
 
 Rules every subcommand follows (tested in ``tests/test_cli.py``):
 
@@ -23,7 +27,9 @@ Rules every subcommand follows (tested in ``tests/test_cli.py``):
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import importlib.metadata
 import os
 import re
 import sys
@@ -40,8 +46,9 @@ COMMAND_MODULES = (
     "secagg.commands.dp",
     "secagg.commands.bench",
     "secagg.commands.network",
-    "fl.cli",
 )
+#: the entry-point group of command plugins
+PLUGIN_GROUP = "secagg.commands"
 
 #: exit code of a bug (an unexpected exception); 3 is `secagg client`'s "cannot know"
 EXIT_BUG = 4
@@ -110,13 +117,19 @@ def build_parser() -> Parser:
     demo.add_argument("--out", type=out_dir, default=None, metavar="DIR",
                       help="write tables, plots and JSON into DIR (default: print only)")
     demos = demo.add_subparsers(dest="demo", metavar="DEMO", parser_class=Parser)
-    demo.set_defaults(func=_default_demo)
     for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands, demos)
+    hooks: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for ep in sorted(importlib.metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        module.register(commands, demos)
+            hooks.update(ep.load()(commands, demos) or {})
+        except Exception as exc:  # a broken or partly installed plugin: report it, keep the rest
+            failed[ep.name] = _one_line(f"{type(exc).__name__}: {exc}")
+    default = hooks.get("default_demo") or importlib.import_module("secagg.commands.secure_sum").run_default_demo
+    demo.set_defaults(func=default)
+    parser.set_defaults(_plugins_failed=failed)
+    parser.failed_plugins = failed  # type: ignore[attr-defined]
     annotate(parser, "secagg")
     return parser
 
@@ -129,19 +142,6 @@ def annotate(parser: argparse.ArgumentParser, prog: str) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 annotate(sub, f"{prog} {name}")
-
-
-def _default_demo(args: argparse.Namespace) -> int:
-    """`secagg demo` without a named demo: the most complete demo available."""
-    for name, attr in (("fl.cli", "run_default_demo"), ("secagg.commands.secure_sum", "run_default_demo")):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(module, attr):
-            return getattr(module, attr)(args)
-    print("no demo is available in this installation", file=sys.stderr)
-    return 2
 
 
 def _one_line(text: str) -> str:
@@ -186,6 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` with ``parser`` (a :class:`Parser` given to :func:`annotate`) and run
     the chosen command under the rules of this module; returns the exit code."""
+    failed = getattr(parser, "failed_plugins", {})
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = next((w for w in words if not w.startswith("-")), None)
+    known = {n for a in parser._actions if isinstance(a, argparse._SubParsersAction) for n in a.choices}
+    if failed and first is not None and first not in known:
+        why = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+        print(f"secagg: error: unknown command {first!r}; these command plugins failed to load: {why} "
+              "(install the missing extra, e.g. pip install 'secagg[fl]')", file=sys.stderr)
+        return 2
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a refused flag (already printed)

@@ -241,3 +241,28 @@ def test_an_unexpected_exception_is_one_line_not_a_traceback(monkeypatch, capsys
     assert main(["dp", "sigma", "--epsilon", "1"]) == EXIT_BUG
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: ValueError: something broke" in err
+
+
+def test_the_fl_commands_come_from_a_plugin_and_a_broken_plugin_is_named(monkeypatch, capsys):
+    """secagg never imports fl: fl registers fedavg/compare through the secagg.commands
+    entry points; a plugin that fails to load is reported when its command is asked for."""
+    import importlib.metadata
+
+    import secagg.cli as cli
+
+    src = open(cli.__file__).read()
+    assert "fl.cli" not in src and "import fl" not in src
+    names = {ep.name for ep in importlib.metadata.entry_points(group=cli.PLUGIN_GROUP)}
+    assert "fl" in names
+
+    class Broken:
+        name = "fl"
+
+        def load(self):
+            raise ImportError("No module named 'sklearn'")
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [Broken()])
+    rc = cli.main(["fedavg", "--rounds", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "fl: ImportError: No module named 'sklearn'" in err
+    assert cli.main(["params", "--clients", "100"]) == 0  # the rest of the command still works

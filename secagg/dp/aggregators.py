@@ -173,6 +173,9 @@ class CentralDPAggregator(_GridDPAggregator):
     """
 
     name = "central-dp"
+    is_dp = True
+    noise_placement = "central"
+    randomized = True
     hides_individual_updates = False
     _default_resolution_bits = 20
 
@@ -206,6 +209,9 @@ class LocalDPAggregator(_GridDPAggregator):
     """
 
     name = "local-dp"
+    is_dp = True
+    noise_placement = "local"
+    randomized = True
     hides_individual_updates = False
     _default_resolution_bits = 16
 
@@ -264,6 +270,16 @@ class DistributedDPAggregator(Aggregator):
     """
 
     name = "distributed-dp"
+    is_dp = True
+    noise_placement = "distributed"
+    randomized = True
+
+    @property
+    def round_trips(self) -> int:  # type: ignore[override]
+        """The masking protocol's rounds (5 against an active server)."""
+        from ..masking.rounds import round_trips
+
+        return round_trips(True)
     hides_individual_updates = True
 
     def __init__(

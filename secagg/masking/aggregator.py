@@ -10,6 +10,7 @@ import numpy as np
 from ..aggregators import AggregationResult, Aggregator, _renamed, validate_updates
 from ..errors import ConfigurationError
 from ..quantize import Quantizer, check_out_of_range_policy, default_rng
+from .rounds import round_trips
 from .simulate import simulate
 
 __all__ = ["SecAggAggregator", "SecAggPlusAggregator"]
@@ -35,6 +36,12 @@ class SecAggAggregator(Aggregator):
     """
 
     name = "secagg"
+    randomized = True
+
+    @property
+    def round_trips(self) -> int:  # type: ignore[override]
+        """The protocol's rounds: 5 against an active server, 4 honest-but-curious."""
+        return round_trips(self.threat is None or self.threat.active)
     hides_individual_updates = True
     _graph = "complete"
 

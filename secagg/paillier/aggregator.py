@@ -86,6 +86,7 @@ class PaillierAggregator(Aggregator):
     """
 
     name = "paillier"
+    randomized = True
     hides_individual_updates = True
 
     def __init__(

@@ -320,3 +320,35 @@ def test_example_level_dp_at_epsilon_2_is_close_to_non_private(cancer):
     accs = [run_fedavg(cancer, cfg, num_clients=10, seed=s) for s in range(5)]
     assert all(r.epsilon <= 2.0 for r in accs)
     assert np.mean([r.accuracy for r in accs]) >= plain - 0.05
+
+
+def test_a_registered_custom_dp_aggregator_is_accounted(cancer):
+    """DP aggregators are recognized by what their class declares (is_dp, dp_event_for),
+    not by name: a custom one gets the same budget accounting as the built-in ones."""
+    from secagg.aggregators import AggregationResult, Aggregator, Costs, register_aggregator
+
+    class GaussianSum(Aggregator):
+        name = "test-gaussian-sum"
+        is_dp = True
+        randomized = True
+
+        def __init__(self, clip_norm=1.0, noise_multiplier=1.0):
+            self.clip_norm, self.z = clip_norm, noise_multiplier
+
+        def dp_event_for(self, n, dim, survivors=None, dropout=None):
+            return GaussianEvent(self.z)
+
+        def aggregate(self, updates, *, dropout=None, rng=None):
+            x = np.asarray(updates, dtype=np.float64)
+            n, d = x.shape
+            norms = np.maximum(np.linalg.norm(x, axis=1), 1e-300)
+            total = (x * np.minimum(1.0, self.clip_norm / norms)[:, None]).sum(axis=0)
+            total += np.random.default_rng().normal(scale=self.z * self.clip_norm, size=d)
+            return AggregationResult(total, np.arange(n), Costs.one_round(n, bytes_up=np.full(n, 4 * d)),
+                                     noise_std=self.z * self.clip_norm, info={"dp_event": GaussianEvent(self.z)})
+
+    register_aggregator("test-gaussian-sum", GaussianSum)
+    res = run_fedavg(cancer, FedAvgConfig(rounds=3, aggregator="test-gaussian-sum", noise_multiplier=2.0,
+                                          clip_norm=1.0), num_clients=5, seed=0)
+    assert res.epsilon == pytest.approx(make_accountant().compose(GaussianEvent(2.0), 3).get_epsilon(1e-5), rel=1e-9)
+    assert res.privacy["dp"] is True
