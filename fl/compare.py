@@ -492,7 +492,7 @@ def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: boo
     print_fn("")
     print_fn(fixed_table(rows, columns))
     print_fn("")
-    print_fn(f"epsilon at delta 1e-5; privacy unit: example = one training row, client = all of a client's rows")
+    print_fn("epsilon at delta 1e-5; privacy unit: example = one training row, client = all of a client's rows")
     print_fn("")
     print_fn(f"accuracy at a given epsilon (delta {headline['delta']:g}, mean over {len(headline['seeds'])} "
              f"seed(s)), both privacy units:")

@@ -27,7 +27,6 @@ Rules every subcommand follows (tested in ``tests/test_cli.py``):
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib
 import importlib.metadata
 import os

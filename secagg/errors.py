@@ -79,6 +79,7 @@ class Reason:
     UNKNOWN_PARTY = "unknown_party"
     DROPPED_PARTY = "dropped_party"
     DUPLICATE = "duplicate"
+    IMPERSONATION = "impersonation"
     VIOLATION = "violation"
     BAD_TRANSCRIPT = "bad_transcript"
     BOTH_SHARES = "both_shares"

@@ -296,7 +296,8 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(main())
     except ProtocolAbort as exc:
-        _write(summary_path, lambda p: p.write_text(json.dumps({"status": "aborted", "reason": exc.reason}, indent=2)))
+        aborted = {"status": "aborted", "reason": exc.reason, "code": exc.code, "blamed": list(exc.blamed)}
+        _write(summary_path, lambda p: p.write_text(json.dumps(aborted, indent=2)))
         print(f"secagg serve: session aborted: {exc.reason}", file=sys.stderr)
         return 1
     _write(out, lambda p: np.save(p, result.sum))

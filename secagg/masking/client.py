@@ -343,7 +343,7 @@ class Client:
                 SurvivorsSigned(st.nonce, st.R, st.shares, st.u2, st.complaints, tuple(m.survivors)))
 
     def _on_unmask(self, st: InputSent | SurvivorsSigned, m: UnmaskRequest, where: str) -> tuple[list[Message], ClientDone]:
-        cfg, err = self.config, dict(party=self.id, round="unmasking")
+        err = dict(party=self.id, round="unmasking")
         both = sorted(set(m.survivors) & set(m.dropped))
         if both:
             raise ProtocolViolation(

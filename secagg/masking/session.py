@@ -30,7 +30,7 @@ import numpy as np
 from .. import keys
 from .._costs import Costs
 from .._dropout import DropoutSchedule
-from ..errors import DecodeError, IntegrityError, ProtocolAbort, ProtocolError, SecAggError
+from ..errors import DecodeError, IntegrityError, ProtocolAbort, ProtocolError, Reason, SecAggError
 from .client import Client
 from .config import MaskingConfig
 from .graph import Graph
@@ -223,10 +223,13 @@ class Session:
         self.signing: list[keys.SigningKey] | None = None
         self.directory: dict[int, bytes] | None = None
         if config.consistency_check:
-            self.signing = list(signing_keys) if signing_keys is not None else [
-                keys.SigningKey.generate() for _ in range(n)]
-            self.directory = (dict(directory) if directory is not None
-                              else {u: sk.public_bytes() for u, sk in enumerate(self.signing)})
+            if directory is not None:  # the clients hold their own keys (a network server)
+                self.signing = list(signing_keys) if signing_keys is not None else None
+                self.directory = dict(directory)
+            else:
+                self.signing = list(signing_keys) if signing_keys is not None else [
+                    keys.SigningKey.generate() for _ in range(n)]
+                self.directory = {u: sk.public_bytes() for u, sk in enumerate(self.signing)}
         self._nonce = nonce
         self.server = Server(config, self.graph, session=nonce, directory=self.directory)
         self.costs = Costs.zeros(self.rounds, n)
@@ -280,7 +283,8 @@ class Session:
             msg = decode_message(data)
             if getattr(msg, "sender", None) != party:
                 raise ProtocolError(f"client {party} sent a message in the name of client "
-                                    f"{getattr(msg, 'sender', None)}", party=party, round=round_name)
+                                    f"{getattr(msg, 'sender', None)}", party=party, round=round_name,
+                                    code=Reason.IMPERSONATION)
             if party in self.keep_masked and isinstance(msg, MaskedInput):
                 self.masked[party] = msg.vector.copy()
             self.server.receive(msg)

@@ -58,12 +58,11 @@ from ..errors import (
     InsecureParameterError,
     IntegrityError,
     ProtocolAbort,
-    ProtocolError,
+    Reason,
 )
+from .._costs import Costs
 from ..masking.config import MaskingConfig
-from ..masking.messages import decode_message
-from ..masking.rounds import ServerDone
-from ..masking.server import Server
+from ..masking.session import Session
 from ..quantize import Quantizer, check_out_of_range_policy
 from .framing import (
     HANDSHAKE_MAX_FRAME,
@@ -153,6 +152,9 @@ class NetworkResult:
     bound, out_of_range:
         the per-coordinate bound and out-of-range policy announced to the clients
         (``bound=None``: ring vectors).
+    costs:
+        the protocol's :class:`~secagg._costs.Costs` (message bytes per round and client,
+        server seconds); ``bytes_sent``/``bytes_received`` count whole frames instead.
     """
 
     sum: np.ndarray | None
@@ -170,6 +172,7 @@ class NetworkResult:
     misbehaving: dict[int, str] = field(default_factory=dict)
     bound: float | None = None
     out_of_range: str = "raise"
+    costs: Costs | None = None
 
     def summary(self) -> dict:
         """JSON-ready dict of everything but the vectors."""
@@ -591,14 +594,8 @@ class AggregationServer:
                         self._close(conn, "protocol message before the session started" if not self._started
                                     else "sent messages faster than the rounds ask for them")
                         break
-                    msg = decode_message(body)
-                    if getattr(msg, "sender", None) != conn.id:
-                        self._counters.bump("impersonations")
-                        self._close(conn, f"sent {type(msg).__name__} for sender "
-                                          f"{getattr(msg, 'sender', None)} on the connection of client {conn.id}")
-                        break
                     conn.queued += 1
-                    self._queue.put_nowait(("msg", conn, msg))
+                    self._queue.put_nowait(("msg", conn, body))  # the session decodes and checks it
                 elif kind == KIND_ABORT:
                     reason = parse_control(body, "ABORT").get("reason", "")
                     self._close(conn, f"client gave up: {str(reason)[:200]}")
@@ -795,11 +792,11 @@ class AggregationServer:
             await self.aclose()
 
     # -------------------------------------------------- the one place that knows MaskingConfig's fields
-    def _protocol_server(self, graph_seed: bytes, directory: dict[int, bytes]) -> Server:
-        """The sans-IO protocol server of this session."""
+    def _protocol_session(self, graph_seed: bytes, directory: dict[int, bytes]) -> Session:
+        """The protocol session (server, cost counters) this transport moves bytes for."""
         cfg = self.config
-        return Server(cfg, cfg.build_graph(graph_seed), session=self.session,
-                      directory=directory if cfg.consistency_check else None)
+        return Session(cfg, graph_seed=graph_seed, nonce=self.session,
+                       directory=directory if cfg.consistency_check else None)
 
     def _welcome_fields(self, graph_seed: bytes, directory: dict[int, bytes]) -> dict:
         """The WELCOME body shared by every client (each also gets its ``id``)."""
@@ -825,7 +822,7 @@ class AggregationServer:
         log.info("session starts with %d of %d clients", len(registered), cfg.n)
         graph_seed = secrets.token_bytes(32)
         directory = {u: c.verify_key for u, c in registered.items()}
-        proto = self._protocol_server(graph_seed, directory)
+        session = self._protocol_session(graph_seed, directory)
         base = self._welcome_fields(graph_seed, directory)
         sent: dict[str, int] = {}
         self._round = "advertise_keys"
@@ -835,17 +832,19 @@ class AggregationServer:
         dropped: dict[int, str] = {u: "join" for u in range(cfg.n) if u not in registered}
         reasons: dict[int, str] = {u: "never registered" for u in dropped}
         round_seconds: dict[str, float] = {}
-        outgoing = proto.start()
+        outgoing = session.open()
         try:
-            while not isinstance(proto.state, ServerDone):
-                rname = proto.state.round.value
+            for rname in session.rounds:
                 self._round = rname
                 t0 = time.perf_counter()
-                frames = {m.recipient: encode_frame(KIND_PROTOCOL, m.to_bytes()) for m in outgoing}
+                frames = {u: encode_frame(KIND_PROTOCOL, data) for u, data in outgoing}
                 sent[rname] = sent.get(rname, 0) + await self._broadcast(frames)
                 expected = {u for u in frames if u in registered}
                 pending = {u for u in expected if registered[u].alive}
-                answered = await self._collect(proto, pending)
+                for u, data in outgoing:
+                    if u in pending:
+                        session.delivered(u, rname, len(data))
+                answered = await self._collect(session, rname, pending)
                 for u in sorted(expected - answered):
                     if u not in dropped:
                         conn = registered[u]
@@ -853,8 +852,9 @@ class AggregationServer:
                             f"no answer within the {self.round_deadline:g} s deadline")
                         dropped[u], reasons[u] = rname, why
                         log.info("client %d dropped at %s: %s", u, rname, why)
-                outgoing = await asyncio.to_thread(proto.close_round)
+                outgoing = await asyncio.to_thread(session.close, rname)
                 round_seconds[rname] = time.perf_counter() - t0
+                session.costs.round_seconds[rname] += round_seconds[rname]
         except ProtocolAbort as exc:
             log.warning("session aborted: %s", exc.reason)
             await self._broadcast(
@@ -862,11 +862,12 @@ class AggregationServer:
                  for u in registered}
             )
             raise
-        survivors = proto.survivors
+        out = session.result()
+        survivors = out.survivors
         done = control_payload({"status": "ok", "survivors": survivors,
                                 "dropped": {str(u): r for u, r in sorted(dropped.items())}})
         await self._broadcast({u: encode_frame(KIND_DONE, done) for u in registered})
-        ring = proto.result
+        ring = out.ring_sum
         total = None if self.quantizer is None else self.quantizer.decode(ring, len(survivors))
         return NetworkResult(
             sum=total,
@@ -880,14 +881,16 @@ class AggregationServer:
             events=dict(self._counters.values),
             config=cfg,
             drop_reasons=reasons,
-            excluded=dict(proto.excluded),
-            misbehaving=dict(proto.misbehaving),
+            excluded=dict(out.excluded),
+            misbehaving=dict(out.misbehaving),
+            costs=out.costs,
             bound=self.bound,
             out_of_range=self.out_of_range,
         )
 
-    async def _collect(self, proto: Server, pending: set[int]) -> set[int]:
-        """Feed queued messages to ``proto`` until ``pending`` answered or the deadline."""
+    async def _collect(self, session: Session, rname: str, pending: set[int]) -> set[int]:
+        """Feed queued messages to ``session`` until ``pending`` answered or the deadline;
+        a client whose message the protocol rejects is cut off (and named)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.round_deadline
         answered: set[int] = set()
@@ -897,20 +900,21 @@ class AggregationServer:
                 break
             try:
                 if pending:
-                    what, conn, msg = await asyncio.wait_for(self._queue.get(), remaining)
+                    what, conn, body = await asyncio.wait_for(self._queue.get(), remaining)
                 else:
-                    what, conn, msg = self._queue.get_nowait()
+                    what, conn, body = self._queue.get_nowait()
             except (asyncio.TimeoutError, asyncio.QueueEmpty):
                 break
             if what == "gone":
                 pending.discard(conn.id)
                 continue
             conn.queued -= 1
-            try:
-                proto.receive(msg)
-            except (ProtocolError, IntegrityError) as exc:
-                self._counters.bump("protocol_errors")
-                self._close(conn, f"protocol error: {exc}")
+            error = session.to_server(conn.id, rname, body)
+            if error is not None:
+                impersonation = getattr(error, "code", None) == Reason.IMPERSONATION
+                self._counters.bump("impersonations" if impersonation else
+                                    "bad_frames" if isinstance(error, DecodeError) else "protocol_errors")
+                self._close(conn, f"protocol error: {error}")
                 pending.discard(conn.id)
                 continue
             answered.add(conn.id)

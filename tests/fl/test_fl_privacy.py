@@ -1,7 +1,6 @@
 """The epsilon fl reports is never smaller than the privacy given (issue 16 point 0), noise
 is never reproducible by accident (issue 12 point 5), and example-level DP clients."""
 
-import math
 
 import numpy as np
 import pytest
@@ -14,8 +13,7 @@ from fl.example_dp import clipped_gradient_sum, example_event
 from fl.model import per_example_grads
 from fl.privacy import PrivacyLedger, calibrate_noise_multiplier, make_accountant
 from fl.server import FedAvg, FedAvgConfig, run_fedavg
-from secagg.dp import (DiscreteGaussianEvent, GaussianEvent, PoissonSampledEvent, RdpAccountant,
-                       compute_epsilon)
+from secagg.dp import GaussianEvent, PoissonSampledEvent
 from secagg.dp.aggregators import CentralDPAggregator
 from secagg.errors import BudgetExceeded, ConfigurationError
 

@@ -12,7 +12,6 @@ with the true input. An attack succeeds iff some honest input comes out exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from dataclasses import dataclass, field
 
@@ -22,7 +21,7 @@ from secagg import keys, prg, shamir
 from secagg.errors import SecAggError, SecretSharingError
 from secagg.masking import Client, MaskingConfig, Server, ThreatModel
 from secagg.masking import messages as M
-from secagg.masking.client import SHARE_LIMBS, _reduce, seed_commitment
+from secagg.masking.client import SHARE_LIMBS, _reduce
 from secagg.masking.config import PAIR_MASK_LABEL, SEED_LEN, SELF_MASK_LABEL, pair_info, survivors_payload
 from secagg.masking.rounds import InputSent, KeysAdvertised, KeysShared, ServerDone
 

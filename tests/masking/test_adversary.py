@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secagg import keys
 from secagg.errors import IntegrityError, ProtocolAbort, ProtocolViolation, UnexpectedMessage
 from secagg.masking import ThreatModel, simulate_ring
 from secagg.masking import messages as M
