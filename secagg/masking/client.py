@@ -27,6 +27,7 @@ HKDF-derived 32-byte seeds.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import struct
 from typing import Callable, Mapping, Sequence
@@ -50,8 +51,8 @@ from .config import (
     SELF_MASK_LABEL,
     MaskingConfig,
     advertise_payload,
+    consistency_mac,
     pair_info,
-    survivors_payload,
 )
 from .graph import Graph
 from .messages import (
@@ -74,7 +75,7 @@ from .rounds import (
     InputSent,
     KeysAdvertised,
     KeysShared,
-    SurvivorsSigned,
+    SurvivorsVouched,
     client_transitions,
 )
 from .transcript import absent_leaf, leaf_hash, root_from_proof, session_identity
@@ -256,7 +257,7 @@ class Client:
         R = self._session_identity(st, m, peers, where)
         # both agreements per peer happen here, once the keys are known, so the
         # masked-input round is only share authentication and mask expansion
-        enc_keys, mask_seeds = {}, {}
+        enc_keys, mask_seeds, mac_keys = {}, {}, {}
         for v, (c_pk, s_pk) in peers.items():
             try:
                 c_shared = st.c_key.exchange(c_pk)
@@ -266,6 +267,8 @@ class Client:
                                         **err) from None
             enc_keys[v] = keys.hkdf(c_shared, info=pair_info(R, self.id, v, b"share-encryption"))
             mask_seeds[v] = keys.hkdf(s_shared, info=pair_info(R, self.id, v, b"mask"))
+            if cfg.consistency_check:
+                mac_keys[v] = keys.hkdf(c_shared, info=pair_info(R, self.id, v, b"consistency-mac"))
         b = secrets.token_bytes(SEED_LEN)
         holders = sorted([self.id, *peers])
         values = shamir.split_batch([b, st.s_key.to_bytes()], cfg.threshold, [h + 1 for h in holders])
@@ -276,7 +279,7 @@ class Client:
                 continue
             ad = keys.associated_data(session=R, round=SHARE_ROUND, sender=self.id, recipient=v)
             cts.append((v, keys.aead_encrypt(enc_keys[v], shamir.encode_share_values(values[row]), ad)))
-        nxt = KeysShared(st.nonce, R, peers, enc_keys, mask_seeds, b, own)
+        nxt = KeysShared(st.nonce, R, peers, enc_keys, mask_seeds, mac_keys, b, own)
         return [ShareKeys(st.nonce, self.id, tuple(cts))], nxt
 
     def _on_forward(self, st: KeysShared, m: ForwardShares, where: str) -> tuple[list[Message], InputSent]:
@@ -310,9 +313,10 @@ class Client:
         _reduce(y, cfg.bits)
         complaints_t = tuple(sorted(complaints))
         out = MaskedInput(st.nonce, self.id, cfg.bits, y, seed_commitment(st.R, self.id, st.b), complaints_t)
-        return [out], InputSent(st.nonce, st.R, shares, frozenset(accepted) | {self.id}, complaints_t)
+        return [out], InputSent(st.nonce, st.R, shares, frozenset(accepted) | {self.id}, complaints_t,
+                              st.mac_keys)
 
-    def _check_survivors(self, st: InputSent | SurvivorsSigned, kind: str, n: int, survivors: Sequence[int],
+    def _check_survivors(self, st: InputSent | SurvivorsVouched, kind: str, n: int, survivors: Sequence[int],
                          where: str, rnd: str) -> None:
         cfg, err = self.config, dict(party=self.id, round=rnd)
         if n != cfg.n:
@@ -335,14 +339,16 @@ class Client:
                 f"min_survivors={cfg.min_survivors}; it refuses to unmask a smaller aggregate",
                 code=Reason.BELOW_FLOOR, **err)
 
-    def _on_consistency(self, st: InputSent, m: ConsistencyRequest, where: str) -> tuple[list[Message], SurvivorsSigned]:
+    def _on_consistency(self, st: InputSent, m: ConsistencyRequest, where: str) -> tuple[list[Message], SurvivorsVouched]:
         self._check_survivors(st, "ConsistencyRequest", m.n, m.survivors, where, "consistency_check")
-        assert self._signing_key is not None  # the active variant always has one (checked at init)
-        sig = self._signing_key.sign(survivors_payload(st.R, m.n, m.survivors))
-        return ([ConsistencyResponse(st.nonce, self.id, sig)],
-                SurvivorsSigned(st.nonce, st.R, st.shares, st.u2, st.complaints, tuple(m.survivors)))
+        # one voucher per live neighbour: only that neighbour can check it, and it can only
+        # check it against the survivor set it was shown itself
+        to = sorted((set(m.survivors) & self._holder_set) - {self.id})
+        macs = tuple((v, consistency_mac(st.mac_keys[v], st.R, m.n, m.survivors)) for v in to)
+        return ([ConsistencyResponse(st.nonce, self.id, macs)],
+                SurvivorsVouched(st.nonce, st.R, st.shares, st.u2, st.complaints, st.mac_keys, tuple(m.survivors)))
 
-    def _on_unmask(self, st: InputSent | SurvivorsSigned, m: UnmaskRequest, where: str) -> tuple[list[Message], ClientDone]:
+    def _on_unmask(self, st: InputSent | SurvivorsVouched, m: UnmaskRequest, where: str) -> tuple[list[Message], ClientDone]:
         err = dict(party=self.id, round="unmasking")
         both = sorted(set(m.survivors) & set(m.dropped))
         if both:
@@ -353,8 +359,8 @@ class Client:
         if self.id in m.dropped:
             raise ProtocolViolation(f"UnmaskRequest for {where} counts client {self.id} itself as dropped", **err)
         self._check_survivors(st, "UnmaskRequest", m.n, m.survivors, where, "unmasking")
-        if isinstance(st, SurvivorsSigned):
-            self._check_signatures(st, m, where)
+        if isinstance(st, SurvivorsVouched):
+            self._check_vouchers(st, m, where)
         survivors = sorted(set(m.survivors) & st.u2)
         dropped = sorted(set(m.dropped) & st.u2)
         self_shares = tuple((v, shamir.encode_share_values(st.shares[v][0:1])) for v in survivors)
@@ -362,32 +368,29 @@ class Client:
         return ([UnmaskResponse(st.nonce, self.id, self_shares, key_shares)],
                 ClientDone(tuple(survivors), tuple(dropped)))
 
-    def _check_signatures(self, st: SurvivorsSigned, m: UnmaskRequest, where: str) -> None:
-        """The survivor set must be the one this client signed, vouched for by ``t`` of
-        its holders' signatures over the same set in the same session."""
+    def _check_vouchers(self, st: SurvivorsVouched, m: UnmaskRequest, where: str) -> None:
+        """The survivor set must be the one this client vouched for, and ``t`` of its
+        holders (itself included) must have vouched for the same set in the same session.
+
+        A voucher that does not verify is not counted (a malicious neighbour can always
+        send garbage, and the server cannot check vouchers), so only the count can abort."""
         cfg, err = self.config, dict(party=self.id, round="unmasking")
-        if tuple(m.survivors) != st.signed:
-            raise ProtocolViolation(f"UnmaskRequest for {where} names a survivor set different from the one it signed",
-                                    **err)
-        ids = [int(v) for v, _ in m.signatures]
+        if tuple(m.survivors) != st.vouched:
+            raise ProtocolViolation(
+                f"UnmaskRequest for {where} names a survivor set different from the one it vouched for", **err)
+        ids = [int(v) for v, _ in m.macs]
         if len(set(ids)) != len(ids):
-            raise ProtocolViolation(f"UnmaskRequest for {where} lists a signer twice", **err)
+            raise ProtocolViolation(f"UnmaskRequest for {where} lists a voucher's author twice", **err)
         survivor_set = frozenset(m.survivors)
-        bad = [v for v in ids if v not in self._holder_set or v not in survivor_set or v not in self._directory]
+        bad = [v for v in ids if v == self.id or v not in survivor_set or v not in st.mac_keys]
         if bad:
-            raise ProtocolViolation(f"UnmaskRequest for {where} carries signatures of non-holders {bad[:5]}", **err)
-        payload = survivors_payload(st.R, m.n, m.survivors)
-        for v, sig in m.signatures:
-            try:
-                keys.verify_signature(self._directory[v], payload, sig)
-            except IntegrityError:
-                raise IntegrityError(
-                    f"UnmaskRequest for {where}: client {v}'s signature over the survivor set is invalid "
-                    "(forged, replayed from another session, or over another view)",
-                    code=Reason.BAD_SIGNATURE, **err) from None
-        if len(ids) < cfg.threshold:
+            raise ProtocolViolation(f"UnmaskRequest for {where} carries vouchers of non-holders {bad[:5]}", **err)
+        valid = 1 + sum(hmac.compare_digest(mac, consistency_mac(st.mac_keys[v], st.R, m.n, m.survivors))
+                        for v, mac in m.macs)
+        if valid < cfg.threshold:
             raise ProtocolAbort(
-                f"client {self.id}: only {len(ids)} holders signed the survivor set, fewer than t={cfg.threshold}",
+                f"client {self.id}: only {valid} of its holders (itself included) vouched for the survivor set "
+                f"it was shown, fewer than t={cfg.threshold} (a split view, a replay, or too many dropouts)",
                 code=Reason.BELOW_THRESHOLD, **err)
 
 

@@ -37,12 +37,18 @@ def advertise_payload(config_digest: bytes, nonce: bytes, sender: int, c_pk: byt
             + struct.pack(">I", sender) + c_pk + s_pk)
 
 
-def survivors_payload(session: bytes, n: int, survivors) -> bytes:
-    """Bytes signed in the consistency check: the session identity ``R`` (which commits to
-    every advertised key and the parameters) and the bitmap of U3."""
-    from .messages import ids_to_bitmap
+def consistency_mac(key: bytes, session: bytes, n: int, survivors) -> bytes:
+    """The voucher a client gives a neighbour for the survivor set it was shown:
+    HMAC-SHA256 under their pairwise consistency key (derived from this session's key
+    agreement, bound to ``R``), over ``R`` and the bitmap of U3, truncated to 128 bits.
+    Only the two of them can compute it, so the server can neither forge a voucher nor
+    move one to another set, session or neighbour."""
+    import hmac
 
-    return b"secagg/survivors/v2" + bytes((len(session),)) + session + ids_to_bitmap(survivors, n)
+    from .messages import MAC_LEN, ids_to_bitmap
+
+    body = b"secagg/survivors/v3" + bytes((len(session),)) + session + ids_to_bitmap(survivors, n)
+    return hmac.new(key, body, "sha256").digest()[:MAC_LEN]
 
 
 @dataclass(frozen=True)

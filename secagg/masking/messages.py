@@ -3,9 +3,9 @@ dataclass per message, each with a compact, versioned binary encoding.
 
 Layout of every message (all integers big-endian, fixed width)::
 
-    version u8 (=2) | type u8 | session_len u8 (16..32) | session | fields...
+    version u8 (=3) | type u8 | session_len u8 (16..32) | session | fields...
 
-Fields: party ids are ``u32``; keys 32 bytes; signatures 64 bytes (or absent, flagged by a
+Fields: party ids are ``u32``; keys 32 bytes; vouchers (MACs) 16 bytes; signatures 64 bytes (or absent, flagged by a
 ``u8``); lists are ``u32 count`` followed by entries; variable byte strings are
 ``u32 length || bytes``; sets of party ids are bitmaps (``u32 n`` then ``ceil(n/8)``
 bytes, ``np.packbits`` big-bit order); masked vectors are ``u8 bits | u32 dim`` then the raw
@@ -47,10 +47,11 @@ __all__ = [
     "bitmap_to_ids",
 ]
 
-VERSION = 2
+VERSION = 3
 KEY_LEN = 32
 SIG_LEN = 64
 HASH_LEN = 32
+MAC_LEN = 16
 _U32 = struct.Struct(">I")
 #: party ids and set sizes: what Shamir can share to (x = id + 1 < PRIME); also bounds the
 #: Python ints a party-set bitmap decodes to
@@ -183,16 +184,16 @@ class Message:
         return type(self).__name__
 
 
-def _sig_list_bytes(entries) -> bytes:
+def _mac_list_bytes(entries) -> bytes:
     out = [_U32.pack(len(entries))]
-    for pid, sig in entries:
-        out.append(_U32.pack(_check_id(pid)) + _check_bytes(sig, SIG_LEN, "signature"))
+    for pid, mac in entries:
+        out.append(_U32.pack(_check_id(pid)) + _check_bytes(mac, MAC_LEN, "mac"))
     return b"".join(out)
 
 
-def _read_sig_list(r: _Reader) -> tuple[tuple[int, bytes], ...]:
-    c = r.count(4 + SIG_LEN)
-    return tuple((r.u32(), r.take(SIG_LEN)) for _ in range(c))
+def _read_mac_list(r: _Reader) -> tuple[tuple[int, bytes], ...]:
+    c = r.count(4 + MAC_LEN)
+    return tuple((r.u32(), r.take(MAC_LEN)) for _ in range(c))
 
 
 def _blob_list_bytes(entries, name: str) -> bytes:
@@ -407,32 +408,35 @@ class ConsistencyRequest(Message):
 
 @dataclass(frozen=True)
 class ConsistencyResponse(Message):
-    """Client -> server: Ed25519 signature of ``sender`` over ``(session, U3)``."""
+    """Client -> server: ``sender``'s vouchers for the survivor set U3 it was shown, one
+    per neighbour: ``macs`` = ``(neighbour id, 16-byte MAC)`` under the key ``sender``
+    shares with that neighbour in this session (the server cannot forge or move them)."""
 
     TYPE: ClassVar[int] = 8
     sender: int
-    signature: bytes
+    macs: tuple[tuple[int, bytes], ...]
 
     def to_bytes(self) -> bytes:
-        return self._header() + _U32.pack(_check_id(self.sender)) + _check_bytes(self.signature, SIG_LEN, "signature")
+        return self._header() + _U32.pack(_check_id(self.sender)) + _mac_list_bytes(self.macs)
 
     @classmethod
     def _read(cls, session: bytes, r: _Reader) -> "ConsistencyResponse":
-        return cls(session, r.u32(), r.take(SIG_LEN))
+        return cls(session, r.u32(), _read_mac_list(r))
 
 
 @dataclass(frozen=True)
 class UnmaskRequest(Message):
     """Server -> client ``recipient``: reveal self-mask shares of ``survivors`` (U3) and
-    mask-key shares of ``dropped`` (U2 minus U3); ``signatures`` = ``(id, sig)`` over U3
-    from the recipient's holders that answered the consistency check (active variant)."""
+    mask-key shares of ``dropped`` (U2 minus U3); ``macs`` = ``(holder id, MAC)``: the
+    vouchers for U3 that the recipient's holders addressed to it in the consistency check
+    (active variant)."""
 
     TYPE: ClassVar[int] = 9
     recipient: int
     n: int
     survivors: tuple[int, ...]
     dropped: tuple[int, ...]
-    signatures: tuple[tuple[int, bytes], ...] = ()
+    macs: tuple[tuple[int, bytes], ...] = ()
 
     def to_bytes(self) -> bytes:
         return (
@@ -440,7 +444,7 @@ class UnmaskRequest(Message):
             + _U32.pack(_check_id(self.recipient))
             + ids_to_bitmap(self.survivors, self.n)
             + ids_to_bitmap(self.dropped, self.n)
-            + _sig_list_bytes(self.signatures)
+            + _mac_list_bytes(self.macs)
         )
 
     @classmethod
@@ -451,7 +455,7 @@ class UnmaskRequest(Message):
         if r.remaining() >= 4 and _U32.unpack(r.buf[r.pos : r.pos + 4])[0] != n:
             raise DecodeError("UnmaskRequest: survivor and dropped bitmaps have different sizes")
         dropped = r.bitmap()
-        return cls(session, recipient, n, survivors, dropped, _read_sig_list(r))
+        return cls(session, recipient, n, survivors, dropped, _read_mac_list(r))
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ class KeysShared:
     peers: Mapping[int, tuple[bytes, bytes]]  # neighbour -> (c_pk, s_pk)
     enc_keys: Mapping[int, bytes]  # neighbour -> AEAD key
     mask_seeds: Mapping[int, bytes]  # neighbour -> pairwise mask seed
+    mac_keys: Mapping[int, bytes]  # neighbour -> consistency-voucher key (active server only)
     b: bytes  # self-mask seed
     own_share: np.ndarray  # (2, L): its own shares of b and of s_sk
 
@@ -159,11 +160,13 @@ class InputSent:
     shares: Mapping[int, np.ndarray]  # owner -> (2, L) uint32 (row 0: b, row 1: s_sk)
     u2: frozenset[int]  # neighbours it masked with, and itself
     complaints: tuple[int, ...]
+    mac_keys: Mapping[int, bytes]  # neighbour -> consistency-voucher key (active server only)
 
 
 @dataclass(frozen=True)
-class SurvivorsSigned:
-    """Signed the survivor set (active server only); waits for the unmask request."""
+class SurvivorsVouched:
+    """Vouched for the survivor set to its neighbours (active server only); waits for the
+    unmask request."""
 
     round = Round.CONSISTENCY_CHECK
     nonce: bytes
@@ -171,7 +174,8 @@ class SurvivorsSigned:
     shares: Mapping[int, np.ndarray]
     u2: frozenset[int]
     complaints: tuple[int, ...]
-    signed: tuple[int, ...]
+    mac_keys: Mapping[int, bytes]
+    vouched: tuple[int, ...]  # the survivor set it vouched for
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ class ClientDone:
     revealed_mask_key: tuple[int, ...]
 
 
-ClientState = Union[ClientIdle, KeysAdvertised, KeysShared, InputSent, SurvivorsSigned, ClientDone]
+ClientState = Union[ClientIdle, KeysAdvertised, KeysShared, InputSent, SurvivorsVouched, ClientDone]
 
 _CLIENT_COMMON: dict[tuple[type, type[Message]], type] = {
     (ClientIdle, StartSession): KeysAdvertised,
@@ -192,10 +196,10 @@ _CLIENT_COMMON: dict[tuple[type, type[Message]], type] = {
 }
 #: (client state, message received) -> next client state; per adversary model
 _CLIENT: dict[bool, dict[tuple[type, type[Message]], type]] = {
-    True: {  # active server: the survivor set is signed before anything is revealed
+    True: {  # active server: the survivor set is vouched for before anything is revealed
         **_CLIENT_COMMON,
-        (InputSent, ConsistencyRequest): SurvivorsSigned,
-        (SurvivorsSigned, UnmaskRequest): ClientDone,
+        (InputSent, ConsistencyRequest): SurvivorsVouched,
+        (SurvivorsVouched, UnmaskRequest): ClientDone,
     },
     False: {  # honest-but-curious server: unmasking right after the masked inputs
         **_CLIENT_COMMON,
@@ -285,11 +289,11 @@ class _Fixed:
 
 
 @dataclass(frozen=True)
-class AwaitSignatures(_Fixed):
+class AwaitVouchers(_Fixed):
     """Collecting ConsistencyResponse (U4; active server only)."""
 
     round = Round.CONSISTENCY_CHECK
-    u4: dict[int, bytes] = field(default_factory=dict)  # id -> signature over (R, U3)
+    u4: dict[int, dict[int, bytes]] = field(default_factory=dict)  # id -> {neighbour: voucher MAC over (R, U3)}
 
     def eligible(self) -> frozenset[int]:
         """Who may send: the survivors (U3)."""
@@ -304,7 +308,7 @@ class AwaitShareReveals(_Fixed):
     """Collecting UnmaskResponse (U5)."""
 
     round = Round.UNMASKING
-    u4: frozenset[int] = frozenset()  # who was asked (signed U3; all of U3 without the check)
+    u4: frozenset[int] = frozenset()  # who was asked (vouched for U3; all of U3 without the check)
     u5: dict[int, tuple[dict[int, np.ndarray], dict[int, np.ndarray]]] = field(default_factory=dict)
 
     def eligible(self) -> frozenset[int]:
@@ -334,7 +338,7 @@ class ServerAborted:
     blamed: tuple[int, ...] = ()
 
 
-ServerState = Union[ServerIdle, AwaitKeys, AwaitShares, AwaitInputs, AwaitSignatures, AwaitShareReveals,
+ServerState = Union[ServerIdle, AwaitKeys, AwaitShares, AwaitInputs, AwaitVouchers, AwaitShareReveals,
                     ServerDone, ServerAborted]
 
 _SERVER_COMMON: dict[tuple[type, type], type] = {
@@ -352,9 +356,9 @@ _SERVER_COMMON: dict[tuple[type, type], type] = {
 _SERVER: dict[bool, dict[tuple[type, type], type]] = {
     True: {
         **_SERVER_COMMON,
-        (AwaitInputs, CloseRound): AwaitSignatures,
-        (AwaitSignatures, ConsistencyResponse): AwaitSignatures,
-        (AwaitSignatures, CloseRound): AwaitShareReveals,
+        (AwaitInputs, CloseRound): AwaitVouchers,
+        (AwaitVouchers, ConsistencyResponse): AwaitVouchers,
+        (AwaitVouchers, CloseRound): AwaitShareReveals,
     },
     False: {
         **_SERVER_COMMON,
@@ -371,7 +375,7 @@ def server_transitions(active: bool) -> Mapping[tuple[type, type], type]:
 #: the round a server or client state belongs to (``None``: before or after the session)
 ROUND_OF: dict[type, Round | None] = {
     cls: cls.round
-    for cls in (ClientIdle, KeysAdvertised, KeysShared, InputSent, SurvivorsSigned, ClientDone,
-                ServerIdle, AwaitKeys, AwaitShares, AwaitInputs, AwaitSignatures, AwaitShareReveals,
+    for cls in (ClientIdle, KeysAdvertised, KeysShared, InputSent, SurvivorsVouched, ClientDone,
+                ServerIdle, AwaitKeys, AwaitShares, AwaitInputs, AwaitVouchers, AwaitShareReveals,
                 ServerDone, ServerAborted)
 }

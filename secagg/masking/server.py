@@ -69,7 +69,6 @@ from .config import (
     MaskingConfig,
     advertise_payload,
     pair_info,
-    survivors_payload,
 )
 from .graph import Graph
 from .messages import (
@@ -90,7 +89,7 @@ from .rounds import (
     AwaitKeys,
     AwaitShareReveals,
     AwaitShares,
-    AwaitSignatures,
+    AwaitVouchers,
     CloseRound,
     ServerAborted,
     ServerDone,
@@ -103,7 +102,7 @@ from .transcript import MerkleTree, absent_leaf, leaf_hash, session_identity
 
 __all__ = ["Server"]
 
-_Collecting = (AwaitKeys, AwaitShares, AwaitInputs, AwaitSignatures, AwaitShareReveals)
+_Collecting = (AwaitKeys, AwaitShares, AwaitInputs, AwaitVouchers, AwaitShareReveals)
 
 
 class Server:
@@ -225,8 +224,8 @@ class Server:
         raise ProtocolAbort(reason, blamed=blamed, code=code, round=round_name)
 
     def _live_holders(self, u: int, alive: Collection[int]) -> list[int]:
-        hs = range(self.config.n) if self._holders is None else self._holders[u]
-        return [int(v) for v in hs if int(v) in alive]
+        hs = range(self.config.n) if self._holders is None else self._holders[u].tolist()
+        return [v for v in hs if v in alive]
 
     # ------------------------------------------------------------------ events
     def start(self) -> list[Message]:
@@ -324,14 +323,16 @@ class Server:
             raise ProtocolViolation(f"{where}: reports {foreign[:5]}, whose shares were never forwarded to it", **err)
         st.pending[m.sender] = m
 
-    def _on_signature(self, st: AwaitSignatures, m: ConsistencyResponse, where: str, err: dict) -> None:
-        payload = survivors_payload(st.R, self.config.n, sorted(st.u3))
-        try:
-            keys.verify_signature(self._directory[m.sender], payload, m.signature)
-        except IntegrityError:
-            raise IntegrityError(f"{where}: invalid signature over the survivor set",
-                                 code=Reason.BAD_SIGNATURE, **err) from None
-        st.u4[m.sender] = m.signature
+    def _on_voucher(self, st: AwaitVouchers, m: ConsistencyResponse, where: str, err: dict) -> None:
+        # the server cannot check a voucher (only the two neighbours share its key); it
+        # checks that there is exactly one per live neighbour and passes each on
+        to = [int(v) for v, _ in m.macs]
+        expected = set(self._live_holders(m.sender, st.u3)) - {m.sender}
+        if len(set(to)) != len(to) or set(to) != expected:
+            raise ProtocolViolation(
+                f"{where}: vouchers must go to each surviving neighbour exactly once "
+                f"({len(expected)} expected, got {len(to)} for {len(set(to) & expected)} of them)", **err)
+        st.u4[m.sender] = {int(v): bytes(mac) for v, mac in m.macs}
 
     def _on_reveal(self, st: AwaitShareReveals, m: UnmaskResponse, where: str, err: dict) -> None:
         holders = set(self._live_holders(m.sender, st.u2))
@@ -393,7 +394,7 @@ class Server:
         forwarded to it and that it did not report."""
         return {v for v in self._live_holders(w, u2) if v != w} - complaints.get(w, frozenset())
 
-    def _close_inputs(self, st: AwaitInputs) -> tuple[list[Message], AwaitSignatures | AwaitShareReveals]:
+    def _close_inputs(self, st: AwaitInputs) -> tuple[list[Message], AwaitVouchers | AwaitShareReveals]:
         """Fix U3: exclude reported clients (both ends of a maximal matching of the
         accusations), check the floors, make sure every excluded or dropped client's masks
         can be removed, then sum the kept masked inputs (the rest are discarded)."""
@@ -436,11 +437,11 @@ class Server:
                      excluded=excluded)
         survivors = tuple(sorted(u3))
         if cfg.consistency_check:
-            return [ConsistencyRequest(self.session, u, cfg.n, survivors) for u in survivors], AwaitSignatures(**fixed)
+            return [ConsistencyRequest(self.session, u, cfg.n, survivors) for u in survivors], AwaitVouchers(**fixed)
         nxt = AwaitShareReveals(**fixed, u4=u3)
         return self._unmask_requests(nxt, survivors, {}), nxt
 
-    def _close_signatures(self, st: AwaitSignatures) -> tuple[list[Message], AwaitShareReveals]:
+    def _close_vouchers(self, st: AwaitVouchers) -> tuple[list[Message], AwaitShareReveals]:
         alive = frozenset(st.u4)
         self._check_live(alive, "consistency_check")
         nxt = AwaitShareReveals(st.keys, st.R, st.u2, st.u3, st.acc, st.b_commit, st.complaints, st.excluded,
@@ -448,14 +449,15 @@ class Server:
         return self._unmask_requests(nxt, tuple(sorted(alive)), st.u4), nxt
 
     def _unmask_requests(self, st: AwaitShareReveals, recipients: Sequence[int],
-                         signatures: Mapping[int, bytes]) -> list[Message]:
+                         vouchers: Mapping[int, Mapping[int, bytes]]) -> list[Message]:
         cfg = self.config
         survivors = tuple(sorted(st.u3))
         dropped = tuple(sorted(st.u2 - st.u3))
         out: list[Message] = []
         for u in recipients:
-            sigs = tuple((v, signatures[v]) for v in self._live_holders(u, signatures)) if cfg.consistency_check else ()
-            out.append(UnmaskRequest(self.session, u, cfg.n, survivors, dropped, sigs))
+            macs = (tuple((v, vouchers[v][u]) for v in self._live_holders(u, vouchers) if v != u)
+                    if cfg.consistency_check else ())
+            out.append(UnmaskRequest(self.session, u, cfg.n, survivors, dropped, macs))
         return out
 
     def _close_reveals(self, st: AwaitShareReveals) -> tuple[list[Message], ServerDone]:
@@ -551,7 +553,7 @@ _RECEIVERS: dict[type[Message], Callable[..., None]] = {
     AdvertiseKeys: Server._on_advertise,
     ShareKeys: Server._on_share,
     MaskedInput: Server._on_masked,
-    ConsistencyResponse: Server._on_signature,
+    ConsistencyResponse: Server._on_voucher,
     UnmaskResponse: Server._on_reveal,
 }
 #: what closing each collecting state does
@@ -559,6 +561,6 @@ _CLOSERS: dict[type, Callable[..., tuple[list[Message], ServerState]]] = {
     AwaitKeys: Server._close_keys,
     AwaitShares: Server._close_shares,
     AwaitInputs: Server._close_inputs,
-    AwaitSignatures: Server._close_signatures,
+    AwaitVouchers: Server._close_vouchers,
     AwaitShareReveals: Server._close_reveals,
 }

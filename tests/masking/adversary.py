@@ -22,7 +22,7 @@ from secagg.errors import SecAggError, SecretSharingError
 from secagg.masking import Client, MaskingConfig, Server, ThreatModel
 from secagg.masking import messages as M
 from secagg.masking.client import SHARE_LIMBS, _reduce
-from secagg.masking.config import PAIR_MASK_LABEL, SEED_LEN, SELF_MASK_LABEL, pair_info, survivors_payload
+from secagg.masking.config import PAIR_MASK_LABEL, SEED_LEN, SELF_MASK_LABEL, consistency_mac, pair_info
 from secagg.masking.rounds import InputSent, KeysAdvertised, KeysShared, ServerDone
 
 
@@ -30,8 +30,9 @@ from secagg.masking.rounds import InputSent, KeysAdvertised, KeysShared, ServerD
 class Lab:
     """One session under attack.
 
-    ``corrupt`` clients run the honest code but the adversary reads their state and signs
-    whatever it likes with their keys. ``signing_keys`` (long-term Ed25519, the PKI) can
+    ``corrupt`` clients run the honest code but the adversary reads their state, signs
+    whatever it likes with their keys and vouches for any survivor set with their
+    pairwise voucher keys. ``signing_keys`` (long-term Ed25519, the PKI) can
     be shared across labs to replay across sessions; ``nonce`` is the server's session id.
     """
 
@@ -68,7 +69,7 @@ class Lab:
         self.advertised: dict[int, tuple[bytes, bytes, bytes]] = {}  # id -> (c_pk, s_pk, sig) as received
         self.responses: list[M.UnmaskResponse] = []
         self.refusals: dict[int, SecAggError] = {}
-        self.signatures: dict[tuple[int, tuple[int, ...]], bytes] = {}  # (signer, view) -> sig
+        self.vouchers: dict[tuple[int, int, tuple[int, ...]], bytes] = {}  # (author, recipient, view) -> MAC
         self.history: dict[int, dict[type, object]] = {u: {} for u in range(self.n)}  # every state each client had
 
     def past(self, u: int, cls: type):
@@ -143,29 +144,32 @@ class Lab:
         return None if st is None else st.R
 
     # ------------------------------------------------------------------ adversarial rounds
-    def collect_signatures(self, views: dict[int, tuple[int, ...]], extra_views=()) -> None:
-        """Each honest client ``u`` is shown ``views[u]``; corrupt clients sign every view
-        in ``views`` and ``extra_views``."""
+    def collect_vouchers(self, views: dict[int, tuple[int, ...]], extra_views=()) -> None:
+        """Each honest client ``u`` is shown ``views[u]``; corrupt clients vouch for every
+        view in ``views`` and ``extra_views`` to each of their neighbours."""
         for u, view in views.items():
             if u in self.corrupt:
                 continue
-            req = M.ConsistencyRequest(self.server.session, u, self.n, tuple(sorted(view)))
+            view = tuple(sorted(view))
+            req = M.ConsistencyRequest(self.server.session, u, self.n, view)
             for rep in self.deliver(req):
-                self.signatures[(u, tuple(sorted(view)))] = rep.signature
+                for w, mac in rep.macs:
+                    self.vouchers[(u, w, view)] = mac
         for view in {tuple(sorted(v)) for v in list(views.values()) + list(extra_views)}:
             for c in self.corrupt:
-                if self.view_of(c) is None:
+                st = self.past(c, KeysShared)
+                if st is None:
                     continue
-                self.signatures[(c, view)] = self.signing_keys[c].sign(survivors_payload(self.view_of(c), self.n, view))
+                for w, key in st.mac_keys.items():
+                    self.vouchers[(c, w, view)] = consistency_mac(key, st.R, self.n, view)
 
-    def request_unmask(self, u: int, view: tuple[int, ...], dropped: tuple[int, ...], signatures=None) -> None:
-        """Ask honest ``u`` to unmask ``view`` (with the given or the collected signatures
-        over it from ``u``'s holders)."""
+    def request_unmask(self, u: int, view: tuple[int, ...], dropped: tuple[int, ...], macs=None) -> None:
+        """Ask honest ``u`` to unmask ``view`` (with the given vouchers, or the collected
+        ones addressed to ``u`` for that view)."""
         view = tuple(sorted(view))
-        if signatures is None:
-            holders = set(int(v) for v in self.g.holders(u))
-            signatures = tuple(sorted((w, sig) for (w, vw), sig in self.signatures.items() if vw == view and w in holders))
-        req = M.UnmaskRequest(self.server.session, u, self.n, view, tuple(sorted(dropped)), tuple(signatures))
+        if macs is None:
+            macs = tuple(sorted((a, mac) for (a, w, vw), mac in self.vouchers.items() if vw == view and w == u))
+        req = M.UnmaskRequest(self.server.session, u, self.n, view, tuple(sorted(dropped)), tuple(macs))
         for rep in self.deliver(req):
             self.responses.append(rep)
 

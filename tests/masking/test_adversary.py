@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secagg.errors import IntegrityError, ProtocolAbort, ProtocolViolation, UnexpectedMessage
+from secagg.errors import ProtocolAbort, ProtocolViolation, UnexpectedMessage
 from secagg.masking import ThreatModel, simulate_ring
 from secagg.masking import messages as M
 from secagg.quantize import ring_sum
@@ -33,14 +33,14 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 def split_view_attack(lab: Lab, victim: int, group_a, group_b) -> None:
     """Show ``group_a`` (and the victim) that everybody survived (they reveal the victim's
     self-mask shares) and ``group_b`` that the victim dropped (they reveal its key shares);
-    corrupt clients sign both views and give both shares."""
+    corrupt clients vouch for both views and give both shares."""
     everyone = tuple(sorted(lab.server.state.u2))
     without = tuple(v for v in everyone if v != victim)
     views = {u: everyone for u in lab.honest}
     for u in group_b:
         views[u] = without
     if lab.cfg.consistency_check:
-        lab.collect_signatures(views, extra_views=[everyone, without])
+        lab.collect_vouchers(views, extra_views=[everyone, without])
     for u in lab.honest:
         lab.request_unmask(u, views[u], dropped_for(lab, views[u]))
 
@@ -127,7 +127,7 @@ def test_random_views_and_colluders_never_recover_an_input(data):
     for u in lab.honest:
         others = data.draw(st.sets(st.sampled_from([v for v in everyone if v != u])))
         views[u] = tuple(sorted(set(others) | {u}))
-    lab.collect_signatures(views, extra_views=list(views.values()))
+    lab.collect_vouchers(views, extra_views=list(views.values()))
     for u in lab.honest:
         lab.request_unmask(u, views[u], dropped_for(lab, views[u]))
     assert not any(lab.both_secrets().values())
@@ -135,55 +135,59 @@ def test_random_views_and_colluders_never_recover_an_input(data):
 
 
 # ----------------------------------------------------------------------------- attack 1: replay
-def test_signatures_replayed_from_another_session_with_the_same_nonce_are_refused():
-    """Attack 1: the server reuses its session nonce with the same long-term keys, collects
-    signatures over chosen survivor sets in throwaway sessions, and replays them. Every
-    signature binds the session identity R (a hash over this run's fresh keys), so each
-    honest client refuses and the server learns nothing."""
-    nonce, seed = bytes(range(16)), bytes(32)
+def _replay_vouchers(nonce: bytes, seed: bytes):
+    """Attack 1 set-up: the server reuses its session nonce and graph with the same
+    long-term keys, collects every client's vouchers over both survivor sets in
+    throwaway sessions, then runs the real session showing clients 2 and 3 that client
+    4 dropped and replays the harvested vouchers to each client."""
     base = Lab(n=5, nonce=nonce, graph_seed=seed)
     everyone, without = tuple(range(5)), (0, 1, 2, 3)
-    harvested = {}
+    harvested: dict[tuple[int, tuple[int, ...]], tuple] = {}
     for view in (everyone, without):
         throwaway = Lab(n=5, nonce=nonce, graph_seed=seed, signing_keys=base.signing_keys)
         throwaway.run_to_masked_inputs()
-        throwaway.collect_signatures({u: view for u in range(5)})
-        harvested[view] = tuple(sorted((w, sig) for (w, vw), sig in throwaway.signatures.items() if vw == view))
+        throwaway.collect_vouchers({u: view for u in range(5)})
+        for u in range(5):
+            harvested[(u, view)] = tuple(sorted((a, mac) for (a, w, vw), mac in throwaway.vouchers.items()
+                                                if vw == view and w == u))
     real = Lab(n=5, nonce=nonce, graph_seed=seed, signing_keys=base.signing_keys)
     real.run_to_masked_inputs()
     views = {0: everyone, 1: everyone, 4: everyone, 2: without, 3: without}
-    real.collect_signatures(views)  # each signs its own view, bound to this session
+    real.collect_vouchers(views)  # each vouches for its own view, under this session's keys
     for u, view in views.items():
-        real.request_unmask(u, view, dropped_for(real, view), signatures=harvested[view])
+        real.request_unmask(u, view, dropped_for(real, view), macs=harvested[(u, view)])
+    return real
+
+
+def test_vouchers_replayed_from_another_session_with_the_same_nonce_are_refused():
+    """Attack 1: vouchers harvested in other sessions (same nonce, same long-term keys)
+    are MACs under keys agreed from that session's fresh X25519 keys and bound to its
+    identity R: none verifies here, so every honest client counts only itself and
+    refuses to reveal anything."""
+    real = _replay_vouchers(bytes(range(16)), bytes(32))
     assert set(real.refusals) == set(range(5))
-    assert all(isinstance(e, IntegrityError) and "replayed" in str(e) for e in real.refusals.values())
+    assert all(isinstance(e, ProtocolAbort) and e.code == "below_threshold" and "vouched" in str(e)
+               for e in real.refusals.values())
     assert real.responses == [] and not any(real.recovered_inputs().values())
 
 
-def test_without_session_binding_a_replayed_signature_would_verify(monkeypatch):
-    """Ablation: if the signed payload did not bind the session identity (only the
-    server's nonce, as before), the harvested signatures would be accepted."""
+def test_without_voucher_verification_the_replay_would_be_accepted(monkeypatch):
+    """Ablation: if the client counted vouchers without checking their MACs, the replayed
+    ones would pass and clients would reveal shares under a split view; so the refusal
+    above comes from the voucher check, not from anything else in the set-up."""
+    import types
+
     import secagg.masking.client as client_mod
 
-    real_payload = client_mod.survivors_payload
-    monkeypatch.setattr(client_mod, "survivors_payload", lambda session, n, s: real_payload(b"nonce-only", n, s))
-    nonce, seed = bytes(range(16)), bytes(32)
-    throwaway = Lab(n=5, nonce=nonce, graph_seed=seed)
-    throwaway.run_to_masked_inputs()
-    everyone = tuple(range(5))
-    throwaway.collect_signatures({u: everyone for u in range(5)})
-    harvested = tuple(sorted((w, sig) for (w, _), sig in throwaway.signatures.items()))
-    real = Lab(n=5, nonce=nonce, graph_seed=seed, signing_keys=throwaway.signing_keys)
-    real.run_to_masked_inputs()
-    real.collect_signatures({0: everyone})
-    real.request_unmask(0, everyone, (), signatures=harvested)
-    assert 0 not in real.refusals and len(real.responses) == 1
+    monkeypatch.setattr(client_mod, "hmac", types.SimpleNamespace(compare_digest=lambda a, b: True))
+    real = _replay_vouchers(bytes(range(16)), bytes(32))
+    assert not real.refusals and len(real.responses) == 5
 
 
 def test_an_old_advertisement_replayed_into_a_new_session_splits_the_transcript():
     """The server shows client 0 the keys client 4 advertised in an earlier session (same
     nonce, validly signed). Client 0's session identity then differs from everyone else's:
-    its share ciphertexts to 4 and its signatures cannot be used with the others'."""
+    its share ciphertexts to 4 and its vouchers cannot be used with the others'."""
     nonce, seed = bytes(range(16)), bytes(32)
     old = Lab(n=5, nonce=nonce, graph_seed=seed)
     old.run_to_masked_inputs()
@@ -222,7 +226,7 @@ def test_duplicated_and_out_of_order_requests_are_refused():
     lab = Lab(n=5)
     lab.run_to_masked_inputs()
     everyone = tuple(range(5))
-    lab.collect_signatures({u: everyone for u in lab.honest})
+    lab.collect_vouchers({u: everyone for u in lab.honest})
     lab.request_unmask(0, everyone, ())
     assert len(lab.responses) == 1
     lab.request_unmask(0, (0, 1, 2, 3), (4,))  # a second request, other sets
@@ -236,7 +240,7 @@ def test_a_request_for_both_shares_of_a_client_is_refused():
     lab = Lab(n=5)
     lab.run_to_masked_inputs()
     everyone = tuple(range(5))
-    lab.collect_signatures({u: everyone for u in lab.honest})
+    lab.collect_vouchers({u: everyone for u in lab.honest})
     lab.request_unmask(0, everyone, (4,))
     assert isinstance(lab.refusals[0], ProtocolViolation) and "both" in str(lab.refusals[0])
     assert lab.responses == []
@@ -247,7 +251,7 @@ def test_skipping_the_consistency_round_is_refused():
     lab = Lab(n=5)
     lab.run_to_masked_inputs()
     for u in lab.honest:
-        lab.request_unmask(u, tuple(range(5)), (), signatures=())
+        lab.request_unmask(u, tuple(range(5)), (), macs=())
     assert all(isinstance(lab.refusals[u], UnexpectedMessage) for u in lab.honest)
     assert lab.responses == []
 

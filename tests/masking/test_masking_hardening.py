@@ -93,7 +93,7 @@ def test_party_sets_are_capped_at_what_shamir_can_share_to():
     limit = shamir.PRIME - 1  # x = id + 1 must stay below the prime
     assert M.MAX_PARTIES == limit
     s = bytes(16)
-    too_many = bytes((2, 7, 16)) + s + (0).to_bytes(4, "big") + (limit + 1).to_bytes(4, "big") + bytes((limit + 8) // 8)
+    too_many = bytes((M.VERSION, 7, 16)) + s + (0).to_bytes(4, "big") + (limit + 1).to_bytes(4, "big") + bytes((limit + 8) // 8)
     with pytest.raises(DecodeError, match="limit"):
         M.decode_message(too_many)
     with pytest.raises(ConfigurationError):

@@ -71,6 +71,6 @@ def test_every_message_class_opens_or_answers_exactly_one_round():
 def test_state_records_are_frozen():
     import dataclasses
 
-    for cls in (R.KeysAdvertised, R.KeysShared, R.InputSent, R.SurvivorsSigned, R.ClientDone, R.AwaitKeys,
-                R.AwaitShares, R.AwaitInputs, R.AwaitSignatures, R.AwaitShareReveals, R.ServerDone, R.ServerAborted):
+    for cls in (R.KeysAdvertised, R.KeysShared, R.InputSent, R.SurvivorsVouched, R.ClientDone, R.AwaitKeys,
+                R.AwaitShares, R.AwaitInputs, R.AwaitVouchers, R.AwaitShareReveals, R.ServerDone, R.ServerAborted):
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls

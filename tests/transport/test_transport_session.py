@@ -288,12 +288,12 @@ def test_registered_client_misbehaving_is_dropped_alone(attack):
         elif attack == "oversized":
             frame = struct.pack(">I", 2**31 - 1) + b"\x01"  # no payload follows
         elif attack == "impersonate":
-            frame = encode_frame(KIND_PROTOCOL, ConsistencyResponse(session, 0, bytes(64)).to_bytes())
+            frame = encode_frame(KIND_PROTOCOL, ConsistencyResponse(session, 0, ((1, bytes(16)),)).to_bytes())
         elif attack == "bad_signature":
             msg = AdvertiseKeys(session, 4, secrets.token_bytes(32), secrets.token_bytes(32), bytes(64))
             frame = encode_frame(KIND_PROTOCOL, msg.to_bytes())
         elif attack == "wrong_round":
-            frame = encode_frame(KIND_PROTOCOL, ConsistencyResponse(session, 4, bytes(64)).to_bytes())
+            frame = encode_frame(KIND_PROTOCOL, ConsistencyResponse(session, 4, ((1, bytes(16)),)).to_bytes())
         else:
             msg = MaskedInput(session, 4, 32, np.zeros(3, dtype=np.uint32))
             frame = encode_frame(KIND_PROTOCOL, msg.to_bytes())
