@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import Iterable
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -48,6 +49,7 @@ __all__ = [
     "aead_encrypt",
     "aead_decrypt",
     "associated_data",
+    "associated_data_many",
     "KEY_SIZE",
     "PUBLIC_KEY_SIZE",
     "SIGNATURE_SIZE",
@@ -70,6 +72,7 @@ AD_VERSION = 1
 _HKDF_MAX = 255 * 32
 _AD_HEADER = struct.Struct(">BB")
 _AD_TAIL = struct.Struct(">HII")
+_AD_PAIR = struct.Struct(">II")
 _RAW = serialization.Encoding.Raw
 _PRIV_RAW = serialization.PrivateFormat.Raw
 _PUB_RAW = serialization.PublicFormat.Raw
@@ -128,7 +131,7 @@ class AgreementKey:
     True
     """
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_public")
 
     def __init__(self, key: x25519.X25519PrivateKey) -> None:
         if not isinstance(key, x25519.X25519PrivateKey):
@@ -137,6 +140,7 @@ class AgreementKey:
                 "or AgreementKey.from_bytes(raw32)"
             )
         self._key = key
+        self._public: bytes | None = None
 
     @classmethod
     def generate(cls) -> "AgreementKey":
@@ -154,8 +158,11 @@ class AgreementKey:
         return self._key.private_bytes(_RAW, _PRIV_RAW, _NOENC)
 
     def public_bytes(self) -> bytes:
-        """The raw 32-byte public key (u-coordinate, RFC 7748 encoding)."""
-        return self._key.public_key().public_bytes(_RAW, _PUB_RAW)
+        """The raw 32-byte public key (u-coordinate, RFC 7748 encoding); computed once
+        (a scalar multiplication) and kept."""
+        if self._public is None:
+            self._public = self._key.public_key().public_bytes(_RAW, _PUB_RAW)
+        return self._public
 
     def exchange(self, peer_public: bytes) -> bytes:
         """The 32-byte raw shared secret with the peer's raw public key.
@@ -339,3 +346,15 @@ def associated_data(*, session: bytes, round: int, sender: int, recipient: int) 
             raise InputError(f"{name} must be an integer in [0, {(1 << bits) - 1}], got {value!r}")
         fields.append(v)
     return _AD_HEADER.pack(AD_VERSION, len(sess)) + sess + _AD_TAIL.pack(*fields)
+
+
+def associated_data_many(*, session: bytes, round: int, pairs: Iterable[tuple[int, int]]) -> list[bytes]:
+    """:func:`associated_data` for many ``(sender, recipient)`` pairs of one session and
+    round (same bytes, validated once: a party's ciphertexts to all its neighbours)."""
+    pairs = list(pairs)
+    head = associated_data(session=session, round=round, sender=0, recipient=0)[:-8]
+    flat = [_as_int(v) for pair in pairs for v in pair]
+    if len(flat) != 2 * len(pairs) or any(v is None or not 0 <= v < (1 << 32) for v in flat):
+        raise InputError("sender and recipient must be integers in [0, 2^32 - 1]")
+    pack = _AD_PAIR.pack
+    return [head + pack(a, b) for a, b in pairs]

@@ -40,6 +40,7 @@ Memory: :func:`expand` allocates exactly its output; :func:`add_mask` and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Sequence
 
@@ -129,8 +130,13 @@ def _check_acc(acc) -> np.ndarray:
 
 
 def _encryptor(seed: bytes, label: bytes):
-    nonce = hashlib.sha256(PRG_VERSION + len(label).to_bytes(8, "big") + label).digest()[:8]
-    return Cipher(algorithms.AES(seed), modes.CTR(nonce + bytes(8))).encryptor()
+    return Cipher(algorithms.AES(seed), modes.CTR(_counter_block(label))).encryptor()
+
+
+@functools.lru_cache(maxsize=64)
+def _counter_block(label: bytes) -> bytes:
+    """The initial CTR block for ``label``: an 8-byte label-derived nonce, counter 0."""
+    return hashlib.sha256(PRG_VERSION + len(label).to_bytes(8, "big") + label).digest()[:8] + bytes(8)
 
 
 def _le(dt: np.dtype) -> np.dtype:

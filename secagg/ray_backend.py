@@ -74,7 +74,7 @@ class RayExecutor:
         for u, data in datas:
             batches[int(self._shard_of[u])].append(data)
         futures = [a.handle.remote(b) for a, b in zip(self._actors, batches) if b]
-        return [item for part in self._gather(futures) for item in part]
+        return sorted((item for part in self._gather(futures) for item in part), key=lambda item: item[0])
 
     def _gather(self, futures: list[Any]) -> list[Any]:
         """``ray.get`` that keeps the library's exception contract: a protocol error raised

@@ -292,3 +292,17 @@ def test_all_failures_are_secagg_errors():
 def test_cryptography_objects_are_wrapped():
     raw = x25519.X25519PrivateKey.generate()
     assert AgreementKey(raw).public_bytes() == AgreementKey.from_bytes(AgreementKey(raw).to_bytes()).public_bytes()
+
+
+@given(st.binary(min_size=0, max_size=40), st.integers(0, 2**16 - 1),
+       st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), max_size=6))
+@settings(max_examples=60, deadline=None)
+def test_associated_data_many_is_associated_data_pair_by_pair(session, rnd, pairs):
+    many = keys.associated_data_many(session=session, round=rnd, pairs=pairs)
+    assert many == [keys.associated_data(session=session, round=rnd, sender=a, recipient=b) for a, b in pairs]
+
+
+@pytest.mark.parametrize("pairs", [[(0, 2**32)], [(-1, 0)], [(0, 1.5)], [(0, True)], [(0, 1, 2)]])
+def test_associated_data_many_rejects_what_associated_data_rejects(pairs):
+    with pytest.raises(InputError):
+        keys.associated_data_many(session=b"s" * 16, round=1, pairs=pairs)

@@ -501,3 +501,24 @@ def test_module_draws_no_statistical_randomness():
 
     src = inspect.getsource(shamir)
     assert "import random" not in src and "np.random" not in src
+
+
+@given(st.lists(st.one_of(
+    st.lists(st.integers(0, shamir.PRIME - 1), min_size=6, max_size=6).map(
+        lambda v: encode_share_values(np.array(v, dtype=np.uint32))),
+    st.binary(min_size=0, max_size=21),
+    st.just(b"\xff" * 18),  # right length, values >= PRIME
+    st.just("not bytes"),
+), max_size=8))
+@settings(max_examples=80, deadline=None)
+def test_decode_many_agrees_with_decode_one_by_one(blobs):
+    rows = shamir.decode_share_values_many(blobs, 2, 3)
+    assert len(rows) == len(blobs)
+    for blob, row in zip(blobs, rows):
+        try:
+            want = decode_share_values(blob, 2, 3)
+        except DecodeError:
+            assert row is None
+        else:
+            assert row is not None and row.dtype == np.uint32
+            np.testing.assert_array_equal(row, want)

@@ -53,6 +53,8 @@ from .config import (
     advertise_payload,
     consistency_mac,
     pair_info,
+    pair_keys,
+    voucher_digest,
 )
 from .graph import Graph
 from .messages import (
@@ -63,6 +65,7 @@ from .messages import (
     KeysBroadcast,
     MaskedInput,
     Message,
+    PartySet,
     ShareKeys,
     StartSession,
     UnmaskRequest,
@@ -145,8 +148,10 @@ class Client:
         self.graph = graph
         self._vector = np.ascontiguousarray(vec)
         self._signing_key = signing_key
-        self._directory = dict(directory or {})
-        self._holder_set = frozenset(int(v) for v in graph.holders(self.id))
+        self._holders = graph.holders(self.id)  # sorted int64, itself included
+        self._holder_set = frozenset(self._holders.tolist())
+        # only its holders' verification keys: O(k) per client, not a copy of the whole PKI
+        self._directory = {v: directory[v] for v in self._holder_set if v in directory} if directory else {}
         self._digest = config.digest(graph)
         self._table = client_transitions(config.consistency_check)
         self.state: ClientState = ClientIdle()
@@ -258,6 +263,7 @@ class Client:
         # both agreements per peer happen here, once the keys are known, so the
         # masked-input round is only share authentication and mask expansion
         enc_keys, mask_seeds, mac_keys = {}, {}, {}
+        voucher = cfg.consistency_check
         for v, (c_pk, s_pk) in peers.items():
             try:
                 c_shared = st.c_key.exchange(c_pk)
@@ -265,20 +271,21 @@ class Client:
             except (IntegrityError, InputError) as exc:
                 raise ProtocolViolation(f"KeysBroadcast for {where}: client {v}'s key is invalid ({exc})",
                                         **err) from None
-            enc_keys[v] = keys.hkdf(c_shared, info=pair_info(R, self.id, v, b"share-encryption"))
+            enc_keys[v], mac = pair_keys(c_shared, R, self.id, v, voucher)
+            if voucher:
+                mac_keys[v] = mac
             mask_seeds[v] = keys.hkdf(s_shared, info=pair_info(R, self.id, v, b"mask"))
-            if cfg.consistency_check:
-                mac_keys[v] = keys.hkdf(c_shared, info=pair_info(R, self.id, v, b"consistency-mac"))
         b = secrets.token_bytes(SEED_LEN)
         holders = sorted([self.id, *peers])
         values = shamir.split_batch([b, st.s_key.to_bytes()], cfg.threshold, [h + 1 for h in holders])
-        cts = []
-        own = values[holders.index(self.id)].copy()
-        for row, v in enumerate(holders):
-            if v == self.id:
-                continue
-            ad = keys.associated_data(session=R, round=SHARE_ROUND, sender=self.id, recipient=v)
-            cts.append((v, keys.aead_encrypt(enc_keys[v], shamir.encode_share_values(values[row]), ad)))
+        me = holders.index(self.id)
+        own = values[me].copy()
+        row = shamir.VALUE_BYTES * values[0].size  # encoded bytes per holder
+        encoded = shamir.encode_share_values(values)
+        others = [(j, v) for j, v in enumerate(holders) if v != self.id]
+        ads = keys.associated_data_many(session=R, round=SHARE_ROUND, pairs=((self.id, v) for _, v in others))
+        cts = [(v, keys.aead_encrypt(enc_keys[v], encoded[j * row:(j + 1) * row], ad))
+               for (j, v), ad in zip(others, ads)]
         nxt = KeysShared(st.nonce, R, peers, enc_keys, mask_seeds, mac_keys, b, own)
         return [ShareKeys(st.nonce, self.id, tuple(cts))], nxt
 
@@ -293,12 +300,18 @@ class Client:
                 f"ForwardShares for {where} carries shares from {unknown[:5]}, whose keys it never received", **err)
         shares = {self.id: st.own_share}
         complaints = []
-        for v, ct in m.ciphertexts:
-            ad = keys.associated_data(session=st.R, round=SHARE_ROUND, sender=v, recipient=self.id)
+        ads = keys.associated_data_many(session=st.R, round=SHARE_ROUND, pairs=((v, self.id) for v in senders))
+        plain: list[bytes | None] = []
+        for (v, ct), ad in zip(m.ciphertexts, ads):
             try:
-                shares[v] = shamir.decode_share_values(keys.aead_decrypt(st.enc_keys[v], ct, ad), 2, SHARE_LIMBS)
+                plain.append(keys.aead_decrypt(st.enc_keys[v], ct, ad))
             except (IntegrityError, DecodeError, InputError):
-                complaints.append(int(v))  # tampered, misrouted or malformed: do not mask with v, report it
+                plain.append(None)
+        for v, row in zip(senders, shamir.decode_share_values_many(plain, 2, SHARE_LIMBS)):
+            if row is None:
+                complaints.append(v)  # tampered, misrouted or malformed: do not mask with v, report it
+            else:
+                shares[v] = row
         accepted = sorted(set(senders) - set(complaints))
         if len(accepted) + 1 < cfg.threshold:
             raise ProtocolAbort(
@@ -316,41 +329,43 @@ class Client:
         return [out], InputSent(st.nonce, st.R, shares, frozenset(accepted) | {self.id}, complaints_t,
                               st.mac_keys)
 
-    def _check_survivors(self, st: InputSent | SurvivorsVouched, kind: str, n: int, survivors: Sequence[int],
-                         where: str, rnd: str) -> None:
+    def _check_survivors(self, st: InputSent | SurvivorsVouched, kind: str, n: int, survivors: PartySet,
+                         where: str, rnd: str) -> list[int]:
+        """Check a survivor set; return its members among this client's holders (itself
+        included). O(k) work plus one vectorized lookup, whatever ``n``."""
         cfg, err = self.config, dict(party=self.id, round=rnd)
         if n != cfg.n:
             raise ProtocolViolation(f"{kind} for {where} describes {n} clients, the session has {cfg.n}", **err)
-        s = set(survivors)
-        if self.id not in s:
+        if self.id not in survivors:
             raise ProtocolViolation(f"{kind} for {where} leaves out client {self.id}, whose input was sent", **err)
-        strangers = [v for v in s & self._holder_set if v not in st.u2]
+        live = survivors.among(self._holders)
+        strangers = [v for v in live if v not in st.u2]
         if strangers:
             raise ProtocolViolation(
                 f"{kind} for {where} counts {strangers[:5]} as survivors, but it holds no valid shares from them", **err)
-        live = len(s & self._holder_set)
-        if live < cfg.threshold:
+        if len(live) < cfg.threshold:
             raise ProtocolAbort(
-                f"client {self.id}: only {live} of its share holders survived, fewer than t={cfg.threshold}",
+                f"client {self.id}: only {len(live)} of its share holders survived, fewer than t={cfg.threshold}",
                 code=Reason.BELOW_THRESHOLD, **err)
-        if len(s) < cfg.min_survivors:
+        if len(survivors) < cfg.min_survivors:
             raise ProtocolAbort(
-                f"client {self.id}: the survivor set has {len(s)} clients, below the session's floor "
+                f"client {self.id}: the survivor set has {len(survivors)} clients, below the session's floor "
                 f"min_survivors={cfg.min_survivors}; it refuses to unmask a smaller aggregate",
                 code=Reason.BELOW_FLOOR, **err)
+        return live
 
     def _on_consistency(self, st: InputSent, m: ConsistencyRequest, where: str) -> tuple[list[Message], SurvivorsVouched]:
-        self._check_survivors(st, "ConsistencyRequest", m.n, m.survivors, where, "consistency_check")
+        live = self._check_survivors(st, "ConsistencyRequest", m.n, m.survivors, where, "consistency_check")
         # one voucher per live neighbour: only that neighbour can check it, and it can only
         # check it against the survivor set it was shown itself
-        to = sorted((set(m.survivors) & self._holder_set) - {self.id})
-        macs = tuple((v, consistency_mac(st.mac_keys[v], st.R, m.n, m.survivors)) for v in to)
+        digest = voucher_digest(st.R, m.n, m.survivors)
+        macs = tuple((v, consistency_mac(st.mac_keys[v], digest)) for v in live if v != self.id)
         return ([ConsistencyResponse(st.nonce, self.id, macs)],
-                SurvivorsVouched(st.nonce, st.R, st.shares, st.u2, st.complaints, st.mac_keys, tuple(m.survivors)))
+                SurvivorsVouched(st.nonce, st.R, st.shares, st.u2, st.complaints, st.mac_keys, digest))
 
     def _on_unmask(self, st: InputSent | SurvivorsVouched, m: UnmaskRequest, where: str) -> tuple[list[Message], ClientDone]:
         err = dict(party=self.id, round="unmasking")
-        both = sorted(set(m.survivors) & set(m.dropped))
+        both = np.flatnonzero(m.survivors.mask & m.dropped.mask).tolist()
         if both:
             raise ProtocolViolation(
                 f"UnmaskRequest for {where} asks for both the self-mask share and the key share of "
@@ -361,10 +376,11 @@ class Client:
         self._check_survivors(st, "UnmaskRequest", m.n, m.survivors, where, "unmasking")
         if isinstance(st, SurvivorsVouched):
             self._check_vouchers(st, m, where)
-        survivors = sorted(set(m.survivors) & st.u2)
-        dropped = sorted(set(m.dropped) & st.u2)
-        self_shares = tuple((v, shamir.encode_share_values(st.shares[v][0:1])) for v in survivors)
-        key_shares = tuple((v, shamir.encode_share_values(st.shares[v][1:2])) for v in dropped)
+        mine = sorted(st.u2)
+        survivors = [v for v in mine if v in m.survivors]
+        dropped = [v for v in mine if v in m.dropped]
+        self_shares = _encode_rows(st.shares, survivors, 0)
+        key_shares = _encode_rows(st.shares, dropped, 1)
         return ([UnmaskResponse(st.nonce, self.id, self_shares, key_shares)],
                 ClientDone(tuple(survivors), tuple(dropped)))
 
@@ -375,18 +391,17 @@ class Client:
         A voucher that does not verify is not counted (a malicious neighbour can always
         send garbage, and the server cannot check vouchers), so only the count can abort."""
         cfg, err = self.config, dict(party=self.id, round="unmasking")
-        if tuple(m.survivors) != st.vouched:
+        digest = voucher_digest(st.R, m.n, m.survivors)
+        if digest != st.vouched:
             raise ProtocolViolation(
                 f"UnmaskRequest for {where} names a survivor set different from the one it vouched for", **err)
         ids = [int(v) for v, _ in m.macs]
         if len(set(ids)) != len(ids):
             raise ProtocolViolation(f"UnmaskRequest for {where} lists a voucher's author twice", **err)
-        survivor_set = frozenset(m.survivors)
-        bad = [v for v in ids if v == self.id or v not in survivor_set or v not in st.mac_keys]
+        bad = [v for v in ids if v == self.id or v not in m.survivors or v not in st.mac_keys]
         if bad:
             raise ProtocolViolation(f"UnmaskRequest for {where} carries vouchers of non-holders {bad[:5]}", **err)
-        valid = 1 + sum(hmac.compare_digest(mac, consistency_mac(st.mac_keys[v], st.R, m.n, m.survivors))
-                        for v, mac in m.macs)
+        valid = 1 + sum(hmac.compare_digest(mac, consistency_mac(st.mac_keys[v], digest)) for v, mac in m.macs)
         if valid < cfg.threshold:
             raise ProtocolAbort(
                 f"client {self.id}: only {valid} of its holders (itself included) vouched for the survivor set "
@@ -402,6 +417,16 @@ _HANDLERS: dict[type[Message], Callable[..., tuple[list[Message], ClientState]]]
     ConsistencyRequest: Client._on_consistency,
     UnmaskRequest: Client._on_unmask,
 }
+
+
+def _encode_rows(shares: Mapping[int, np.ndarray], owners: Sequence[int], which: int) -> tuple[tuple[int, bytes], ...]:
+    """``(owner, encoded share)`` for row ``which`` (0: self-mask seed, 1: mask key) of
+    each owner's shares, encoded in one pass."""
+    if not owners:
+        return ()
+    blob = shamir.encode_share_values(np.stack([shares[v][which] for v in owners]))
+    size = len(blob) // len(owners)
+    return tuple((v, blob[i * size:(i + 1) * size]) for i, v in enumerate(owners))
 
 
 def _reduce(arr: np.ndarray, bits: int) -> None:

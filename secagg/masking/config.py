@@ -4,6 +4,7 @@ Bell et al. CCS 2020), plus the key-derivation labels both roles share."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 
@@ -37,18 +38,37 @@ def advertise_payload(config_digest: bytes, nonce: bytes, sender: int, c_pk: byt
             + struct.pack(">I", sender) + c_pk + s_pk)
 
 
-def consistency_mac(key: bytes, session: bytes, n: int, survivors) -> bytes:
+def pair_keys(c_shared: bytes, session: bytes, u: int, v: int, vouchers: bool) -> tuple[bytes, bytes]:
+    """The 32-byte AES-GCM key for the share ciphertexts between ``u`` and ``v`` and, when
+    ``vouchers`` (active server), their 32-byte consistency-voucher key (else ``b""``):
+    one HKDF-SHA256 call over their X25519 ``c`` agreement, bound to ``R`` and the pair."""
+    from .. import keys
+
+    label = b"share-encryption|consistency-voucher" if vouchers else b"share-encryption"
+    okm = keys.hkdf(c_shared, info=pair_info(session, u, v, label), length=64 if vouchers else 32)
+    return okm[:32], okm[32:]
+
+
+def voucher_digest(session: bytes, n: int, survivors) -> bytes:
+    """What a consistency voucher authenticates, hashed once per client: SHA-256 over the
+    session identity ``R`` (which commits to every advertised key and the parameters)
+    and the bitmap of U3 (``survivors``: a :class:`~secagg.masking.messages.PartySet` or
+    ids)."""
+    from .messages import ids_to_bitmap
+
+    return hashlib.sha256(b"secagg/survivors/v3" + bytes((len(session),)) + session
+                          + ids_to_bitmap(survivors, n)).digest()
+
+
+def consistency_mac(key: bytes, digest: bytes) -> bytes:
     """The voucher a client gives a neighbour for the survivor set it was shown:
-    HMAC-SHA256 under their pairwise consistency key (derived from this session's key
-    agreement, bound to ``R``), over ``R`` and the bitmap of U3, truncated to 128 bits.
-    Only the two of them can compute it, so the server can neither forge a voucher nor
-    move one to another set, session or neighbour."""
-    import hmac
+    HMAC-SHA256 of :func:`voucher_digest` under their pairwise voucher key (derived from
+    this session's key agreement, bound to ``R``), truncated to 128 bits. Only the two of
+    them can compute it, so the server can neither forge a voucher nor move one to
+    another set, session or neighbour."""
+    from .messages import MAC_LEN
 
-    from .messages import MAC_LEN, ids_to_bitmap
-
-    body = b"secagg/survivors/v3" + bytes((len(session),)) + session + ids_to_bitmap(survivors, n)
-    return hmac.new(key, body, "sha256").digest()[:MAC_LEN]
+    return hmac.digest(key, digest, "sha256")[:MAC_LEN]
 
 
 @dataclass(frozen=True)

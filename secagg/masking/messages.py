@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import ClassVar, Iterable, Union
+from typing import ClassVar, Iterable, Iterator, Union
 
 import numpy as np
 
@@ -45,6 +45,7 @@ __all__ = [
     "decode_message",
     "ids_to_bitmap",
     "bitmap_to_ids",
+    "PartySet",
 ]
 
 VERSION = 3
@@ -53,6 +54,7 @@ SIG_LEN = 64
 HASH_LEN = 32
 MAC_LEN = 16
 _U32 = struct.Struct(">I")
+_U32x2 = struct.Struct(">II")
 #: party ids and set sizes: what Shamir can share to (x = id + 1 < PRIME); also bounds the
 #: Python ints a party-set bitmap decodes to
 MAX_PARTIES = PRIME - 1
@@ -100,12 +102,17 @@ class _Reader:
     def blob(self) -> bytes:
         return self.take(self.u32())
 
-    def bitmap(self) -> tuple[int, ...]:
+    def bitmap(self) -> "PartySet":
         n = self.u32()
         if n > MAX_PARTIES:
             raise DecodeError(f"{self.what}: party set of size {n} exceeds the limit {MAX_PARTIES}")
         raw = self.take((n + 7) // 8)
-        return bitmap_to_ids(raw, n)
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
+        if bits[n:].any():
+            raise DecodeError("party bitmap has non-zero padding bits")
+        out = PartySet.__new__(PartySet)
+        out._set(n, bits[:n].astype(bool))
+        return out
 
     def done(self) -> None:
         if self.remaining():
@@ -120,14 +127,7 @@ def ids_to_bitmap(ids: Iterable[int], n: int) -> bytes:
     """
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 0 <= n <= MAX_PARTIES:
         raise InputError(f"a party set has size 0..{MAX_PARTIES}, got {n!r}")
-    arr = np.asarray(ids if isinstance(ids, (list, tuple, np.ndarray)) else list(ids))
-    if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
-        raise InputError(f"party ids must be a flat sequence of integers, got {arr.dtype} of shape {arr.shape}")
-    if arr.size and (arr.min() < 0 or arr.max() >= n):
-        raise InputError(f"party ids must be in [0, {n}) to fit the bitmap")
-    bits = np.zeros(int(n), dtype=bool)
-    bits[arr.astype(np.int64)] = True
-    return _U32.pack(int(n)) + np.packbits(bits).tobytes()
+    return PartySet.of(ids, int(n)).bitmap()
 
 
 def bitmap_to_ids(raw: bytes, n: int) -> tuple[int, ...]:
@@ -135,7 +135,110 @@ def bitmap_to_ids(raw: bytes, n: int) -> tuple[int, ...]:
     bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
     if bits[n:].any():
         raise DecodeError("party bitmap has non-zero padding bits")
-    return tuple(int(i) for i in np.flatnonzero(bits[:n]))
+    return tuple(np.flatnonzero(bits[:n]).tolist())
+
+
+class PartySet:
+    """An immutable set of party ids in ``[0, n)``, held as a boolean mask: what a
+    survivor or dropped set is on the wire (a bitmap) and in memory. Membership is O(1),
+    ``len`` is a popcount, and the bitmap and id tuple are computed once, so one set
+    shared by the ``n`` requests of a round costs O(n) in total, not O(n) per client.
+
+    Compares equal to another :class:`PartySet` with the same ``n`` and members, and to
+    a tuple/list of its ids in increasing order or a set/frozenset of them.
+
+    Raises :class:`InputError` (ids outside ``[0, n)``, not integers) on construction.
+    """
+
+    __slots__ = ("n", "_mask", "_ids", "_bits", "_count")
+
+    def __init__(self, n: int, ids: Iterable[int] = ()) -> None:
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 0 <= n <= MAX_PARTIES:
+            raise InputError(f"a party set has size 0..{MAX_PARTIES}, got {n!r}")
+        arr = np.asarray(ids if isinstance(ids, (list, tuple, np.ndarray)) else list(ids))
+        if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
+            raise InputError(f"party ids must be a flat sequence of integers, got {arr.dtype} of shape {arr.shape}")
+        if arr.size and (arr.min() < 0 or arr.max() >= n):
+            raise InputError(f"party ids must be in [0, {n}) to fit the bitmap")
+        mask = np.zeros(int(n), dtype=bool)
+        mask[arr.astype(np.int64)] = True
+        self._set(int(n), mask)
+
+    def _set(self, n: int, mask: np.ndarray) -> None:
+        mask.flags.writeable = False
+        self.n = n
+        self._mask = mask
+        self._ids: tuple[int, ...] | None = None
+        self._bits: bytes | None = None
+        self._count = int(np.count_nonzero(mask))
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray) -> "PartySet":
+        """The set whose members are the ``True`` entries of a 1-D boolean ``mask`` (copied)."""
+        m = np.array(mask, dtype=bool, copy=True)
+        if m.ndim != 1 or m.size > MAX_PARTIES:
+            raise InputError(f"a party mask is 1-D with at most {MAX_PARTIES} entries, got shape {m.shape}")
+        out = cls.__new__(cls)
+        out._set(int(m.size), m)
+        return out
+
+    @classmethod
+    def of(cls, value: "PartySet | Iterable[int]", n: int) -> "PartySet":
+        """``value`` itself when it is a PartySet over ``n`` parties, else a new one."""
+        if isinstance(value, PartySet):
+            if value.n != n:
+                raise InputError(f"a party set over {value.n} parties where {n} were expected")
+            return value
+        return cls(n, value)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Read-only ``(n,)`` bool array, ``True`` for members."""
+        return self._mask
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        """The members in increasing order."""
+        if self._ids is None:
+            self._ids = tuple(np.flatnonzero(self._mask).tolist())
+        return self._ids
+
+    def bitmap(self) -> bytes:
+        """The wire encoding: ``u32 n || packbits(mask)`` (big-bit order, zero padding)."""
+        if self._bits is None:
+            self._bits = _U32.pack(self.n) + np.packbits(self._mask).tobytes()
+        return self._bits
+
+    def among(self, ids: np.ndarray) -> list[int]:
+        """The entries of the int array ``ids`` (each in ``[0, n)``) that are members, in order."""
+        return ids[self._mask[ids]].tolist()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, i: object) -> bool:
+        return isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < self.n \
+            and bool(self._mask[i])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PartySet):
+            return self.n == other.n and self.bitmap() == other.bitmap()
+        if isinstance(other, (tuple, list)):
+            return self.ids == tuple(other)
+        if isinstance(other, (set, frozenset)):
+            return frozenset(self.ids) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.bitmap())
+
+    def __repr__(self) -> str:
+        ids = self.ids
+        shown = ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
+        return f"PartySet(n={self.n}, {{{shown}}}, size={len(ids)})"
 
 
 def _check_session(session: bytes) -> bytes:
@@ -192,8 +295,19 @@ def _mac_list_bytes(entries) -> bytes:
 
 
 def _read_mac_list(r: _Reader) -> tuple[tuple[int, bytes], ...]:
-    c = r.count(4 + MAC_LEN)
-    return tuple((r.u32(), r.take(MAC_LEN)) for _ in range(c))
+    size = 4 + MAC_LEN
+    c = r.count(size)
+    block = r.take(c * size)
+    ids = _ids_at(block, c, size)
+    return tuple((pid, block[i * size + 4 : (i + 1) * size]) for i, pid in enumerate(ids))
+
+
+def _ids_at(block: bytes, count: int, stride: int) -> list[int]:
+    """The big-endian u32 at the start of each of ``count`` fixed-size entries."""
+    if not count:
+        return []
+    rows = np.frombuffer(block, dtype=np.uint8, count=count * stride).reshape(count, stride)[:, :4]
+    return np.ascontiguousarray(rows).view(">u4").ravel().tolist()
 
 
 def _blob_list_bytes(entries, name: str) -> bytes:
@@ -206,7 +320,22 @@ def _blob_list_bytes(entries, name: str) -> bytes:
 
 def _read_blob_list(r: _Reader) -> tuple[tuple[int, bytes], ...]:
     c = r.count(8)
-    return tuple((r.u32(), r.blob()) for _ in range(c))
+    buf, pos, end = r.buf, r.pos, len(r.buf)
+    unpack = _U32x2.unpack_from
+    out = []
+    for _ in range(c):
+        if pos + 8 > end:
+            r.pos = pos
+            r.take(8)  # raises the DecodeError naming the offset
+        pid, n = unpack(buf, pos)
+        pos += 8
+        if pos + n > end:
+            r.pos = pos
+            r.take(n)
+        out.append((pid, buf[pos : pos + n]))
+        pos += n
+    r.pos = pos
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------- messages
@@ -296,8 +425,11 @@ class KeysBroadcast(Message):
             raise DecodeError(f"KeysBroadcast: signature flag must be 0 or 1, got {signed}")
         size = 4 + 2 * KEY_LEN + (SIG_LEN if signed else 0)
         c = r.count(size)
+        block = r.take(c * size)
+        k1, k2 = 4 + KEY_LEN, 4 + 2 * KEY_LEN
         entries = tuple(
-            (r.u32(), r.take(KEY_LEN), r.take(KEY_LEN), r.take(SIG_LEN) if signed else b"") for _ in range(c)
+            (pid, block[o + 4 : o + k1], block[o + k1 : o + k2], block[o + k2 : o + size])
+            for pid, o in zip(_ids_at(block, c, size), range(0, c * size, size))
         )
         p = r.count(HASH_LEN)
         return cls(session, recipient, entries, tuple(r.take(HASH_LEN) for _ in range(p)))
@@ -394,10 +526,13 @@ class ConsistencyRequest(Message):
     TYPE: ClassVar[int] = 7
     recipient: int
     n: int
-    survivors: tuple[int, ...]
+    survivors: PartySet  # any iterable of ids is converted
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "survivors", PartySet.of(self.survivors, self.n))
 
     def to_bytes(self) -> bytes:
-        return self._header() + _U32.pack(_check_id(self.recipient)) + ids_to_bitmap(self.survivors, self.n)
+        return self._header() + _U32.pack(_check_id(self.recipient)) + self.survivors.bitmap()
 
     @classmethod
     def _read(cls, session: bytes, r: _Reader) -> "ConsistencyRequest":
@@ -434,16 +569,20 @@ class UnmaskRequest(Message):
     TYPE: ClassVar[int] = 9
     recipient: int
     n: int
-    survivors: tuple[int, ...]
-    dropped: tuple[int, ...]
+    survivors: PartySet  # any iterable of ids is converted
+    dropped: PartySet
     macs: tuple[tuple[int, bytes], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "survivors", PartySet.of(self.survivors, self.n))
+        object.__setattr__(self, "dropped", PartySet.of(self.dropped, self.n))
 
     def to_bytes(self) -> bytes:
         return (
             self._header()
             + _U32.pack(_check_id(self.recipient))
-            + ids_to_bitmap(self.survivors, self.n)
-            + ids_to_bitmap(self.dropped, self.n)
+            + self.survivors.bitmap()
+            + self.dropped.bitmap()
             + _mac_list_bytes(self.macs)
         )
 

@@ -175,7 +175,7 @@ class SurvivorsVouched:
     u2: frozenset[int]
     complaints: tuple[int, ...]
     mac_keys: Mapping[int, bytes]
-    vouched: tuple[int, ...]  # the survivor set it vouched for
+    vouched: bytes  # SHA-256 of what it vouched for (R and the bitmap of U3): O(1), not O(n)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,6 @@ import numpy as np
 
 from .. import keys, prg, shamir
 from ..errors import (
-    DecodeError,
     DroppedParty,
     DuplicateMessage,
     InputError,
@@ -79,6 +78,7 @@ from .messages import (
     KeysBroadcast,
     MaskedInput,
     Message,
+    PartySet,
     ShareKeys,
     StartSession,
     UnmaskRequest,
@@ -336,19 +336,19 @@ class Server:
 
     def _on_reveal(self, st: AwaitShareReveals, m: UnmaskResponse, where: str, err: dict) -> None:
         holders = set(self._live_holders(m.sender, st.u2))
-        dropped = st.u2 - st.u3
         parsed = []
-        for name, entries, allowed in (("self-mask", m.self_shares, st.u3), ("mask-key", m.key_shares, dropped)):
+        for name, entries, survived in (("self-mask", m.self_shares, True), ("mask-key", m.key_shares, False)):
             owners = [int(v) for v, _ in entries]
             if len(set(owners)) != len(owners):
                 raise ProtocolViolation(f"{where}: two {name} shares for one client", **err)
-            wrong = [v for v in owners if v not in allowed or v not in holders]
+            # self-mask shares of survivors (U3), key shares of U2 minus U3, from holders only
+            wrong = [v for v in owners if v not in holders or (v in st.u3) != survived]
             if wrong:
                 raise ProtocolViolation(f"{where}: {name} shares of {wrong[:5]} were not requested from it", **err)
-            try:
-                parsed.append({v: shamir.decode_share_values(b, 1, SHARE_LIMBS)[0] for v, b in entries})
-            except (DecodeError, InputError):
-                raise ProtocolViolation(f"{where}: malformed {name} share", **err) from None
+            rows = shamir.decode_share_values_many([b for _, b in entries], 1, SHARE_LIMBS)
+            if any(r is None for r in rows):
+                raise ProtocolViolation(f"{where}: malformed {name} share", **err)
+            parsed.append({v: r[0] for v, r in zip(owners, rows)})
         st.u5[m.sender] = (parsed[0], parsed[1])
 
     # ------------------------------------------------------------------ round close
@@ -389,10 +389,10 @@ class Server:
             out.append(ForwardShares(self.session, u, cts))
         return out, AwaitInputs(st.keys, st.R, alive)  # the ciphertexts are forwarded and forgotten
 
-    def _masked_with(self, u2: Collection[int], complaints: Mapping[int, frozenset[int]], w: int) -> set[int]:
-        """Neighbours whose pairwise mask client ``w`` added: those whose shares were
-        forwarded to it and that it did not report."""
-        return {v for v in self._live_holders(w, u2) if v != w} - complaints.get(w, frozenset())
+    def _maskers(self, among: Collection[int], complaints: Mapping[int, frozenset[int]], v: int) -> list[int]:
+        """The clients of ``among`` that added a pairwise mask with client ``v`` (of U2):
+        its holders, to which its shares were forwarded, that did not report it."""
+        return [w for w in self._live_holders(v, among) if w != v and v not in complaints.get(w, ())]
 
     def _close_inputs(self, st: AwaitInputs) -> tuple[list[Message], AwaitVouchers | AwaitShareReveals]:
         """Fix U3: exclude reported clients (both ends of a maximal matching of the
@@ -421,7 +421,7 @@ class Server:
         # anything is revealed (a driver may rerun without the blamed clients at no privacy
         # cost: this session released nothing but masked vectors)
         for v in sorted(st.u2 - u3):
-            acceptors = [w for w in u3 if v in self._masked_with(st.u2, complaints, w)]
+            acceptors = self._maskers(u3, complaints, v)
             if 0 < len(acceptors) < cfg.threshold:
                 blamed = tuple(sorted(excluded)) if v in excluded or v in self.misbehaving else ()
                 self._abort(
@@ -435,11 +435,12 @@ class Server:
         b_commit = {u: st.pending[u].b_commit for u in u3}
         fixed = dict(keys=st.keys, R=st.R, u2=st.u2, u3=u3, acc=acc, b_commit=b_commit, complaints=complaints,
                      excluded=excluded)
-        survivors = tuple(sorted(u3))
+        survivors = PartySet(cfg.n, sorted(u3))  # one set (and one bitmap) shared by every request
         if cfg.consistency_check:
-            return [ConsistencyRequest(self.session, u, cfg.n, survivors) for u in survivors], AwaitVouchers(**fixed)
+            return ([ConsistencyRequest(self.session, u, cfg.n, survivors) for u in survivors.ids],
+                    AwaitVouchers(**fixed))
         nxt = AwaitShareReveals(**fixed, u4=u3)
-        return self._unmask_requests(nxt, survivors, {}), nxt
+        return self._unmask_requests(nxt, survivors.ids, {}), nxt
 
     def _close_vouchers(self, st: AwaitVouchers) -> tuple[list[Message], AwaitShareReveals]:
         alive = frozenset(st.u4)
@@ -451,8 +452,8 @@ class Server:
     def _unmask_requests(self, st: AwaitShareReveals, recipients: Sequence[int],
                          vouchers: Mapping[int, Mapping[int, bytes]]) -> list[Message]:
         cfg = self.config
-        survivors = tuple(sorted(st.u3))
-        dropped = tuple(sorted(st.u2 - st.u3))
+        survivors = PartySet(cfg.n, sorted(st.u3))
+        dropped = PartySet(cfg.n, sorted(st.u2 - st.u3))
         out: list[Message] = []
         for u in recipients:
             macs = (tuple((v, vouchers[v][u]) for v in self._live_holders(u, vouchers) if v != u)
@@ -472,10 +473,16 @@ class Server:
         that fails goes through Reed-Solomon decoding of all its shares, which corrects
         wrong shares and names who sent them."""
         t = self.config.threshold
+        wanted = set(owners)
+        given: dict[int, list[int]] = {v: [] for v in owners}
+        for w in sorted(st.u5):  # one pass over the responses: O(n k), givers in id order
+            for v in st.u5[w][which]:
+                if v in wanted:
+                    given[v].append(w)
         givers_of: dict[int, list[int]] = {}
         groups: dict[tuple[int, ...], list[int]] = {}
         for v in owners:
-            givers = [w for w in sorted(st.u5) if v in st.u5[w][which]]
+            givers = given[v]
             if len(givers) < t:
                 self._abort(f"cannot rebuild the {what} of client {v}: {len(givers)} shares arrived, "
                             f"fewer than the threshold t={t}", "unmasking", Reason.BELOW_THRESHOLD)
@@ -519,7 +526,7 @@ class Server:
         survivors = sorted(st.u3)
         dropped = sorted(st.u2 - st.u3)
         # survivors that added a pairwise mask with each dropped (or excluded) client
-        maskers = {v: [u for u in survivors if v in self._masked_with(st.u2, st.complaints, u)] for v in dropped}
+        maskers = {v: self._maskers(st.u3, st.complaints, v) for v in dropped}
         needed = [v for v in dropped if maskers[v]]
 
         def seed_ok(v: int, secret: bytes) -> bool:

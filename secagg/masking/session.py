@@ -23,7 +23,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -166,7 +166,11 @@ class ClientHost:
     def handle(self, datas: Sequence[bytes]) -> list[tuple[int, list[bytes], float, SecAggError | None]]:
         """One message per entry, in order; returns ``(party, replies, seconds, error)``
         where ``error`` is the exception of a client that refused its message (it leaves)."""
-        out: list[tuple[int, list[bytes], float, SecAggError | None]] = []
+        return list(self.stream(datas))
+
+    def stream(self, datas: Iterable[bytes]) -> Iterator[tuple[int, list[bytes], float, SecAggError | None]]:
+        """:meth:`handle`, one result at a time (so a driver can pass each reply on
+        before the next client runs, and nothing of a round piles up in memory)."""
         for data in datas:
             t0 = time.perf_counter()
             msg = decode_message(data)
@@ -175,8 +179,7 @@ class ClientHost:
                 replies, err = [m.to_bytes() for m in self.clients[u].receive(msg)], None
             except SecAggError as exc:
                 replies, err = [], exc
-            out.append((u, replies, time.perf_counter() - t0, err))
-        return out
+            yield u, replies, time.perf_counter() - t0, err
 
 
 class Session:
@@ -339,11 +342,13 @@ class Session:
 
 class Executor(Protocol):
     """Where the clients run: :meth:`reset` builds fresh clients for an attempt,
-    :meth:`handle` processes one round's messages (in recipient order)."""
+    :meth:`handle` processes one round's messages and yields each recipient's
+    ``(party, replies, seconds, error)`` in the order of the messages (recipient order)."""
 
     def reset(self, session: Session) -> None: ...
 
-    def handle(self, datas: Sequence[tuple[int, bytes]]) -> list[tuple[int, list[bytes], float, SecAggError | None]]:
+    def handle(self, datas: Sequence[tuple[int, bytes]]) -> Iterable[tuple[int, list[bytes], float,
+                                                                           SecAggError | None]]:
         ...
 
     def close(self) -> None: ...
@@ -360,12 +365,13 @@ class InProcess:
     def reset(self, session: Session) -> None:
         self._host = session.host(range(session.config.n), self.vectors)
 
-    def handle(self, datas: Sequence[tuple[int, bytes]]) -> list[tuple[int, list[bytes], float, SecAggError | None]]:
+    def handle(self, datas: Sequence[tuple[int, bytes]]) -> Iterator[tuple[int, list[bytes], float,
+                                                                           SecAggError | None]]:
         assert self._host is not None
-        out = self._host.handle([d for _, d in datas])
-        if self.progress is not None:
-            self.progress.update(len(datas))
-        return out
+        for item in self._host.stream(d for _, d in datas):
+            yield item
+            if self.progress is not None:
+                self.progress.update(1)
 
     def close(self) -> None:
         self._host = None
@@ -400,7 +406,7 @@ def _attempt(session: Session, executor: Executor) -> None:
         live = [(u, data) for u, data in out if not session.silent(u, ri)]
         for u, data in live:
             session.delivered(u, rname, len(data))
-        for u, replies, seconds, err in sorted(executor.handle(live), key=lambda item: item[0]):
+        for u, replies, seconds, err in executor.handle(live):  # in recipient order, one at a time
             session.answered(u, ri, seconds, err)
             for rep in replies:
                 session.to_server(u, rname, rep)

@@ -22,7 +22,7 @@ from secagg.errors import SecAggError, SecretSharingError
 from secagg.masking import Client, MaskingConfig, Server, ThreatModel
 from secagg.masking import messages as M
 from secagg.masking.client import SHARE_LIMBS, _reduce
-from secagg.masking.config import PAIR_MASK_LABEL, SEED_LEN, SELF_MASK_LABEL, consistency_mac, pair_info
+from secagg.masking.config import PAIR_MASK_LABEL, SEED_LEN, SELF_MASK_LABEL, consistency_mac, pair_info, voucher_digest
 from secagg.masking.rounds import InputSent, KeysAdvertised, KeysShared, ServerDone
 
 
@@ -161,7 +161,7 @@ class Lab:
                 if st is None:
                     continue
                 for w, key in st.mac_keys.items():
-                    self.vouchers[(c, w, view)] = consistency_mac(key, st.R, self.n, view)
+                    self.vouchers[(c, w, view)] = consistency_mac(key, voucher_digest(st.R, self.n, view))
 
     def request_unmask(self, u: int, view: tuple[int, ...], dropped: tuple[int, ...], macs=None) -> None:
         """Ask honest ``u`` to unmask ``view`` (with the given vouchers, or the collected

@@ -40,7 +40,7 @@ from secagg.errors import (
 )
 from secagg.masking import MaskingConfig
 from secagg.masking.client import SHARE_LIMBS, SHARE_ROUND
-from secagg.masking.config import PAIR_MASK_LABEL, SELF_MASK_LABEL, pair_info
+from secagg.masking.config import PAIR_MASK_LABEL, SELF_MASK_LABEL, pair_info, pair_keys
 from secagg.masking.messages import (
     AdvertiseKeys,
     ForwardShares,
@@ -115,7 +115,7 @@ async def _malicious_server(reader, writer, loot: dict) -> None:
     _, body = split_payload(await read_frame(reader, 1 << 20))
     shares_msg = decode_message(body)
     assert isinstance(shares_msg, ShareKeys)
-    enc = {v: keys.hkdf(c.exchange(adv.c_pk), info=pair_info(R, 0, v, b"share-encryption"))
+    enc = {v: pair_keys(c.exchange(adv.c_pk), R, 0, v, False)[0]
            for v, (c, _) in mine.items()}
     stolen = {}
     for v, ct in shares_msg.ciphertexts:  # the server reads the shares meant for "clients" 1 and 2

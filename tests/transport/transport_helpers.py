@@ -13,7 +13,7 @@ import numpy as np
 from secagg import keys, shamir
 from secagg.masking import MaskingConfig, ThreatModel
 from secagg.masking.client import SHARE_ROUND
-from secagg.masking.config import pair_info
+from secagg.masking.config import pair_keys
 from secagg.masking.transcript import MerkleTree, leaf_hash, session_identity
 from secagg.masking.messages import ForwardShares, KeysBroadcast, StartSession, decode_message
 from secagg.transport import AggregationServer, run_client
@@ -206,7 +206,7 @@ async def hangs_up_after_masked_input(reader, writer):
     dummy = shamir.split_batch([os.urandom(32), os.urandom(32)], 2, [1, 2, 3])
     cts = []
     for v, c, _ in mine:
-        key = keys.hkdf(c.exchange(adv.c_pk), info=pair_info(R, 0, v, b"share-encryption"))
+        key = pair_keys(c.exchange(adv.c_pk), R, 0, v, False)[0]
         ad = keys.associated_data(session=R, round=SHARE_ROUND, sender=v, recipient=0)
         cts.append((v, keys.aead_encrypt(key, shamir.encode_share_values(dummy[v]), ad)))
     writer.write(encode_frame(KIND_PROTOCOL, ForwardShares(session, 0, tuple(cts)).to_bytes()))
