@@ -532,7 +532,7 @@ def _renamed(owner: object, old: str, old_value: Any, new: str, new_value: Any, 
 
 
 # name -> "module:Class" (imported lazily so optional parts stay optional)
-_REGISTRY: dict[str, str | type] = {
+_REGISTRY: dict[str, str | type[Aggregator]] = {
     "plain": "secagg.aggregators:PlainAggregator",
     "secagg": "secagg.masking.aggregator:SecAggAggregator",
     "secagg+": "secagg.masking.aggregator:SecAggPlusAggregator",
@@ -543,7 +543,7 @@ _REGISTRY: dict[str, str | type] = {
 }
 
 
-def register_aggregator(name: str, target: str | type) -> None:
+def register_aggregator(name: str, target: str | type[Aggregator]) -> None:
     """Register an aggregator class (or ``"module:Class"`` path) under ``name``."""
     if not isinstance(target, (str, type)):
         raise ConfigurationError(f"register a class or a 'module:Class' string, got {type(target).__name__}")
@@ -555,7 +555,7 @@ def available_aggregators() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def aggregator_class(name: str) -> type:
+def aggregator_class(name: str) -> type[Aggregator]:
     """The class registered as ``name`` (imported on first use).
 
     Raises :class:`ConfigurationError` for an unknown name, listing the known ones, or
