@@ -122,17 +122,20 @@ class Costs:
     @property
     def total_bytes_up(self) -> np.ndarray:
         """int64 ``(n,)``: bytes each client sent over all rounds."""
-        return np.sum([self.bytes_up[r] for r in self.rounds], axis=0).astype(np.int64)
+        total: np.ndarray = np.sum([self.bytes_up[r] for r in self.rounds], axis=0)  # numpy: Any for a list
+        return total.astype(np.int64)
 
     @property
     def total_bytes_down(self) -> np.ndarray:
         """int64 ``(n,)``: bytes each client received over all rounds."""
-        return np.sum([self.bytes_down[r] for r in self.rounds], axis=0).astype(np.int64)
+        total: np.ndarray = np.sum([self.bytes_down[r] for r in self.rounds], axis=0)  # numpy: Any for a list
+        return total.astype(np.int64)
 
     @property
     def total_client_seconds(self) -> np.ndarray:
         """float64 ``(n,)``: each client's seconds over all rounds."""
-        return np.sum([self.client_seconds[r] for r in self.rounds], axis=0)
+        total: np.ndarray = np.sum([self.client_seconds[r] for r in self.rounds], axis=0)  # numpy: Any for a list
+        return total
 
     @property
     def total_server_seconds(self) -> float:

@@ -40,14 +40,18 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._costs import Costs
 from ._dropout import DropoutSchedule
 from .errors import ConfigurationError, InputError
 from .quantize import apply_bound, check_out_of_range_policy
+
+if TYPE_CHECKING:  # secagg.dp imports this module
+    from .dp.accountant import DpEvent
 
 __all__ = [
     "Costs",
@@ -321,7 +325,7 @@ class Aggregator(ABC):
         ):
             cls.aggregate = _accept_layers_and_weights(impl)  # type: ignore[method-assign]
 
-    def dp_event_for(self, n: int, dim: int, survivors: int | None = None, dropout: object = None) -> Any:
+    def dp_event_for(self, n: int, dim: int, survivors: int | None = None, dropout: object = None) -> DpEvent:
         """The privacy event one aggregation of ``n`` rows of length ``dim`` will report
         (DP aggregators; nothing is run). Raises :class:`ConfigurationError` otherwise."""
         raise ConfigurationError(f"the {self.name or type(self).__name__} aggregator adds no DP noise: no privacy event")
@@ -461,7 +465,14 @@ class PlainAggregator(Aggregator):
         self.bound = None if bound is None else _check_bound(bound)
         self.out_of_range = check_out_of_range_policy(out_of_range)
 
-    def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
+    @_accept_layers_and_weights
+    def aggregate(
+        self,
+        updates: ArrayLike,
+        *,
+        dropout: float | Mapping[int, str] | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> AggregationResult:
         """Sum the surviving rows of ``updates`` (``(n, d)`` float) as float32 on the wire.
 
         Raises :class:`~secagg.errors.OutOfRangeError` for a value beyond ``bound`` under
@@ -521,7 +532,7 @@ def _renamed(owner: object, old: str, old_value: Any, new: str, new_value: Any, 
 
 
 # name -> "module:Class" (imported lazily so optional parts stay optional)
-_REGISTRY: dict[str, str | type] = {
+_REGISTRY: dict[str, str | type[Aggregator]] = {
     "plain": "secagg.aggregators:PlainAggregator",
     "secagg": "secagg.masking.aggregator:SecAggAggregator",
     "secagg+": "secagg.masking.aggregator:SecAggPlusAggregator",
@@ -532,7 +543,7 @@ _REGISTRY: dict[str, str | type] = {
 }
 
 
-def register_aggregator(name: str, target: str | type) -> None:
+def register_aggregator(name: str, target: str | type[Aggregator]) -> None:
     """Register an aggregator class (or ``"module:Class"`` path) under ``name``."""
     if not isinstance(target, (str, type)):
         raise ConfigurationError(f"register a class or a 'module:Class' string, got {type(target).__name__}")
@@ -544,7 +555,7 @@ def available_aggregators() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def aggregator_class(name: str) -> type:
+def aggregator_class(name: str) -> type[Aggregator]:
     """The class registered as ``name`` (imported on first use).
 
     Raises :class:`ConfigurationError` for an unknown name, listing the known ones, or

@@ -217,7 +217,7 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
     except Exception as exc:  # a bug: one line by default, the traceback on request
         if os.environ.get("SECAGG_DEBUG"):
             raise
-        print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug in secagg; "
+        print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} (a bug in secagg; "
               "SECAGG_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_BUG
 

@@ -32,6 +32,8 @@ Tree::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "Reason",
     "SecAggError",
@@ -90,7 +92,7 @@ class Reason:
     BUDGET = "budget_exceeded"
 
 
-def _rebuild(cls: type, args: tuple, state: dict) -> "SecAggError":
+def _rebuild(cls: type[SecAggError], args: tuple[object, ...], state: dict[str, object]) -> SecAggError:
     obj = cls.__new__(cls)
     Exception.__init__(obj, *args)
     obj.__dict__.update(state)
@@ -116,7 +118,8 @@ class SecAggError(Exception):
         self.party = party
         self.round = round
 
-    def __reduce__(self):  # keep code/party/round (and subclass fields) across pickling
+    def __reduce__(self) -> tuple[Callable[..., SecAggError], tuple[object, ...]]:
+        # keep code/party/round (and subclass fields) across pickling
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
@@ -180,7 +183,8 @@ class OutOfRangeError(EncodingError):
             f"(largest magnitude {self.max_abs:.6g}): {advice}"
         )
 
-    def __reduce__(self):  # keep the fields across pickling (Ray workers, multiprocessing)
+    def __reduce__(self) -> tuple[Callable[..., SecAggError], tuple[object, ...]]:
+        # keep the fields across pickling (Ray workers, multiprocessing)
         return (type(self), (self.count, self.size, self.max_abs, self.bound, self.advice))
 
 

@@ -36,8 +36,10 @@ import math
 import secrets
 import warnings
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 from randomgen import AESCounter
 
 from .errors import ConfigurationError, InputError, OutOfRangeError, SumOverflowError
@@ -148,7 +150,7 @@ def ring_sum(vectors: np.ndarray, bits: int, axis: int = 0) -> np.ndarray:
     arr = np.asarray(vectors)
     if arr.dtype != dt:
         raise InputError(f"ring vectors for {bits}-bit rings must have dtype {dt}, got {arr.dtype}")
-    total = arr.sum(axis=axis, dtype=dt)
+    total: np.ndarray = arr.sum(axis=axis, dtype=dt)  # numpy types a reduction to a run-time dtype as Any
     if bits < dt.itemsize * 8:
         total &= dt.type((1 << bits) - 1)
     return total
@@ -170,7 +172,7 @@ def clip_l2(x: np.ndarray, max_norm: float) -> np.ndarray:
     return arr * (max_norm / norm)
 
 
-def _as_finite_float(x, name: str) -> np.ndarray:
+def _as_finite_float(x: ArrayLike, name: str) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -309,7 +311,7 @@ class Quantizer:
         return 1.0 / self.scale
 
     # ------------------------------------------------------------------ signed integers
-    def count_out_of_range(self, x) -> np.ndarray:
+    def count_out_of_range(self, x: ArrayLike) -> np.ndarray:
         """How many values of each vector lie beyond the bound (what ``"clip"`` would clip).
 
         Parameters
@@ -332,7 +334,24 @@ class Quantizer:
     def _count_outside(self, arr: np.ndarray) -> np.ndarray:
         return count_beyond(arr, self.bound)
 
-    def quantize(self, x, rng: np.random.Generator | None = None, *, return_clipped: bool = False):
+    @overload
+    def quantize(
+        self, x: ArrayLike, rng: np.random.Generator | None = None, *, return_clipped: Literal[False] = False
+    ) -> np.ndarray: ...
+
+    @overload
+    def quantize(
+        self, x: ArrayLike, rng: np.random.Generator | None = None, *, return_clipped: Literal[True]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def quantize(
+        self, x: ArrayLike, rng: np.random.Generator | None = None, *, return_clipped: bool
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+
+    def quantize(
+        self, x: ArrayLike, rng: np.random.Generator | None = None, *, return_clipped: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Check, scale and round ``x`` to signed integers in ``[-q_max, q_max]`` (int64).
 
         Same shape as ``x``. This is the integer domain that Paillier packing and
@@ -378,7 +397,7 @@ class Quantizer:
         out = ints.astype(np.int64)
         return (out, clipped) if return_clipped else out
 
-    def dequantize(self, total, count: int) -> np.ndarray:
+    def dequantize(self, total: ArrayLike, count: int) -> np.ndarray:
         """Turn a signed integer sum of ``count`` quantized vectors into floats (float64)."""
         count = self._check_count(count)
         ints = np.asarray(total)
@@ -396,7 +415,24 @@ class Quantizer:
         return ints.astype(np.float64) / self.scale
 
     # ------------------------------------------------------------------ ring
-    def encode(self, x, rng: np.random.Generator | None = None, *, return_clipped: bool = False):
+    @overload
+    def encode(
+        self, x: ArrayLike, rng: np.random.Generator | None = None, *, return_clipped: Literal[False] = False
+    ) -> np.ndarray: ...
+
+    @overload
+    def encode(
+        self, x: ArrayLike, rng: np.random.Generator | None = None, *, return_clipped: Literal[True]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def encode(
+        self, x: ArrayLike, rng: np.random.Generator | None = None, *, return_clipped: bool
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+
+    def encode(
+        self, x: ArrayLike, rng: np.random.Generator | None = None, *, return_clipped: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Encode floats ``x`` (any shape) into the ring: returns a ``self.dtype`` array.
 
         With ``return_clipped=True`` returns ``(ring, clipped)`` where ``clipped`` is the
@@ -409,7 +445,7 @@ class Quantizer:
             return self.to_ring(ints), clipped
         return self.to_ring(self.quantize(x, rng))
 
-    def to_ring(self, ints) -> np.ndarray:
+    def to_ring(self, ints: ArrayLike) -> np.ndarray:
         """Reduce signed integers (int64) modulo 2^bits into the ring dtype."""
         ints = np.asarray(ints)
         if ints.dtype.kind not in "iu":
@@ -420,7 +456,7 @@ class Quantizer:
             out &= dt.type((1 << self.bits) - 1)
         return out
 
-    def to_signed(self, total) -> np.ndarray:
+    def to_signed(self, total: ArrayLike) -> np.ndarray:
         """Map ring elements to their two's-complement representatives as int64."""
         arr = np.asarray(total)
         if arr.dtype.kind not in "iu":
@@ -433,7 +469,7 @@ class Quantizer:
         half = 1 << (self.bits - 1)
         return ((arr.astype(np.int64) + half) & ((1 << self.bits) - 1)) - half
 
-    def decode(self, total, count: int) -> np.ndarray:
+    def decode(self, total: ArrayLike, count: int) -> np.ndarray:
         """Decode the ring sum of ``count`` encodings into the float sum (float64).
 
         Raises :class:`SumOverflowError` if ``count`` exceeds ``num_clients`` or the
@@ -441,7 +477,7 @@ class Quantizer:
         """
         return self.dequantize(self.to_signed(total), count)
 
-    def _check_count(self, count) -> int:
+    def _check_count(self, count: object) -> int:
         if not isinstance(count, (int, np.integer)) or count < 0:
             raise InputError(f"count must be a non-negative integer, got {count!r}")
         if count > self.num_clients:

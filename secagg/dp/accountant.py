@@ -50,11 +50,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import ConfigurationError, InputError
+
+if TYPE_CHECKING:
+    from .pld_accountant import PldAccountant
 
 __all__ = [
     "DEFAULT_RDP_ORDERS",
@@ -86,7 +90,7 @@ DEFAULT_RDP_ORDERS: tuple[float, ...] = tuple(
 
 
 # ---------------------------------------------------------------------------- events
-def _nonneg(value, name: str) -> float:
+def _nonneg(value: float, name: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -102,7 +106,7 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
-def _count(value, name: str) -> int:
+def _count(value: object, name: str) -> int:
     """A non-negative integer count (bools and non-integral numbers refused: int(2.5) under-counts)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise InputError(f"{name} must be a non-negative integer, got {value!r}")
@@ -249,7 +253,7 @@ class SelfComposedEvent(DpEvent):
 class ComposedEvent(DpEvent):
     """Several events run one after another."""
 
-    events: tuple
+    events: tuple[DpEvent, ...]
 
     def __post_init__(self) -> None:
         try:
@@ -263,7 +267,7 @@ class ComposedEvent(DpEvent):
 
 
 # ---------------------------------------------------------------------------- RDP math
-def rdp_gaussian(noise_multiplier: float, orders) -> np.ndarray:
+def rdp_gaussian(noise_multiplier: float, orders: ArrayLike) -> np.ndarray:
     """RDP of the Gaussian mechanism: ``orders / (2 z^2)`` (inf for z = 0)."""
     orders = np.asarray(orders, dtype=np.float64)
     if noise_multiplier == 0:
@@ -300,7 +304,7 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     m = np.max(a, axis=axis, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
-        s = np.log(np.sum(np.exp(a - m_safe), axis=axis, keepdims=True)) + m_safe
+        s: np.ndarray = np.log(np.sum(np.exp(a - m_safe), axis=axis, keepdims=True)) + m_safe
     return np.squeeze(s, axis=axis)
 
 
@@ -358,7 +362,7 @@ def _log_a_frac(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
     return result
 
 
-def rdp_poisson_subsampled_gaussian(sampling_rate: float, noise_multiplier: float, orders) -> np.ndarray:
+def rdp_poisson_subsampled_gaussian(sampling_rate: float, noise_multiplier: float, orders: ArrayLike) -> np.ndarray:
     """RDP curve of the Poisson-subsampled Gaussian (Mironov-Talwar-Zhang 2019), shape of ``orders``."""
     q, z = float(sampling_rate), float(noise_multiplier)
     orders = np.asarray(orders, dtype=np.float64)
@@ -417,7 +421,8 @@ def _rdp_ddg(ev: DistributedDiscreteGaussianEvent, orders: np.ndarray) -> np.nda
 def _rdp_skellam(ev: SkellamEvent, orders: np.ndarray) -> np.ndarray:
     a = np.ceil(orders)
     mu, d2, d1 = float(ev.variance), float(ev.l2_sensitivity), float(ev.l1_sensitivity)
-    return a * d2**2 / (2 * mu) + np.minimum(((2 * a - 1) * d2**2 + 6 * d1) / (4 * mu**2), 3 * d1 / (2 * mu))
+    rdp: np.ndarray = a * d2**2 / (2 * mu) + np.minimum(((2 * a - 1) * d2**2 + 6 * d1) / (4 * mu**2), 3 * d1 / (2 * mu))
+    return rdp
 
 
 def _rdp_subsampled_discrete(q: float, inner: DpEvent, orders: np.ndarray) -> np.ndarray:
@@ -460,7 +465,7 @@ def _rdp_subsampled_discrete(q: float, inner: DpEvent, orders: np.ndarray) -> np
     return rdp_poisson_subsampled_gaussian(q, z_eff, orders) + core.a * orders / (orders - 1.0) + core.b
 
 
-def epsilon_from_rdp(orders, rdp, delta: float) -> tuple[float, float]:
+def epsilon_from_rdp(orders: ArrayLike, rdp: ArrayLike, delta: float) -> tuple[float, float]:
     """(epsilon, optimal order) for an RDP curve at ``delta`` (CKS 2020 / Balle et al. 2020)."""
     orders = np.asarray(orders, dtype=np.float64)
     rdp = np.asarray(rdp, dtype=np.float64)
@@ -484,7 +489,7 @@ def epsilon_from_rdp(orders, rdp, delta: float) -> tuple[float, float]:
     return max(0.0, float(eps[k])), float(orders[k])
 
 
-def delta_from_rdp(orders, rdp, epsilon: float) -> tuple[float, float]:
+def delta_from_rdp(orders: ArrayLike, rdp: ArrayLike, epsilon: float) -> tuple[float, float]:
     """(delta, optimal order) for an RDP curve at ``epsilon`` (inverse of :func:`epsilon_from_rdp`)."""
     orders = np.asarray(orders, dtype=np.float64)
     rdp = np.asarray(rdp, dtype=np.float64)
@@ -525,7 +530,7 @@ class RdpAccountant:
     1.712
     """
 
-    def __init__(self, orders: Sequence[float] | None = None) -> None:
+    def __init__(self, orders: ArrayLike | None = None) -> None:
         arr = np.asarray(DEFAULT_RDP_ORDERS if orders is None else orders, dtype=np.float64)
         if arr.ndim != 1 or arr.size == 0 or not np.all(arr > 1) or not np.all(np.isfinite(arr)):
             raise InputError("orders must be a non-empty 1-D sequence of finite numbers > 1")
@@ -632,7 +637,7 @@ class AutoAccountant:
     def __init__(self) -> None:
         from .pld_accountant import PldAccountant
 
-        self._pld: Any = PldAccountant()
+        self._pld: PldAccountant | None = PldAccountant()
         self._rdp = RdpAccountant()
         self._rdp_broken = False
         self.pld_unavailable: str | None = None
@@ -682,7 +687,29 @@ class AutoAccountant:
         return float(min(dl))
 
 
-def make_accountant(kind: str = "pld", **options):
+class Accountant(Protocol):
+    """What every accountant :func:`make_accountant` builds offers (RDP, PLD and auto alike)."""
+
+    def copy(self) -> Accountant: ...
+
+    def compose(self, event: DpEvent, count: int = 1) -> Accountant: ...
+
+    def get_epsilon(self, delta: float) -> float: ...
+
+    def get_delta(self, epsilon: float) -> float: ...
+
+
+@overload
+def make_accountant(kind: Literal["rdp"], **options: Any) -> RdpAccountant: ...
+@overload
+def make_accountant(kind: Literal["auto"], **options: Any) -> AutoAccountant: ...
+@overload
+def make_accountant(kind: Literal["pld"] = "pld", **options: Any) -> PldAccountant: ...
+@overload
+def make_accountant(kind: str = "pld", **options: Any) -> Accountant: ...
+
+
+def make_accountant(kind: str = "pld", **options: Any) -> Accountant:
     """A fresh accountant: ``"pld"`` (:class:`~secagg.dp.PldAccountant`, tight), ``"rdp"``
     (:class:`RdpAccountant`), or ``"auto"`` (:class:`AutoAccountant`: the smaller of the
     two, RDP alone where PLD cannot bound an event).
@@ -735,7 +762,10 @@ def compute_epsilon(
     return acc.get_epsilon(delta)
 
 
-def _pick(positional, keyword, pos_name: str, kw_name: str):
+_T = TypeVar("_T")
+
+
+def _pick(positional: _T | None, keyword: _T | None, pos_name: str, kw_name: str) -> _T | None:
     if positional is not None and keyword is not None:
         raise ConfigurationError(f"give {pos_name} or {kw_name}, not both")
     return keyword if keyword is not None else positional

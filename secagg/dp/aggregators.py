@@ -37,13 +37,23 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ..aggregators import AggregationResult, Aggregator, Costs, _renamed, dropped_rows, send_float32, validate_updates
+from ..aggregators import (
+    AggregationResult,
+    Aggregator,
+    Costs,
+    _accept_layers_and_weights,
+    _renamed,
+    dropped_rows,
+    send_float32,
+    validate_updates,
+)
 from ..errors import ConfigurationError, EncodingError
 from ..quantize import default_rng
-from .accountant import DiscreteGaussianEvent, make_accountant, noise_multiplier_for
+from .accountant import DiscreteGaussianEvent, DpEvent, make_accountant, noise_multiplier_for
 from .clipping import clip_rows
-from .distributed import DistributedDP, distributed_dp_sum
+from .distributed import DistributedDP, SecureSum, distributed_dp_sum
 from .samplers import discrete_gaussian
 
 __all__ = ["CentralDPAggregator", "LocalDPAggregator", "DistributedDPAggregator", "resolve_noise_multiplier"]
@@ -68,7 +78,7 @@ def resolve_noise_multiplier(
     return z * (1.0 + 1e-9)
 
 
-def _check_clip_norm(clip_norm) -> float:
+def _check_clip_norm(clip_norm: float) -> float:
     try:
         c = float(clip_norm)
     except (TypeError, ValueError):
@@ -79,7 +89,7 @@ def _check_clip_norm(clip_norm) -> float:
     return c
 
 
-def _check_delta(delta) -> float:
+def _check_delta(delta: float) -> float:
     try:
         d = float(delta)
     except (TypeError, ValueError):
@@ -89,7 +99,7 @@ def _check_delta(delta) -> float:
     return d
 
 
-def _round_epsilon(event, delta: float) -> float:
+def _round_epsilon(event: DpEvent, delta: float) -> float:
     return make_accountant("auto").compose(event).get_epsilon(delta)
 
 
@@ -104,6 +114,7 @@ class _GridDPAggregator(Aggregator):
     """
 
     _default_resolution_bits = 20
+    clip_norm: float  # always set (the base class allows None: no norm clipping)
 
     def __init__(
         self,
@@ -128,16 +139,28 @@ class _GridDPAggregator(Aggregator):
         """L2 sensitivity of one rounded, clipped update, or of the rounded sum (update units)."""
         return self.clip_norm + self.resolution * math.sqrt(dim) / 2
 
-    def dp_event_for(self, n: int, dim: int, survivors: int | None = None) -> DiscreteGaussianEvent:
+    def dp_event_for(
+        self, n: int, dim: int, survivors: int | None = None, dropout: object = None
+    ) -> DiscreteGaussianEvent:
         """The privacy event one aggregation of ``n`` rows of length ``dim`` will report.
 
-        The same for any number of survivors: the noise does not depend on who survives.
+        The same for any number of survivors or ``dropout``: the noise does not depend on who survives.
         Lets a caller plan or calibrate a budget without running an aggregation.
         """
         return DiscreteGaussianEvent(self.noise_multiplier, sensitivity=self.sensitivity(dim) / self.resolution,
                                      dim=dim)
 
-    def _result(self, total, keep, up, client_seconds, server_seconds, noise_std, dim, **extra) -> AggregationResult:
+    def _result(
+        self,
+        total: np.ndarray,
+        keep: np.ndarray,
+        up: np.ndarray,
+        client_seconds: np.ndarray,
+        server_seconds: float,
+        noise_std: float,
+        dim: int,
+        **extra: Any,
+    ) -> AggregationResult:
         """The round's result with the DP fields every grid aggregator reports."""
         # integer units of the grid: L2 sensitivity Delta / resolution, noise z * that
         event = DiscreteGaussianEvent(self.noise_multiplier, sensitivity=self.sensitivity(dim) / self.resolution, dim=dim)
@@ -179,7 +202,14 @@ class CentralDPAggregator(_GridDPAggregator):
     hides_individual_updates = False
     _default_resolution_bits = 20
 
-    def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
+    @_accept_layers_and_weights
+    def aggregate(
+        self,
+        updates: ArrayLike,
+        *,
+        dropout: float | Mapping[int, str] | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> AggregationResult:
         arr = validate_updates(updates)
         n, d = arr.shape
         gen = default_rng(rng)
@@ -215,7 +245,14 @@ class LocalDPAggregator(_GridDPAggregator):
     hides_individual_updates = False
     _default_resolution_bits = 16
 
-    def aggregate(self, updates, *, dropout=None, rng=None) -> AggregationResult:
+    @_accept_layers_and_weights
+    def aggregate(
+        self,
+        updates: ArrayLike,
+        *,
+        dropout: float | Mapping[int, str] | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> AggregationResult:
         arr = validate_updates(updates)
         n, d = arr.shape
         gen = default_rng(rng)
@@ -273,6 +310,7 @@ class DistributedDPAggregator(Aggregator):
     is_dp = True
     noise_placement = "distributed"
     randomized = True
+    clip_norm: float  # always set (the base class allows None: no norm clipping)
 
     @property
     def round_trips(self) -> int:  # type: ignore[override]
@@ -300,7 +338,7 @@ class DistributedDPAggregator(Aggregator):
         dropout_round: str | None = None,
         rotation_seed: int = 0,
         k_stddevs: float = 4.0,
-        secure_sum=None,
+        secure_sum: SecureSum | None = None,
         clip: float | None = None,
     ) -> None:
         self.clip_norm = _check_clip_norm(_renamed(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
@@ -318,9 +356,9 @@ class DistributedDPAggregator(Aggregator):
         self.dropout_round = dropout_round
         self.rotation_seed, self.k_stddevs = int(rotation_seed), float(k_stddevs)
         self.secure_sum = secure_sum
-        self._params_cache: dict[tuple, DistributedDP] = {}
+        self._params_cache: dict[tuple[int, int, int], DistributedDP] = {}
 
-    def params_for(self, n: int, d: int, dropout=None) -> DistributedDP:
+    def params_for(self, n: int, d: int, dropout: object = None) -> DistributedDP:
         """The :class:`DistributedDP` parameters used for ``n`` clients of dimension ``d``."""
         planned = math.floor(n * self.expected_dropout + 1e-9)
         if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
@@ -344,16 +382,24 @@ class DistributedDPAggregator(Aggregator):
             )
         return self._params_cache[key]
 
-    def dp_event_for(self, n: int, dim: int, survivors: int | None = None, dropout=None):
+    def dp_event_for(self, n: int, dim: int, survivors: int | None = None, dropout: object = None) -> DpEvent:
         """The privacy event of one aggregation of ``n`` rows of length ``dim`` with ``survivors`` survivors.
 
         ``survivors`` defaults to the ``n_min`` the noise is calibrated for (the planned
         round); fewer survivors mean less noise and a costlier event. Nothing is run.
         """
         params = self.params_for(int(n), int(dim), dropout)
+        assert params.min_clients is not None  # DistributedDP resolves its default (num_clients)
         return params.dp_event(params.min_clients if survivors is None else int(survivors))
 
-    def aggregate(self, updates, *, dropout: float | Mapping[int, str] | None = None, rng=None) -> AggregationResult:
+    @_accept_layers_and_weights
+    def aggregate(
+        self,
+        updates: ArrayLike,
+        *,
+        dropout: float | Mapping[int, str] | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> AggregationResult:
         arr = validate_updates(updates)
         n, d = arr.shape
         params = self.params_for(n, d, dropout)

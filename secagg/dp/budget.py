@@ -14,10 +14,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from typing import Any
-
 from ..errors import BudgetExceeded, ConfigurationError, InputError
-from .accountant import DpEvent, make_accountant
+from .accountant import Accountant, DpEvent, make_accountant
 
 __all__ = ["PrivacyBudget"]
 
@@ -77,7 +75,7 @@ class PrivacyBudget:
         if orders is not None and accountant != "rdp":
             raise ConfigurationError("orders apply to the RDP accountant: pass accountant='rdp'")
         self.accountant_kind = accountant
-        self.accountant: Any = make_accountant(accountant, **({"orders": orders} if orders is not None else {}))
+        self.accountant: Accountant = make_accountant(accountant, **({"orders": orders} if orders is not None else {}))
         self.rounds = 0
 
     def __repr__(self) -> str:

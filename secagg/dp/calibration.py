@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-def _pos(value, name: str) -> float:
+def _pos(value: float, name: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -47,7 +47,7 @@ def _pos(value, name: str) -> float:
     return v
 
 
-def _delta(value) -> float:
+def _delta(value: float) -> float:
     d = _pos(value, "delta")
     if d >= 1:
         raise InputError(f"delta must be in (0, 1), got {value!r}")

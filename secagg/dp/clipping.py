@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 
 __all__ = ["clip_vector", "clip_rows"]
 
 
-def _check_norm(max_norm) -> float:
+def _check_norm(max_norm: float) -> float:
     try:
         c = float(max_norm)
     except (TypeError, ValueError):
@@ -27,7 +28,7 @@ def _check_norm(max_norm) -> float:
     return c
 
 
-def _finite(x, name: str, ndim: int) -> np.ndarray:
+def _finite(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -39,7 +40,7 @@ def _finite(x, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def clip_rows(rows, max_norm: float) -> tuple[np.ndarray, float]:
+def clip_rows(rows: ArrayLike, max_norm: float) -> tuple[np.ndarray, float]:
     """Clip every row of ``rows`` (shape ``(n, d)``) to L2 norm ``max_norm``.
 
     Returns ``(clipped, fraction_clipped)``: a new float64 ``(n, d)`` array and the
@@ -56,7 +57,7 @@ def clip_rows(rows, max_norm: float) -> tuple[np.ndarray, float]:
     return arr * factor[:, None], frac
 
 
-def clip_vector(x, max_norm: float) -> tuple[np.ndarray, bool]:
+def clip_vector(x: ArrayLike, max_norm: float) -> tuple[np.ndarray, bool]:
     """Clip one vector ``x`` (shape ``(d,)``) to L2 norm ``max_norm``: ``(clipped, was_clipped)``."""
     arr = _finite(x, "x", 1)
     clipped, frac = clip_rows(arr[None, :], max_norm)

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._costs import Costs
 from .._dropout import DropoutSchedule
@@ -225,7 +226,7 @@ class DistributedDP:
         return make_accountant(accountant).compose(self.dp_event(survivors), int(rounds)).get_epsilon(delta)
 
     # ------------------------------------------------------------------ client
-    def encode(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
+    def encode(self, x: ArrayLike, rng: np.random.Generator | None = None) -> np.ndarray:
         """Client side: clip, rotate, scale, round conditionally, add noise, wrap.
 
         ``x``: float array ``(d,)`` or ``(k, d)``. Returns the ring dtype array of shape
@@ -239,7 +240,7 @@ class DistributedDP:
             out &= dt.type((1 << self.bits) - 1)
         return out
 
-    def round_and_noise(self, x, rng: np.random.Generator | None = None) -> np.ndarray:
+    def round_and_noise(self, x: ArrayLike, rng: np.random.Generator | None = None) -> np.ndarray:
         """Steps 1-5 of the client pipeline; returns signed int64 (before the wrap)."""
         gen = default_rng(rng)
         arr = np.asarray(x, dtype=np.float64)
@@ -275,7 +276,7 @@ class DistributedDP:
         raise ProtocolAbort(f"conditional rounding failed {self.max_rounding_tries} times; beta={self.beta} is too small")
 
     # ------------------------------------------------------------------ server
-    def decode(self, ring_sum, count: int) -> np.ndarray:
+    def decode(self, ring_sum: ArrayLike, count: int) -> np.ndarray:
         """Server side: ring sum (shape ``(m,)``) of ``count`` encodings -> float sum ``(d,)``."""
         arr = np.asarray(ring_sum)
         if arr.shape != (self.padded_dim,) or arr.dtype.kind != "u":
@@ -297,7 +298,7 @@ def _accept_old_clip(init: Callable[..., None]) -> Callable[..., None]:
     from ..aggregators import _renamed
 
     @functools.wraps(init)
-    def __init__(self, *args: Any, clip: float | None = None, **kwargs: Any) -> None:
+    def __init__(self: DistributedDP, *args: Any, clip: float | None = None, **kwargs: Any) -> None:
         if clip is not None:
             given = args[0] if args else kwargs.get("clip_norm")
             kwargs["clip_norm"] = _renamed(self, "clip", clip, "clip_norm", given)
@@ -334,7 +335,14 @@ class RingSum:
 SecureSum = Callable[..., RingSum]
 
 
-def plain_ring_sum(ring_vectors: np.ndarray, *, bits: int, dropout=None, rng=None, **_: Any) -> RingSum:
+def plain_ring_sum(
+    ring_vectors: np.ndarray,
+    *,
+    bits: int,
+    dropout: float | Mapping[int, str] | None = None,
+    rng: np.random.Generator | None = None,
+    **_: Any,
+) -> RingSum:
     """A *non-secure* modular sum with the secure-sum interface: for unit tests of encode/decode only.
 
     Dropout: ``None``, a rate (that fraction of rows, chosen with ``rng``, is removed) or
@@ -355,8 +363,8 @@ def masking_secure_sum(
     ring_vectors: np.ndarray,
     *,
     bits: int,
-    dropout=None,
-    rng=None,
+    dropout: float | Mapping[int, str] | None = None,
+    rng: np.random.Generator | None = None,
     threshold: int | None = None,
     graph: str = "complete",
     k: int | None = None,
@@ -426,7 +434,7 @@ class DistributedDPResult:
 
 
 def distributed_dp_sum(
-    updates,
+    updates: ArrayLike,
     params: DistributedDP,
     *,
     dropout: float | Mapping[int, str] | None = None,
@@ -461,6 +469,7 @@ def distributed_dp_sum(
         raise InputError(
             f"updates must have shape (n <= {params.num_clients}, {params.dim}), got {arr.shape}"
         )
+    assert params.min_clients is not None  # DistributedDP resolves its default (num_clients)
     if target_epsilon is not None:
         if delta is None:
             raise ConfigurationError("target_epsilon needs delta")

@@ -16,6 +16,7 @@ never a Python loop over elements.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 
@@ -70,7 +71,7 @@ class RandomizedHadamard:
         rng = np.random.Generator(np.random.PCG64(int(seed)))
         self.signs = rng.integers(0, 2, size=self.padded_dim).astype(np.float64) * 2 - 1
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         """Rotate ``x`` of shape ``(d,)`` or ``(n, d)`` into shape ``(m,)`` / ``(n, m)`` (float64)."""
         arr = np.asarray(x, dtype=np.float64)
         if arr.shape[-1] != self.dim:
@@ -79,7 +80,7 @@ class RandomizedHadamard:
         pad[..., : self.dim] = arr
         return fwht(pad * self.signs)
 
-    def inverse(self, y) -> np.ndarray:
+    def inverse(self, y: ArrayLike) -> np.ndarray:
         """Undo :meth:`forward`: ``(m,)``/``(n, m)`` -> ``(d,)``/``(n, d)`` (float64)."""
         arr = np.asarray(y, dtype=np.float64)
         if arr.shape[-1] != self.padded_dim:

@@ -58,9 +58,12 @@ at the speed of PCG64 (AES-NI). Pass a seeded generator only for reproducible te
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from fractions import Fraction
+from typing import Any, SupportsInt, TypeAlias
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..quantize import default_rng, secure_generator
@@ -90,7 +93,11 @@ _SKELLAM_MAX_VARIANCE = 2.0**62  # Poisson means variance/2 <= 2^61, inside nump
 
 
 
-def _check_size(size) -> tuple[int, ...]:
+#: an output shape: an int or a sequence of ints (numpy integers accepted)
+Size: TypeAlias = "int | np.integer[Any] | Iterable[SupportsInt]"
+
+
+def _check_size(size: Size) -> tuple[int, ...]:
     if isinstance(size, (int, np.integer)):
         size = (int(size),)
     try:
@@ -102,7 +109,7 @@ def _check_size(size) -> tuple[int, ...]:
     return shape
 
 
-def _check_positive(value, name: str, minimum: float = 0.0) -> float:
+def _check_positive(value: float, name: str, minimum: float = 0.0) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -151,7 +158,8 @@ def _bern_exp_neg_le1(num: np.ndarray, den: np.ndarray, rng: np.random.Generator
         a &= rng.integers(0, k[running], dtype=np.int64) == 0
         k[running[a]] += 1
         running = running[a]
-    return (k & 1) == 1
+    odd: np.ndarray = (k & 1) == 1
+    return odd
 
 
 def _survive_whole(whole: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -215,10 +223,11 @@ def _laplace_candidates(t: int, m: int, rng: np.random.Generator, exact: bool) -
     x = u + t * geo
     ok = ~(b & (x == 0))
     x, b = x[ok], b[ok]
-    return np.where(b, -x, x)
+    signed: np.ndarray = np.where(b, -x, x)
+    return signed
 
 
-def _discrete_laplace_int_scale(t: int, n: int, rng, exact: bool) -> np.ndarray:
+def _discrete_laplace_int_scale(t: int, n: int, rng: np.random.Generator, exact: bool) -> np.ndarray:
     out = np.empty(n, dtype=np.int64)
     filled = 0
     # P(accept) >= (1 - e^-1) * (1 - 1/(2t+...)) >= 0.3
@@ -232,7 +241,7 @@ def _discrete_laplace_int_scale(t: int, n: int, rng, exact: bool) -> np.ndarray:
 
 
 def discrete_laplace(
-    scale: float, size, rng: np.random.Generator | None = None, *, method: str = DEFAULT_METHOD
+    scale: float, size: Size, rng: np.random.Generator | None = None, *, method: str = DEFAULT_METHOD
 ) -> np.ndarray:
     """Samples of the discrete Laplace distribution ``P(x) ∝ exp(-|x| / scale)`` on Z.
 
@@ -336,7 +345,7 @@ def _dg_exact(sigma2: Fraction, n: int, rng: np.random.Generator) -> np.ndarray:
         y = _laplace_candidates(t, int(need * 2.6) + 32, rng, exact=True)
         # gamma = (|Y| - sigma^2/t)^2 / (2 sigma^2) = (|Y| q t - p)^2 / (2 p q t^2)
         a_abs = np.abs(np.abs(y) * (q * t) - p) if not big else None
-        if big or (a_abs.size and int(a_abs.max()) >= _SQRT_SAFE):
+        if a_abs is None or (a_abs.size and int(a_abs.max()) >= _SQRT_SAFE):  # None: big
             a = np.array([abs(abs(int(v)) * q * t - p) for v in y], dtype=object)
             num = a * a
             dens = np.full(y.size, den, dtype=object)
@@ -353,7 +362,7 @@ def _dg_exact(sigma2: Fraction, n: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _bern_exp_neg_obj(whole: np.ndarray, rem: np.ndarray, den: int, rng) -> np.ndarray:
+def _bern_exp_neg_obj(whole: np.ndarray, rem: np.ndarray, den: int, rng: np.random.Generator) -> np.ndarray:
     """Exact Bernoulli(exp(-(whole + rem/den))) with Python-int remainders (large sigma)."""
     # capping at 2^40 changes nothing: surviving even 41 Bernoulli(e^-1) draws has probability e^-41
     alive = _survive_whole(np.array([min(int(v), 1 << 40) for v in whole], dtype=np.int64), rng)
@@ -366,7 +375,7 @@ def _bern_exp_neg_obj(whole: np.ndarray, rem: np.ndarray, den: int, rng) -> np.n
 
 
 def discrete_gaussian(
-    sigma: float, size, rng: np.random.Generator | None = None, *, method: str = DEFAULT_METHOD
+    sigma: float, size: Size, rng: np.random.Generator | None = None, *, method: str = DEFAULT_METHOD
 ) -> np.ndarray:
     """Samples of the discrete Gaussian ``N_Z(0, sigma^2)``: ``P(x) ∝ exp(-x^2 / (2 sigma^2))``.
 
@@ -415,7 +424,7 @@ def discrete_gaussian(
 
 
 # ---------------------------------------------------------------------------- Skellam
-def skellam(variance: float, size, rng: np.random.Generator | None = None) -> np.ndarray:
+def skellam(variance: float, size: Size, rng: np.random.Generator | None = None) -> np.ndarray:
     """Symmetric Skellam noise: ``Poisson(variance/2) - Poisson(variance/2)`` (int64).
 
     Mean 0, variance ``variance``. Closed under summation: the sum of n independent
@@ -436,17 +445,18 @@ def skellam(variance: float, size, rng: np.random.Generator | None = None) -> np
 
 
 # ---------------------------------------------------------------------------- pmfs (for tests)
-def discrete_gaussian_pmf(values, sigma: float) -> np.ndarray:
+def discrete_gaussian_pmf(values: ArrayLike, sigma: float) -> np.ndarray:
     """Exact pmf of ``N_Z(0, sigma^2)`` at integer ``values`` (float64)."""
     sigma = _check_positive(sigma, "sigma")
     k = int(math.ceil(sigma * 40)) + 2
     support = np.arange(-k, k + 1)
     norm = np.exp(-(support.astype(np.float64) ** 2) / (2 * sigma * sigma)).sum()
     v = np.asarray(values, dtype=np.float64)
-    return np.exp(-(v**2) / (2 * sigma * sigma)) / norm
+    pmf: np.ndarray = np.exp(-(v**2) / (2 * sigma * sigma)) / norm
+    return pmf
 
 
-def discrete_laplace_pmf(values, scale: float) -> np.ndarray:
+def discrete_laplace_pmf(values: ArrayLike, scale: float) -> np.ndarray:
     """Exact pmf of ``Lap_Z(scale)`` at integer ``values``: ``(1-r)/(1+r) r^|x|``, ``r = e^{-1/scale}``."""
     scale = _check_positive(scale, "scale")
     r = math.exp(-1.0 / scale)
@@ -455,7 +465,7 @@ def discrete_laplace_pmf(values, scale: float) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- safe continuous mechanisms
-def _grid(values, sigma_like: float, resolution: float | None) -> tuple[np.ndarray, float]:
+def _grid(values: ArrayLike, sigma_like: float, resolution: float | None) -> tuple[np.ndarray, float]:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -476,7 +486,7 @@ def _grid(values, sigma_like: float, resolution: float | None) -> tuple[np.ndarr
 
 
 def gaussian_mechanism(
-    values, sigma: float, *, resolution: float | None = None, rng: np.random.Generator | None = None
+    values: ArrayLike, sigma: float, *, resolution: float | None = None, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """Gaussian mechanism safe against Mironov's floating-point attack (float64 output).
 
@@ -492,11 +502,12 @@ def gaussian_mechanism(
     sigma = _check_positive(sigma, "sigma")
     ints, res = _grid(values, sigma, resolution)
     noise = discrete_gaussian(sigma / res, ints.shape, rng)
-    return (ints + noise).astype(np.float64) * res
+    noisy: np.ndarray = (ints + noise).astype(np.float64) * res
+    return noisy
 
 
 def laplace_mechanism(
-    values, scale: float, *, resolution: float | None = None, rng: np.random.Generator | None = None
+    values: ArrayLike, scale: float, *, resolution: float | None = None, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """Laplace mechanism on a fixed-point grid (discrete Laplace noise); see :func:`gaussian_mechanism`.
 
@@ -505,4 +516,5 @@ def laplace_mechanism(
     scale = _check_positive(scale, "scale")
     ints, res = _grid(values, scale, resolution)
     noise = discrete_laplace(scale / res, ints.shape, rng)
-    return (ints + noise).astype(np.float64) * res
+    noisy: np.ndarray = (ints + noise).astype(np.float64) * res
+    return noisy

@@ -23,8 +23,17 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ..aggregators import AggregationResult, Aggregator, Costs, _renamed, dropped_rows, validate_updates
+from ..aggregators import (
+    AggregationResult,
+    Aggregator,
+    Costs,
+    _accept_layers_and_weights,
+    _renamed,
+    dropped_rows,
+    validate_updates,
+)
 from ..errors import ConfigurationError, OutOfRangeError, ProtocolAbort
 from ..quantize import Quantizer, count_beyond
 from .encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum_submissions
@@ -88,6 +97,7 @@ class PaillierAggregator(Aggregator):
     name = "paillier"
     randomized = True
     hides_individual_updates = True
+    bound: float  # always set (the base class allows None: no bound)
 
     def __init__(
         self,
@@ -144,9 +154,10 @@ class PaillierAggregator(Aggregator):
             raise ConfigurationError(f"this aggregator was built for at most {cap} clients, got {n}")
         return Quantizer(self.bound, cap, bits=self.bits, rounding=self.rounding, out_of_range=self.out_of_range)
 
+    @_accept_layers_and_weights
     def aggregate(
         self,
-        updates: np.ndarray,
+        updates: ArrayLike,
         *,
         dropout: float | Mapping[int, str] | None = None,
         rng: np.random.Generator | None = None,

@@ -35,7 +35,7 @@ import os
 import signal
 import ssl as _ssl
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, TypeGuard
 
 import numpy as np
 
@@ -421,7 +421,7 @@ def _config_from_welcome(welcome: dict, policy: _Policy) -> MaskingConfig:
     own :class:`~secagg.masking.SecurityPolicy` (never the server's).
     """
     try:
-        params = dict(
+        params: dict[str, Any] = dict(
             n=int(welcome["n"]), dim=int(welcome["dim"]), bits=int(welcome["bits"]),
             threshold=int(welcome["threshold"]), graph=str(welcome["graph"]), k=int(welcome["k"]),
             adversary=str(welcome["adversary"]), min_survivors=int(welcome["min_survivors"]),
@@ -481,6 +481,10 @@ def _done(body: bytes) -> tuple[list[int], dict[int, str]]:
     return [int(u) for u in survivors], dropped
 
 
+def _plain_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 async def _register(reader, writer, *, where, signing_key, requested_id, dim, policy, handshake_timeout,
                     server_certificate, precheck=None) -> tuple[int, bytes, int, int, dict]:
     """HELLO, CHALLENGE, AUTH, REGISTERED. Returns (id, session, n, registered so far, the
@@ -523,9 +527,7 @@ async def _register(reader, writer, *, where, signing_key, requested_id, dim, po
         raise DecodeError(f"expected a REGISTERED frame, got kind {kind:#x}")
     reg = parse_control(body, "REGISTERED")
     uid, n, count = reg.get("id"), reg.get("n"), reg.get("registered", 0)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (uid, n, count)) or (
-        offered is not None and uid != offered
-    ):
+    if not (_plain_int(uid) and _plain_int(n) and _plain_int(count)) or (offered is not None and uid != offered):
         raise DecodeError("REGISTERED frame: malformed or for another id than the challenge")
     return uid, session, n, count, challenge
 
@@ -575,8 +577,10 @@ async def _session(reader, writer, inputs, *, where, rng, signing_key, requested
 
     def precheck(challenge: dict) -> None:
         bound, out_of_range = _encoding(challenge, "CHALLENGE")
-        if bound is not None and not callable(inputs) and _input_dim(inputs) is not None:
-            _check_range(_float_input(inputs, int(_input_dim(inputs))), bound, out_of_range)
+        if bound is not None and not callable(inputs):
+            dim = _input_dim(inputs)
+            if dim is not None:
+                _check_range(_float_input(inputs, int(dim)), bound, out_of_range)
 
     uid, session, n, count, challenge = await _register(
         reader, writer, where=where, signing_key=signing_key, requested_id=requested_id, dim=_input_dim(inputs),
@@ -604,9 +608,9 @@ async def _session(reader, writer, inputs, *, where, rng, signing_key, requested
     else:
         x = _float_input(inputs, cfg.dim)
         _check_range(x, bound, out_of_range)  # refuse before anything about the input is sent
-        vec, clipped = Quantizer(bound, num_clients=cfg.n, bits=cfg.bits, out_of_range=out_of_range).encode(
+        vec, counts = Quantizer(bound, num_clients=cfg.n, bits=cfg.bits, out_of_range=out_of_range).encode(
             x, gen, return_clipped=True)
-        clipped = int(clipped)
+        clipped = int(counts)
     client = Client(
         uid, cfg, graph, vec,
         signing_key=signing_key if cfg.consistency_check else None,

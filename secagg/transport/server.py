@@ -366,7 +366,10 @@ class AggregationServer:
         self.host = host
         self._port = int(port)
         self.ssl_context = ssl_context
-        self.certificate_sha256 = None if ssl_context is None else bytes(certificate_sha256)
+        # with TLS the fingerprint was checked above: never None there
+        self.certificate_sha256 = (
+            None if ssl_context is None or certificate_sha256 is None else bytes(certificate_sha256)
+        )
         self.allow_list: dict[int, bytes] | None = None
         if allow_list is not None:
             self.allow_list = {int(u): bytes(k) for u, k in allow_list.items()}
@@ -400,6 +403,20 @@ class AggregationServer:
         self._bytes_in: dict[str, int] = {}
 
     @property
+    def _join_event(self) -> asyncio.Event:
+        """Set once all ``n`` ids are registered (made by :meth:`start`, in the serving loop)."""
+        if self._full is None:
+            raise RuntimeError("the server is not started: call start() first")
+        return self._full
+
+    @property
+    def _messages(self) -> asyncio.Queue:
+        """Protocol messages from the connections, in arrival order (made by :meth:`start`)."""
+        if self._queue is None:
+            raise RuntimeError("the server is not started: call start() first")
+        return self._queue
+
+    @property
     def registration(self) -> str:
         """``"allow-list"`` or ``"open"`` (trust on first use)."""
         return "open" if self.allow_list is None else "allow-list"
@@ -422,7 +439,7 @@ class AggregationServer:
         sock.setblocking(False)
         self._listener = sock
         self._port = sock.getsockname()[1]
-        self._accept_task = asyncio.create_task(self._accept_loop())
+        self._accept_task = asyncio.create_task(self._accept_loop(sock))
         log.info("listening on %s:%d (%s, %s registration)", self.host, self._port,
                  "TLS" if self.ssl_context else "plain TCP", self.registration)
         return self._port
@@ -452,11 +469,11 @@ class AggregationServer:
         await self.aclose()
 
     # ------------------------------------------------------------------ accepting
-    async def _accept_loop(self) -> None:
+    async def _accept_loop(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                sock, addr = await loop.sock_accept(self._listener)
+                sock, addr = await loop.sock_accept(listener)
             except OSError as exc:  # e.g. out of file descriptors: back off, keep serving
                 log.warning("accept failed: %s", exc)
                 await asyncio.sleep(0.1)
@@ -473,7 +490,12 @@ class AggregationServer:
         deadline = loop.time() + self.hello_timeout
         while True:
             fut = loop.create_future()
-            loop.add_reader(sock.fileno(), lambda: fut.done() or fut.set_result(None))
+
+            def readable() -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
+            loop.add_reader(sock.fileno(), readable)
             try:
                 await asyncio.wait_for(fut, max(deadline - loop.time(), 0.0))
             finally:
@@ -495,7 +517,9 @@ class AggregationServer:
             sock.close()
             return
         self._admitting += 1
-        self._admissions.add(asyncio.current_task())
+        me = asyncio.current_task()
+        assert me is not None  # _admit runs as a task of the accept loop
+        self._admissions.add(me)
         loop = asyncio.get_running_loop()
         try:
             sock.setblocking(False)
@@ -532,7 +556,7 @@ class AggregationServer:
             raise
         finally:
             self._admitting -= 1
-            self._admissions.discard(asyncio.current_task())
+            self._admissions.discard(me)
         await self._handle(reader, writer, peer)
 
     def _foreign(self, sock: socket.socket, peer: str, first: bytes, kind: str) -> None:
@@ -595,7 +619,7 @@ class AggregationServer:
                                     else "sent messages faster than the rounds ask for them")
                         break
                     conn.queued += 1
-                    self._queue.put_nowait(("msg", conn, body))  # the session decodes and checks it
+                    self._messages.put_nowait(("msg", conn, body))  # the session decodes and checks it
                 elif kind == KIND_ABORT:
                     reason = parse_control(body, "ABORT").get("reason", "")
                     self._close(conn, f"client gave up: {str(reason)[:200]}")
@@ -661,16 +685,16 @@ class AggregationServer:
     async def _read_handshake(self, conn: _Conn, expect: int, what: str, *, first: bool = False) -> dict:
         header = await conn.reader.readexactly(HEADER.size)
         if first:
-            kind = sniff(header)
-            if kind == "tls":  # only a plain server gets here (a TLS server peeks before the handshake)
+            sniffed = sniff(header)
+            if sniffed == "tls":  # only a plain server gets here (a TLS server peeks before the handshake)
                 self._counters.bump("tls_mismatches")
                 conn.writer.write(TLS_ALERT_PROTOCOL_VERSION)
                 raise _Foreign("speaks TLS to this plain-TCP server (it was started with --insecure-plaintext)")
-            if kind in ("http", "ssh") or (kind == "unknown" and header[:1] != b"\x00"):
+            if sniffed in ("http", "ssh") or (sniffed == "unknown" and header[:1] != b"\x00"):
                 self._counters.bump("foreign_protocols")
-                if kind == "http":
+                if sniffed == "http":
                     conn.writer.write(HTTP_ANSWER)
-                raise _Foreign(f"not a secagg client ({kind}: {printable(header)})")
+                raise _Foreign(f"not a secagg client ({sniffed}: {printable(header)})")
         (size,) = HEADER.unpack(header)
         if size == 0 or size > HANDSHAKE_MAX_FRAME:
             raise DecodeError(f"frame of {size} bytes announced, above the limit of {HANDSHAKE_MAX_FRAME} bytes")
@@ -729,7 +753,7 @@ class AggregationServer:
             {"id": uid, "n": self.config.n, "registered": len(self._registered)})))
         await conn.writer.drain()
         if len(self._registered) == self.config.n:
-            self._full.set()
+            self._join_event.set()
 
     def _check_registration(self, vk: bytes, want: int | None) -> int | None:
         """The id ``vk`` may register under (``None``: any free id, open registration), or
@@ -814,7 +838,7 @@ class AggregationServer:
     async def _run(self) -> NetworkResult:
         cfg = self.config
         try:
-            await asyncio.wait_for(self._full.wait(), self.join_timeout)
+            await asyncio.wait_for(self._join_event.wait(), self.join_timeout)
         except asyncio.TimeoutError:
             pass
         self._started = True
@@ -894,15 +918,15 @@ class AggregationServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.round_deadline
         answered: set[int] = set()
-        while pending or not self._queue.empty():
+        while pending or not self._messages.empty():
             remaining = deadline - loop.time()
             if pending and remaining <= 0:
                 break
             try:
                 if pending:
-                    what, conn, body = await asyncio.wait_for(self._queue.get(), remaining)
+                    what, conn, body = await asyncio.wait_for(self._messages.get(), remaining)
                 else:
-                    what, conn, body = self._queue.get_nowait()
+                    what, conn, body = self._messages.get_nowait()
             except (asyncio.TimeoutError, asyncio.QueueEmpty):
                 break
             if what == "gone":

@@ -52,7 +52,7 @@ def generate_self_signed(
     if not hosts or days < 1:
         raise ConfigurationError("a certificate needs at least one host name and a validity of >= 1 day")
     key = ec.generate_private_key(ec.SECP256R1())
-    names = []
+    names: list[x509.GeneralName] = []
     for h in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(h)))
