@@ -11,9 +11,12 @@ subprocess, and reports
 * the **floor** measured in the same process just before the run: the number of X25519
   agreements the session performed (clients and server, counted while it ran) times one
   agreement's time, plus the AES-CTR keystream the masks needed (bytes counted while it
-  ran) at the measured keystream throughput. ``ratio = wall / floor``. The clients'
-  Ed25519 checks of their neighbours' signed keys are required against an active server
-  but are not agreements; ``ratio_pk`` also counts them in the floor (a public-key floor).
+  ran) at the measured keystream throughput, all in CPU seconds of the one process that
+  runs every party; ``ratio = session CPU seconds / floor`` (CPU time, so that other load
+  on a shared machine does not move the ratio; on an idle machine it equals wall time).
+  The clients' Ed25519 checks of their neighbours' signed keys are required against an
+  active server but are not agreements; ``ratio_pk`` also counts them in the floor (a
+  public-key floor).
 
 From the largest measured ``n`` it projects ``n = 10^5`` and ``10^6``: per-client cost
 grows with the graph degree ``k`` (agreements, signatures, shares) plus the ``O(n)``
@@ -56,6 +59,7 @@ class ScalePoint:
     threshold: int
     dropout: float
     wall_seconds: float
+    cpu_seconds: float  # CPU time of the process running the session (robust to other load)
     client_seconds: float  # median over clients of all its protocol work
     client_bytes_up: float  # median over clients
     client_bytes_down: float
@@ -78,16 +82,16 @@ class ScalePoint:
 
 
 def _time_agreement(reps: int = 2000) -> float:
-    """Median over 5 batches of one X25519 agreement's seconds (``cryptography``)."""
+    """Median over 5 batches of one X25519 agreement's CPU seconds (``cryptography``)."""
     from . import keys
 
     a, b = keys.AgreementKey.generate(), keys.AgreementKey.generate().public_bytes()
     times = []
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(reps // 5):
             a.exchange(b)
-        times.append((time.perf_counter() - t0) / (reps // 5))
+        times.append((time.process_time() - t0) / (reps // 5))
     return float(np.median(times))
 
 
@@ -99,10 +103,10 @@ def _time_verify(reps: int = 1000) -> float:
     sig = sk.sign(msg)
     times = []
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(reps // 5):
             keys.verify_signature(pk, msg, sig)
-        times.append((time.perf_counter() - t0) / (reps // 5))
+        times.append((time.process_time() - t0) / (reps // 5))
     return float(np.median(times))
 
 
@@ -113,9 +117,9 @@ def _keystream_rate(nbytes: int = 1 << 26) -> float:
     best = float("inf")
     acc = np.zeros(nbytes // 4, dtype=np.uint32)
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         prg.add_mask(acc, bytes(32), 1)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return nbytes / best
 
 
@@ -159,23 +163,24 @@ def measure(n: int, d: int, *, dropout: float = 0.05, seed: int = 0) -> ScalePoi
     with mock.patch.object(keys.AgreementKey, "exchange", counted_exchange), \
             mock.patch.object(keys, "verify_signature", counted_verify), \
             mock.patch.object(prg, "add_mask", counted_mask), mock.patch.object(prg, "add_masks", counted_masks):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = simulate_ring(x, bits=32, graph="sparse", dropout=dropout or None, rng=np.random.default_rng(seed + 1))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     costs = res.costs
     clients = np.asarray(res.survivors, dtype=np.int64)
-    per_client = sum(np.asarray(v) for v in costs.client_seconds.values())
-    up = sum(np.asarray(v) for v in costs.bytes_up.values())
-    down = sum(np.asarray(v) for v in costs.bytes_down.values())
+    per_client = np.sum([np.asarray(v) for v in costs.client_seconds.values()], axis=0)
+    up = np.sum([np.asarray(v) for v in costs.bytes_up.values()], axis=0)
+    down = np.sum([np.asarray(v) for v in costs.bytes_down.values()], axis=0)
     floor = count["agree"] * agreement_s + count["stream"] / rate
     return ScalePoint(
-        n=n, d=d, k=res.config.k, threshold=res.config.threshold, dropout=dropout, wall_seconds=wall,
+        n=n, d=d, k=int(res.config.k or n - 1), threshold=int(res.config.threshold or 0), dropout=dropout,
+        wall_seconds=wall, cpu_seconds=cpu,
         client_seconds=float(np.median(per_client[clients])), client_bytes_up=float(np.median(up[clients])),
         client_bytes_down=float(np.median(down[clients])), server_seconds=float(sum(costs.server_seconds.values())),
         peak_rss_mib=_rss_mib(), baseline_rss_mib=baseline, agreements=count["agree"],
         agreement_us=agreement_s * 1e6, signature_checks=count["verify"], verify_us=verify_s * 1e6,
         keystream_bytes=count["stream"], keystream_gib_per_s=rate / 2**30, floor_seconds=floor,
-        ratio=wall / floor, ratio_pk=wall / (floor + count["verify"] * verify_s), survivors=len(clients),
+        ratio=cpu / floor, ratio_pk=cpu / (floor + count["verify"] * verify_s), survivors=len(clients),
         round_seconds={r: float(s) for r, s in costs.round_seconds.items()},
     )
 
@@ -230,7 +235,8 @@ def project(points: Sequence[ScalePoint], targets: Sequence[int] = (100_000, 1_0
             work = n * prm.k / (base.n * base.k)
             out.append(ScalePoint(
                 n=n, d=d, k=prm.k, threshold=prm.threshold, dropout=base.dropout,
-                wall_seconds=base.wall_seconds * work, client_seconds=base.client_seconds * grow,
+                wall_seconds=base.wall_seconds * work, cpu_seconds=base.cpu_seconds * work,
+                client_seconds=base.client_seconds * grow,
                 client_bytes_up=base.client_bytes_up * grow,
                 client_bytes_down=(base.client_bytes_down - 2 * bitmap0) * grow + 2 * bitmap,
                 server_seconds=base.server_seconds * work,
@@ -254,15 +260,16 @@ def _fmt_bytes(b: float) -> str:
 
 def scaling_table(points: Sequence[ScalePoint]) -> str:
     """The Markdown table (projected rows marked)."""
-    rows = ["| n | d | k | t | client s | client up | client down | server s | wall s | floor s | wall/floor "
-            "| wall/(floor+sig) | peak MiB |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| n | d | k | t | client s | client up | client down | server s | wall s | CPU s | floor s "
+            "| CPU/floor | CPU/(floor+sig) | peak MiB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in points:
         star = " *(projected)*" if p.projected else ""
         rows.append(
             f"| {p.n:,}{star} | {p.d:,} | {p.k} | {p.threshold} | {p.client_seconds:.3f} | "
             f"{_fmt_bytes(p.client_bytes_up)} | {_fmt_bytes(p.client_bytes_down)} | {p.server_seconds:.2f} | "
-            f"{p.wall_seconds:,.1f} | {p.floor_seconds:,.1f} | {p.ratio:.2f} | {p.ratio_pk:.2f} | "
+            f"{p.wall_seconds:,.1f} | {p.cpu_seconds:,.1f} | {p.floor_seconds:,.1f} | {p.ratio:.2f} | "
+            f"{p.ratio_pk:.2f} | "
             f"{p.peak_rss_mib:,.0f} |")
     return "\n".join(rows)
 
@@ -285,11 +292,12 @@ def write_scaling_report(points: Sequence[ScalePoint], out: str | Path) -> Path:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     allp = list(points) + project(points)
+    growths = {d: growth(points, d) for d in sorted({p.d for p in points})}
     meta = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "growth": {d: growth(points, d) for d in sorted({p.d for p in points})}}
+            "growth": growths}
     (folder / "scaling.json").write_text(json.dumps({"meta": meta, "points": [asdict(p) for p in allp]}, indent=2))
     lines = ["# SecAgg+ scaling on one machine", "", scaling_table(allp), ""]
-    for d, g in meta["growth"].items():
+    for d, g in growths.items():
         if g:
             lines.append(f"* d = {d:,}: from n = {g['from_n']:,} to {g['to_n']:,}, per-client seconds x"
                          f"{g['client_seconds']:.2f}, bytes up x{g['client_bytes_up']:.2f}; k x{g['k']:.2f}, "
@@ -316,7 +324,7 @@ def _plot(points: Sequence[ScalePoint], path: Path) -> None:
                 alpha=0.5)
         a2.plot([p.n for p in real], [p.ratio for p in real], "o-", label=f"d={d:,}")
     a1.set(xscale="log", xlabel="clients n", ylabel="seconds per client", title="per-client cost (dashed: projected)")
-    a2.set(xscale="log", xlabel="clients n", ylabel="wall / key-agreement floor", title="ratio to the floor")
+    a2.set(xscale="log", xlabel="clients n", ylabel="CPU time / key-agreement floor", title="ratio to the floor")
     a2.axhline(3, color="grey", lw=0.8, ls=":")
     for ax in (a1, a2):
         ax.grid(alpha=0.3)

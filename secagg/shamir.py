@@ -806,7 +806,7 @@ def decode_share_values_many(blobs, num_secrets: int, num_limbs_per_secret: int)
     raw = np.frombuffer(b"".join(bytes(blobs[i]) for i in good), dtype=np.uint8).reshape(len(good), s * L, 3)
     raw = raw.astype(np.uint32)
     vals = (raw[..., 0] | (raw[..., 1] << 8) | (raw[..., 2] << 16)).reshape(len(good), s, L)
-    ok = (vals < _P).all(axis=(1, 2))
+    ok = np.asarray((vals < _P).all(axis=(1, 2)), dtype=bool)
     for j, i in enumerate(good):
         if ok[j]:
             out[i] = vals[j]

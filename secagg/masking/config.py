@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import keys
 from ..errors import ConfigurationError, InsecureParameterError
 from ..quantize import Quantizer, ring_dtype
 from .graph import Graph, complete_graph, harary_graph
-from .messages import MAX_PARTIES
+from .messages import MAC_LEN, MAX_PARTIES, ids_to_bitmap
 from .params import ThreatModel, check_parameters, find_parameters, min_secure_threshold
 
 __all__ = ["MaskingConfig"]
@@ -42,8 +43,6 @@ def pair_keys(c_shared: bytes, session: bytes, u: int, v: int, vouchers: bool) -
     """The 32-byte AES-GCM key for the share ciphertexts between ``u`` and ``v`` and, when
     ``vouchers`` (active server), their 32-byte consistency-voucher key (else ``b""``):
     one HKDF-SHA256 call over their X25519 ``c`` agreement, bound to ``R`` and the pair."""
-    from .. import keys
-
     label = b"share-encryption|consistency-voucher" if vouchers else b"share-encryption"
     okm = keys.hkdf(c_shared, info=pair_info(session, u, v, label), length=64 if vouchers else 32)
     return okm[:32], okm[32:]
@@ -54,8 +53,6 @@ def voucher_digest(session: bytes, n: int, survivors) -> bytes:
     session identity ``R`` (which commits to every advertised key and the parameters)
     and the bitmap of U3 (``survivors``: a :class:`~secagg.masking.messages.PartySet` or
     ids)."""
-    from .messages import ids_to_bitmap
-
     return hashlib.sha256(b"secagg/survivors/v3" + bytes((len(session),)) + session
                           + ids_to_bitmap(survivors, n)).digest()
 
@@ -66,8 +63,6 @@ def consistency_mac(key: bytes, digest: bytes) -> bytes:
     this session's key agreement, bound to ``R``), truncated to 128 bits. Only the two of
     them can compute it, so the server can neither forge a voucher nor move one to
     another set, session or neighbour."""
-    from .messages import MAC_LEN
-
     return hmac.digest(key, digest, "sha256")[:MAC_LEN]
 
 

@@ -289,8 +289,13 @@ class Message:
 
 def _mac_list_bytes(entries) -> bytes:
     out = [_U32.pack(len(entries))]
+    pack = _U32.pack
     for pid, mac in entries:
-        out.append(_U32.pack(_check_id(pid)) + _check_bytes(mac, MAC_LEN, "mac"))
+        if type(pid) is not int or not 0 <= pid < MAX_PARTIES or type(mac) is not bytes or len(mac) != MAC_LEN:
+            _check_id(pid)  # the precise error (or a valid numpy int / bytearray: checked again)
+            mac = _check_bytes(mac, MAC_LEN, "mac")
+        out.append(pack(int(pid)))
+        out.append(mac)
     return b"".join(out)
 
 
@@ -312,9 +317,13 @@ def _ids_at(block: bytes, count: int, stride: int) -> list[int]:
 
 def _blob_list_bytes(entries, name: str) -> bytes:
     out = [_U32.pack(len(entries))]
+    pack = _U32x2.pack
     for pid, blob in entries:
-        blob = _check_bytes(blob, None, name)
-        out.append(_U32.pack(_check_id(pid)) + _U32.pack(len(blob)) + blob)
+        if type(pid) is not int or not 0 <= pid < MAX_PARTIES or type(blob) is not bytes:
+            _check_id(pid)  # the precise error (or a valid numpy int / bytearray: checked again)
+            blob = _check_bytes(blob, None, name)
+        out.append(pack(int(pid), len(blob)))
+        out.append(blob)
     return b"".join(out)
 
 
