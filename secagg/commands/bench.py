@@ -22,6 +22,10 @@ def register(commands, demos) -> None:
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_const", const="quick", dest="preset", help="under a minute")
     preset.add_argument("--large", action="store_const", const="large", dest="preset", help="larger grid (long)")
+    preset.add_argument("--scaling", action="store_const", const="scaling", dest="preset",
+                        help="SecAgg+ scaling table instead: n in --n (default 100,1000,10000) x d in --d (default "
+                        "10,10000), ratio to the key-agreement floor, peak memory, projection to 10^5 and 10^6 "
+                        "(each point in its own process; n=10^4 takes several minutes)")
     p.add_argument("--techniques", type=choice_list(DEFAULT_TECHNIQUES), metavar="NAMES",
                    help=f"comma-separated subset of {','.join(DEFAULT_TECHNIQUES)} (default: all)")
     p.add_argument("--n", type=int_list(2), metavar="N,N,...", help="client counts (default: the preset's)")
@@ -38,6 +42,8 @@ def register(commands, demos) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..overhead import PRESETS, markdown_table, run_sweep, write_report
 
+    if args.preset == "scaling":
+        return _run_scaling(args)
     cfg = PRESETS[args.preset]
     changes = {"seed": args.seed}
     if args.techniques:
@@ -63,4 +69,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     folder = write_report(points, cfg, args.out, wall_seconds=time.perf_counter() - t0)
     print(f"report written to {folder}/report.md (JSON: report.json, plots: *.png)")
+    return 0
+
+
+def _run_scaling(args: argparse.Namespace) -> int:
+    from ..scaling import DEFAULT_D, DEFAULT_N, project, run_scaling, scaling_table, write_scaling_report
+
+    for flag, given in (("--techniques", args.techniques), ("--repeats", args.repeats), ("--key-bits", args.key_bits)):
+        if given:
+            raise SystemExit(f"secagg bench: {flag} does not apply to --scaling (SecAgg+ only, one run per point)")
+    points = run_scaling(args.n or DEFAULT_N, args.d or DEFAULT_D, dropout=0.05 if args.dropout is None else args.dropout,
+                         seed=args.seed, progress=not args.no_progress)
+    print(scaling_table(list(points) + project(points)))
+    if args.out is None:
+        print("(no files written: pass --out DIR for scaling.md, scaling.json and scaling.png)")
+        return 0
+    folder = write_scaling_report(points, args.out)
+    print(f"report written to {folder}/scaling.md (JSON: scaling.json, plot: scaling.png)")
     return 0
