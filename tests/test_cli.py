@@ -44,6 +44,9 @@ NOT_CHECKED = {
 #: conflicting flags: (argv, the flag the error must name)
 CONFLICTS = [
     (["bench", "--quick", "--large"], "--large"),
+    (["bench", "--scaling", "--quick"], "--quick"),
+    (["bench", "--scaling", "--repeats", "2"], "--repeats"),
+    (["bench", "--scaling", "--techniques", "plain"], "--techniques"),
     (["client", "--server", "127.0.0.1:9", "--random", "--input", "x.npy"], "--input"),
     (["client", "--server", "127.0.0.1:9", "--random", "--server-name", "x"], "--server-name"),
     (["client", "--server", "127.0.0.1:9", "--random", "--insecure-plaintext", "--ca", SOME_FILE], "--ca"),

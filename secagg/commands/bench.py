@@ -73,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_scaling(args: argparse.Namespace) -> int:
+    from ..errors import ConfigurationError
     from ..scaling import DEFAULT_D, DEFAULT_N, project, run_scaling, scaling_table, write_scaling_report
 
     for flag, given in (("--techniques", args.techniques), ("--repeats", args.repeats), ("--key-bits", args.key_bits)):
         if given:
-            raise SystemExit(f"secagg bench: {flag} does not apply to --scaling (SecAgg+ only, one run per point)")
+            raise ConfigurationError(f"{flag} does not apply to --scaling (SecAgg+ only, one run per point)")
     points = run_scaling(args.n or DEFAULT_N, args.d or DEFAULT_D, dropout=0.05 if args.dropout is None else args.dropout,
                          seed=args.seed, progress=not args.no_progress)
     print(scaling_table(list(points) + project(points)))
