@@ -68,35 +68,26 @@ def test_round_technique(benchmark, setup, name):
 
 
 # ---------------------------------------------------------------------------- privacy headline sweeps
-# Long accuracy sweeps (not timings): `pytest benchmarks/bench_fl.py -m slow -k headline -s`.
-# They print the tables quoted in docs/federated.md and write JSON next to the benchmarks.
+# Long accuracy sweeps (not timings): `pytest benchmarks/bench_fl.py -m slow -k headline -s`, the same
+# runs as `secagg headline breast-cancer` and `secagg headline synthetic-1000`. They print the tables
+# and targets quoted in docs/federated.md and write JSON next to the benchmarks.
 @pytest.mark.slow
-def test_headline_breast_cancer_ten_seeds(tmp_path):
-    """Example-level distributed DP vs diffprivlib at epsilon 1, 2, 4, 8 (10 seeds each)."""
-    from fl.headline import HeadlineOptions, headline_markdown, run_headline
+def test_headline_breast_cancer_ten_seeds():
+    """Example-level distributed DP vs diffprivlib at epsilon 1, 2, 4, 8 (10 seeds, one split each)."""
+    from fl.headline import PRESETS, headline_markdown, run_headline
     from fl.report import write_json
 
-    doc = run_headline(HeadlineOptions(seeds=tuple(range(10)),
-                                       techniques=(("example", "distributed-dp"), ("example", "central-dp"),
-                                                   ("client", "distributed-dp"))))
-    print(headline_markdown(doc))
+    doc = run_headline(PRESETS["breast-cancer"], progress=True)
+    print(headline_markdown(doc, with_std=True))
     write_json(doc, "benchmarks/results_headline_breast_cancer.json")
-    if doc["baseline"]["available"]:
-        ours = {p["target_epsilon"]: p["accuracy"] for p in doc["rows"][0]["points"]}
-        theirs = {p["target_epsilon"]: p["accuracy"] for p in doc["baseline"]["points"]}
-        benchmark_gap = {e: ours[e] - theirs[e] for e in ours}
-        print("example-level distributed DP minus diffprivlib:", benchmark_gap)
 
 
 @pytest.mark.slow
 def test_headline_client_level_pays_off_with_a_thousand_clients():
-    """Client-level DP at epsilon <= 8 on 1,000 clients with Poisson sampling (about 100 per round)."""
-    from fl.headline import HeadlineOptions, headline_markdown, run_headline
+    """Client-level DP at epsilon <= 8 on 1,000 clients, Poisson sampling of about 100 per round."""
+    from fl.headline import PRESETS, headline_markdown, run_headline
     from fl.report import write_json
 
-    doc = run_headline(HeadlineOptions(dataset="synthetic", n_samples=20000, clients=1000, seeds=(0, 1, 2),
-                                       fraction=0.1, sampling="poisson", client_rounds=30, client_lr=0.1,
-                                       techniques=(("client", "central-dp"), ("client", "distributed-dp")),
-                                       baseline=False))
-    print(headline_markdown(doc))
+    doc = run_headline(PRESETS["synthetic-1000"], progress=True)
+    print(headline_markdown(doc, with_std=True))
     write_json(doc, "benchmarks/results_headline_synthetic_1000.json")

@@ -102,18 +102,24 @@ def diffprivlib_logistic_regression(epsilon: float, *, data_norm: float, C: floa
                max_iter=1000)
 
 
-def run_diffprivlib(dataset, epsilon: float, seeds, *, reproducible_noise: bool = False) -> dict:
+def run_diffprivlib(datasets, epsilon: float, seeds, *, reproducible_noise: bool = False) -> dict:
     """Best mean test accuracy over :data:`DIFFPRIVLIB_GRID` at ``epsilon``, over ``seeds``.
 
-    ``seeds`` index repeats; the noise follows them only with ``reproducible_noise``.
-    Returns ``{"accuracy", "accuracy_std", "accuracy_runs", "data_norm", "C"}`` (``accuracy_std``:
-    sample standard deviation over the seeds, None for one seed).
+    ``datasets``: one :class:`fl.data.Dataset` per seed (in the order of ``seeds``), or
+    one dataset for every seed. ``seeds`` index repeats; the noise follows them only with
+    ``reproducible_noise``. Returns ``{"accuracy", "accuracy_std", "accuracy_runs",
+    "data_norm", "C"}`` (``accuracy_std``: sample standard deviation over the seeds, None
+    for one seed).
     """
+    seeds = list(seeds)
+    per_seed = list(datasets) if isinstance(datasets, (list, tuple)) else [datasets] * len(seeds)
+    if len(per_seed) != len(seeds):
+        raise ConfigurationError(f"{len(per_seed)} datasets for {len(seeds)} seeds")
     best: dict | None = None
     for data_norm in DIFFPRIVLIB_GRID["data_norm"]:
         for C in DIFFPRIVLIB_GRID["C"]:
             accs = []
-            for s in seeds:
+            for s, dataset in zip(seeds, per_seed):
                 model = diffprivlib_logistic_regression(epsilon, data_norm=data_norm, C=C,
                                                         random_state=int(s) if reproducible_noise else None)
                 with warnings.catch_warnings():

@@ -1,4 +1,5 @@
-"""``secagg`` subcommands of the federated layer: ``demo`` (default), ``demo fl``, ``compare``, ``fedavg``.
+"""``secagg`` subcommands of the federated layer: ``demo`` (default), ``demo fl``, ``compare``, ``fedavg``,
+``headline``.
 
 Discovered by :mod:`secagg.cli`, which imports this module and calls
 ``register(commands, demos)``; ``secagg demo`` without a sub-demo calls
@@ -19,7 +20,7 @@ from secagg.masking.rounds import ROUNDS
 
 from .data import DATASETS, PARTITIONS
 
-__all__ = ["register", "run_compare_command", "run_default_demo", "run_fedavg_command"]
+__all__ = ["register", "run_compare_command", "run_default_demo", "run_fedavg_command", "run_headline_command"]
 
 
 def register(commands, demos) -> dict:
@@ -31,7 +32,7 @@ def register(commands, demos) -> dict:
                                        float_list, int_in, out_dir, out_file)
 
     from .compare import ARTICLE
-    from .headline import HEADLINE_EPSILONS
+    from .headline import HEADLINE_EPSILONS, PRESETS, SECURE_SUMS
     from .server import FedAvgConfig
 
     defaults = FedAvgConfig()  # one default per setting, the same in the CLI and the API
@@ -83,6 +84,36 @@ def register(commands, demos) -> dict:
                    help="write compare.json, compare_context.json and compare.md into DIR (default: print only)")
     c.add_argument("--no-progress", action="store_true", help="no progress bars or log lines")
     c.set_defaults(func=run_compare_command)
+
+    h = commands.add_parser(
+        "headline", help="accuracy at epsilon 1, 2, 4, 8 over many seeds, judged against the privacy targets",
+        description="Run one of the privacy experiments the docs quote over many seeds (each with its own "
+                    "train/test split) and print accuracy at each epsilon (mean ± sample std), the non-private "
+                    "references and whether each target is met. breast-cancer: 10 clients, both privacy units, "
+                    "diffprivlib baseline. synthetic-1000: 1,000 clients, Poisson client sampling (about 100 per "
+                    "round), client-level DP. With --tune, rerun the public-proxy grid that chose the preset's "
+                    "hyper-parameters instead. With --out DIR also write headline.json and headline.md (or "
+                    "tuning.json and tuning.md).")
+    h.add_argument("preset", nargs="?", default="breast-cancer", choices=tuple(PRESETS),
+                   help="which experiment (default: breast-cancer)")
+    h.add_argument("--seeds", type=POSITIVE_INT, default=None,
+                   help="number of seeds (default: the preset's, 10); seed i uses its own split")
+    h.add_argument("--first-seed", type=SEED, default=None, help="first seed (default 0)")
+    h.add_argument("--epsilons", type=float_list(0, lo_open=True), default=None,
+                   help="comma-separated budgets (default: 1,2,4,8)")
+    h.add_argument("--secure-sum", choices=tuple(SECURE_SUMS), default=None,
+                   help="distributed-dp rows: run the SecAgg protocol (masking) or only its exact ring arithmetic "
+                        "(default: the preset's: masking for breast-cancer, exact-arithmetic for synthetic-1000)")
+    h.add_argument("--clients", type=int_in(2), default=None, help="number of clients (default: the preset's)")
+    h.add_argument("--tune", action="store_true",
+                   help="rerun the preset's hyper-parameter choice on its public proxy instead (fl.tuning)")
+    h.add_argument("--reproducible-noise", action="store_true",
+                   help="research only: DP noise and rounding follow each seed (default: a CSPRNG; the seeds fix the "
+                        "data split, partition, initialization and client sampling only)")
+    h.add_argument("--out", type=out_dir, default=None, metavar="DIR",
+                   help="write headline.json and headline.md into DIR (default: print only)")
+    h.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    h.set_defaults(func=run_headline_command)
 
     f = commands.add_parser("fedavg", help="train one FedAvg run with a chosen aggregator",
                             description="One FedAvg run; prints per-round accuracy, bytes, epsilon.")
@@ -251,4 +282,64 @@ def run_fedavg_command(args: argparse.Namespace) -> int:
               f"({res.privacy['neighbouring'].split(':')[0]})")
     if args.json:
         write_json(res.to_dict(), args.json)
+    return 0
+
+
+def run_headline_command(args: argparse.Namespace) -> int:
+    """``secagg headline``: a preset over many seeds, its targets judged; ``--tune``: its proxy grid."""
+    from .headline import PRESETS, headline_markdown, run_headline
+    from .report import write_json
+
+    t0 = time.perf_counter()
+    if args.tune:
+        from .tuning import tune, tuning_markdown
+
+        for flag, attr in (("--seeds", "seeds"), ("--first-seed", "first_seed"), ("--epsilons", "epsilons"),
+                           ("--secure-sum", "secure_sum"), ("--clients", "clients")):
+            if getattr(args, attr) is not None:
+                raise ConfigurationError(f"{flag} does not apply with --tune (the proxy grid has fixed seeds, "
+                                         "epsilons and sizes; see fl.tuning)")
+        if args.reproducible_noise:
+            raise ConfigurationError("--reproducible-noise does not apply with --tune (the proxy runs always use "
+                                     "seeded noise, so the choice is reproducible)")
+        doc = tune(args.preset, progress=not args.no_progress, log=(lambda s: None))
+        md = tuning_markdown(doc, top=len(doc["grid"]))
+        print(md)
+        if args.out is not None:
+            os.makedirs(args.out, exist_ok=True)
+            write_json(doc, os.path.join(args.out, "tuning.json"))
+            with open(os.path.join(args.out, "tuning.md"), "w", encoding="utf-8") as fh:
+                fh.write(md + "\n")
+            print(f"wrote {os.path.join(args.out, 'tuning.json')} and tuning.md")
+        print(f"tuned in {time.perf_counter() - t0:.1f} s")
+        return 0
+    _warn_reproducible(args)
+    opt = PRESETS[args.preset]
+    first = 0 if args.first_seed is None else args.first_seed
+    changes: dict = {"reproducible_noise": args.reproducible_noise}
+    if args.seeds is not None or args.first_seed is not None:
+        changes["seeds"] = tuple(range(first, first + (args.seeds or len(opt.seeds))))
+    if args.epsilons is not None:
+        changes["epsilons"] = tuple(args.epsilons)
+    if args.secure_sum is not None:
+        changes["secure_sum"] = args.secure_sum
+    if args.clients is not None:
+        changes["clients"] = args.clients
+    opt = dataclasses.replace(opt, **changes)
+    if args.epsilons is not None:  # judge only the targets at the epsilons that were run
+        opt = dataclasses.replace(opt, targets=tuple(
+            dataclasses.replace(t, epsilons=tuple(e for e in t.epsilons if e in opt.epsilons))
+            for t in opt.targets))
+    doc = run_headline(opt, progress=not args.no_progress)  # the bar names the run in progress
+    doc["preset"] = args.preset
+    doc["wall_seconds"] = time.perf_counter() - t0
+    md = headline_markdown(doc, with_std=True)
+    print(md)
+    if args.out is not None:
+        os.makedirs(args.out, exist_ok=True)
+        write_json(doc, os.path.join(args.out, "headline.json"))
+        with open(os.path.join(args.out, "headline.md"), "w", encoding="utf-8") as fh:
+            fh.write(md)
+        print(f"wrote {os.path.join(args.out, 'headline.json')} and headline.md")
+    print(f"measured in {doc['wall_seconds']:.1f} s")
     return 0

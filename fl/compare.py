@@ -421,7 +421,7 @@ class DemoOptions:
     epsilon: float = 8.0
     epsilons: tuple[float, ...] = HEADLINE_EPSILONS
     epsilon_seeds: int = 1
-    example_rounds: int = 20
+    example_rounds: int = HeadlineOptions.__dataclass_fields__["example_rounds"].default
     reproducible_noise: bool = False
 
 

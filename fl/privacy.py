@@ -1,14 +1,17 @@
 """Privacy accounting of federated runs: the accountant seam, a ledger, calibration, neighbouring relations.
 
 Everything in :mod:`fl` that turns privacy events into an epsilon goes through
-:func:`make_accountant`, the **one** place that chooses the accountant. Today it builds
-:class:`secagg.dp.RdpAccountant`; switching every federated run (budget checks,
+:func:`make_accountant`, the **one** place that chooses the accountant. It builds
+:class:`secagg.dp.AutoAccountant`: the smaller of the PLD bound
+(:class:`secagg.dp.PldAccountant`, privacy-loss distributions with pessimistic
+discretization) and the RDP bound, each an upper bound, so their minimum is one too;
+RDP alone for an event PLD cannot bound. Switching every federated run (budget checks,
 calibration, reported epsilons) to another accountant with the same
-``compose(event, count)`` / ``get_epsilon(delta)`` interface (e.g. a PLD accountant) is
-a one-line change there.
+``compose(event, count)`` / ``get_epsilon(delta)`` interface is a one-line change there.
 
 * :class:`PrivacyLedger` keeps the multiset of events charged so far and answers "what
-  would epsilon be after this event?" by composing into a *fresh* accountant, so it
+  would epsilon be after this event?" by composing into a *fresh* accountant (memoized
+  per multiset: events are frozen and the accountant deterministic), so it
   needs nothing from the accountant beyond ``compose`` and ``get_epsilon`` (no
   ``copy``). :meth:`PrivacyLedger.charge` refuses (:class:`~secagg.errors.BudgetExceeded`,
   nothing charged) an event that does not fit the budget.
@@ -22,6 +25,7 @@ a one-line change there.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from typing import Any, Callable
@@ -79,6 +83,21 @@ def accountant_name() -> str:
     return type(make_accountant()).__name__
 
 
+@functools.lru_cache(maxsize=4096)
+def _epsilon_of_multiset(events: frozenset, delta: float) -> float:
+    """Epsilon at ``delta`` of a multiset of ``(event, count)`` pairs, composed into a fresh accountant.
+
+    Memoized: events are frozen (hashable, immutable) and the accountant is deterministic,
+    so the same multiset always has the same epsilon. A round that checks ``fits``, then
+    ``charge``, then reads ``epsilon`` computes it once, and so do the seeds of a sweep
+    that charge the same events.
+    """
+    acc = make_accountant()
+    for ev, count in sorted(events, key=repr):  # a fixed order: the PLD is the same whatever the order
+        acc.compose(ev, count)
+    return float(acc.get_epsilon(delta))
+
+
 class PrivacyLedger:
     """The privacy events charged so far, with an optional (epsilon, delta) budget.
 
@@ -104,10 +123,7 @@ class PrivacyLedger:
     def _epsilon_of(self, events: Counter) -> float:
         if not events:
             return 0.0
-        acc = make_accountant()
-        for ev, count in events.items():
-            acc.compose(ev, count)
-        return float(acc.get_epsilon(self.delta))
+        return _epsilon_of_multiset(frozenset(events.items()), self.delta)
 
     @property
     def epsilon(self) -> float:

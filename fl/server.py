@@ -699,7 +699,8 @@ class FedAvg:
             from secagg.dp.distributed import distributed_dp_sum
 
             dist = self._example_distributed(z, m)
-            options = {k: v for k, v in dict(cfg.aggregator_options).items() if k in ("threshold", "graph", "k")}
+            options = {k: v for k, v in dict(cfg.aggregator_options).items()
+                       if k in ("threshold", "graph", "k", "secure_sum")}
             try:
                 out = distributed_dp_sum(self._rows, dist, dropout=drop or None, rng=self._rng_noise, delta=None,
                                          **options)
