@@ -57,9 +57,10 @@ def client_fn(context: Context):
     return TinyClient(int(context.node_config["partition-id"])).to_client()
 
 
-def drop_mod(drops: dict[int, str]):
+def drop_mod(drops: dict[int, str | tuple[str, int]]):
     """A mod placed before secagg's: node ``partition`` fails when the message opening
-    round ``drops[partition]`` arrives (a dropout at that round)."""
+    round ``drops[partition]`` arrives (a dropout at that round); ``(round name, Flower
+    round)`` limits it to one Flower round."""
     from secagg.flower._wire import K_MSG, RECORD
     from secagg.masking.messages import decode_message
     from secagg.masking.rounds import OPENS
@@ -68,7 +69,8 @@ def drop_mod(drops: dict[int, str]):
         rec = msg.content.config_records.get(RECORD)
         if rec is not None:
             opened = OPENS[type(decode_message(rec[K_MSG]))].value
-            if drops.get(int(ctxt.node_config["partition-id"])) == opened:
+            rule = drops.get(int(ctxt.node_config["partition-id"]))
+            if rule == opened or rule == (opened, int(msg.metadata.group_id)):
                 raise RuntimeError(f"node drops at {opened}")
         return call_next(msg, ctxt)
 
