@@ -37,5 +37,6 @@ def make_client_app(keys_dir: str | os.PathLike) -> ClientApp:
     """The ClientApp; each simulated node signs with ``keys_dir/node-<partition-id>.key``."""
     return ClientApp(
         client_fn=client_fn,
-        mods=[secagg_mod(signing_key=keys_in_directory(keys_dir), trusted_keys=os.path.join(keys_dir, "allow-list.txt"))],
+        mods=[secagg_mod(signing_key=keys_in_directory(keys_dir),
+                         trusted_keys=os.path.join(keys_dir, "allow-list.txt"))],
     )

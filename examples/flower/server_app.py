@@ -42,6 +42,7 @@ def make_server_app(keys_dir: str | os.PathLike, *, num_nodes: int, num_rounds: 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         strategy = DropSome(drops or {}, fraction_fit=1.0, fraction_evaluate=1.0, min_available_clients=num_nodes,
+                            min_fit_clients=num_nodes, min_evaluate_clients=num_nodes,
                             initial_parameters=ndarrays_to_parameters(initial_model()))
         context = LegacyContext(context=context, config=ServerConfig(num_rounds=num_rounds), strategy=strategy)
         DefaultWorkflow(fit_workflow=fit_workflow)(grid, context)

@@ -139,9 +139,11 @@ class SecAggMod:
         if signing_key is not None and not (isinstance(signing_key, keys.SigningKey) or callable(signing_key)):
             raise ConfigurationError("signing_key must be a secagg.keys.SigningKey or a function of the Context")
         if insecure_no_pki and (signing_key is not None or trusted_keys is not None):
-            raise ConfigurationError("insecure_no_pki=True contradicts signing_key / trusted_keys: give one or the other")
+            raise ConfigurationError("insecure_no_pki=True contradicts signing_key / trusted_keys: give one or "
+                                     "the other")
         if not insecure_no_pki and (signing_key is None) != (trusted_keys is None):
-            raise ConfigurationError("the PKI needs both signing_key (this node's key) and trusted_keys (the allow-list)")
+            raise ConfigurationError("the PKI needs both signing_key (this node's key) and trusted_keys "
+                                     "(the allow-list)")
         if signing_key is None and not insecure_no_pki and security.threat.active:
             raise InsecureParameterError(
                 "secagg_mod needs signing_key= and trusted_keys= (the PKI of the active-server variant, see "
@@ -200,7 +202,8 @@ class SecAggMod:
             ann_bytes = saved["ann"]
             ann = Announcement.from_bytes(ann_bytes)
             if message.session != session_nonce(ann_bytes):
-                raise UnexpectedMessage(f"{type(message).__name__} belongs to another session than this node's (replay?)")
+                raise UnexpectedMessage(
+                    f"{type(message).__name__} belongs to another session than this node's (replay?)")
         party = ann.party_of(node_id)
         cfg = self._config(ann)
         signing_key = self._signing_key(ctxt, saved) if cfg.consistency_check else None

@@ -162,8 +162,9 @@ class SecAggWorkflow:
     ----------
     num_shares:
         shares of each client's secrets, i.e. the client and its ``num_shares - 1``
-        neighbours on the SecAgg+ graph (odd; an int, or a float: that proportion of
-        the sampled nodes). Default: the parameter finder's degree for the threat model.
+        neighbours on the SecAgg+ graph (an odd int, or at least the number of sampled
+        nodes for the complete graph; or a float: that proportion of the sampled nodes,
+        rounded up to odd). Default: the parameter finder's degree for the threat model.
     reconstruction_threshold:
         shares needed to rebuild a secret (an int, or a float: that proportion of
         ``num_shares``). Default: the smallest secure threshold. An insecure value raises
@@ -255,10 +256,6 @@ class SecAggWorkflow:
     ) -> None:
         self.num_shares = _fraction_or_count(num_shares, "num_shares", 3)
         self.reconstruction_threshold = _fraction_or_count(reconstruction_threshold, "reconstruction_threshold", 1)
-        if isinstance(self.num_shares, int) and self.num_shares % 2 == 0:
-            raise ConfigurationError(
-                f"num_shares={self.num_shares} is even: the shares go to the client and an even number of "
-                "neighbours on the SecAgg+ graph, so num_shares must be odd")
         if (isinstance(self.num_shares, int) and isinstance(self.reconstruction_threshold, int)
                 and self.reconstruction_threshold > self.num_shares):
             raise ConfigurationError(f"reconstruction_threshold={self.reconstruction_threshold} exceeds "
@@ -384,7 +381,11 @@ class SecAggWorkflow:
         if self.num_shares is not None:
             shares = self.num_shares if isinstance(self.num_shares, int) else round(self.num_shares * n)
             if shares < n and shares % 2 == 0:
-                shares += 1  # Flower's rule: an odd number of shares on the SecAgg+ graph
+                if isinstance(self.num_shares, int):
+                    raise ConfigurationError(
+                        f"num_shares={shares} is even and below the {n} sampled nodes: the shares go to the client "
+                        "and an even number of neighbours on the SecAgg+ graph, so num_shares must be odd")
+                shares += 1  # a proportion: round up to the next odd number, as Flower does
             shares = max(3, shares)
             if shares >= n:
                 graph, shares = "complete", n
@@ -421,7 +422,8 @@ class SecAggWorkflow:
 
         def eps(z: float) -> float:
             try:
-                event = DPEncoding(shapes, self.clip_norm, z, self.mechanism, n_min).params(n, self.bits).dp_event(n_min)
+                params = DPEncoding(shapes, self.clip_norm, z, self.mechanism, n_min).params(n, self.bits)
+                event = params.dp_event(n_min)
             except ConfigurationError:
                 return math.inf
             return make_accountant(self.accountant_kind).compose(event, rounds).get_epsilon(self.delta)

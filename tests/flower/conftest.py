@@ -100,7 +100,8 @@ class InlineGrid:
         # 64-bit node ids, as Flower draws them (some above 2^63)
         self.node_ids = [(2**63 + 7919 * i * (-1) ** i) % 2**64 for i in range(1, num_nodes + 1)]
         self.partition = {nid: i for i, nid in enumerate(self.node_ids)}
-        self.contexts = {nid: Context(run_id=1, node_id=nid, node_config={"partition-id": i, "num-partitions": num_nodes},
+        self.contexts = {nid: Context(run_id=1, node_id=nid,
+                                      node_config={"partition-id": i, "num-partitions": num_nodes},
                                       state=RecordDict(), run_config={}) for i, nid in enumerate(self.node_ids)}
         self.tamper, self.tamper_reply = tamper, tamper_reply
         self.log: list[tuple[int, Message]] = []

@@ -263,7 +263,6 @@ def test_mod_options_are_checked(keys_dir):
 
 @pytest.mark.parametrize("options, match", [
     (dict(), "trusted_keys"),
-    (dict(insecure_no_pki=True, num_shares=4), "odd"),
     (dict(insecure_no_pki=True, num_shares=5, reconstruction_threshold=6), "exceeds"),
     (dict(insecure_no_pki=True, graph="ring"), "graph"),
     (dict(insecure_no_pki=True, modulus_range=1000), "power of two"),

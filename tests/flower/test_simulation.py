@@ -56,6 +56,7 @@ def test_flower_simulation_sums_the_survivors_exactly(tmp_path):
     @server_app.main()
     def main(grid, context: Context) -> None:
         strategy = RoundConfigFedAvg(fraction_fit=1.0, fraction_evaluate=0.0, min_available_clients=N,
+                                     min_fit_clients=N,
                                      initial_parameters=ndarrays_to_parameters(
                                          [np.zeros(s, dtype=np.float32) for s in SHAPES]))
         legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=3), strategy=strategy)

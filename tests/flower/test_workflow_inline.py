@@ -240,3 +240,14 @@ def test_flowers_example_parameters_are_refused_as_insecure(task_identity, keys_
     with pytest.raises(InsecureParameterError, match="threshold"):
         run_rounds(SecAggWorkflow(3, 2, trusted_keys=keys_dir / "allow-list.txt"), grid, 1)
     assert grid.log == []  # nothing was sent
+
+
+def test_num_shares_maps_to_the_graph_degree(task_identity, keys_dir):
+    from secagg.errors import ConfigurationError
+
+    grid = InlineGrid(_app(keys_dir, {}), N)
+    with pytest.raises(ConfigurationError, match="num_shares=4 is even"):
+        run_rounds(SecAggWorkflow(4, trusted_keys=keys_dir / "allow-list.txt"), grid, 1)
+    wf = SecAggWorkflow(1.0, 0.8, trusted_keys=keys_dir / "allow-list.txt")  # Flower's proportions
+    run_rounds(wf, grid, 1)
+    assert wf.reports[0].config.is_complete and wf.reports[0].config.threshold == 4
