@@ -14,7 +14,10 @@ up) are in ``extra_info`` and printed:
   ``grid.send_and_receive`` (the nodes' work and Flower's transport);
 * bytes per client per round: the serialized size of the message contents (Flower's
   ``deflate()`` of every record) each node received and sent, mean over nodes. The
-  masked-input round's download includes the global model (``4 d`` bytes) for both.
+  masked-input round's download includes the global model, reported apart
+  (``model_B``): Flower's SecAgg+ hands FedAvg a float64 aggregate, so from round 2 on its
+  nodes download ``8 d`` bytes of model where secagg's (which keeps the model's dtype)
+  download ``4 d``.
 
 Variants: Flower's SecAgg+ (honest-but-curious only) with the degree and threshold our
 parameter finder picks for that model; secagg honest-but-curious with the same; secagg's
@@ -82,6 +85,12 @@ def _size(content) -> int:
     return sum(len(obj.deflate()) for obj in get_all_nested_objects(content).values())
 
 
+def _model_size(content) -> int:
+    """Bytes of the arrays (the global model a train message carries)."""
+    return sum(len(obj.deflate()) for obj in get_all_nested_objects(content).values()
+               if type(obj).__name__ in ("ArrayRecord", "Array", "ArrayChunk"))
+
+
 class CountingGrid:
     """Wraps the Grid: per train message, the bytes each node received and sent, each
     node's mod seconds, and the time spent waiting for replies."""
@@ -89,6 +98,7 @@ class CountingGrid:
     def __init__(self, grid: Any) -> None:
         self._grid = grid
         self.down: dict[int, int] = {}
+        self.model: dict[int, int] = {}
         self.up: dict[int, int] = {}
         self.client_seconds: dict[int, float] = {}
         self.waiting = 0.0
@@ -97,13 +107,15 @@ class CountingGrid:
         return getattr(self._grid, name)
 
     def reset(self) -> None:
-        self.down, self.up, self.client_seconds, self.waiting = {}, {}, {}, 0.0
+        self.down, self.model, self.up, self.client_seconds, self.waiting = {}, {}, {}, {}, 0.0
 
     def send_and_receive(self, messages, *, timeout=None):
         messages = list(messages)
         train = [m for m in messages if m.metadata.message_type == "train"]
         for m in train:
-            self.down[m.metadata.dst_node_id] = self.down.get(m.metadata.dst_node_id, 0) + _size(m.content)
+            nid = m.metadata.dst_node_id
+            self.down[nid] = self.down.get(nid, 0) + _size(m.content)
+            self.model[nid] = self.model.get(nid, 0) + _model_size(m.content)
         t0 = time.perf_counter()
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
         self.waiting += time.perf_counter() - t0
@@ -137,6 +149,7 @@ class _Measured:
             "server_s": wall - grid.waiting,
             "round_s": wall,
             "down_B": float(np.mean([grid.down[u] for u in nodes])),
+            "model_B": float(np.mean([grid.model.get(u, 0) for u in nodes])),
             "up_B": float(np.mean([grid.up.get(u, 0) for u in nodes])),
         })
 
@@ -187,4 +200,4 @@ def test_flower_round(benchmark, variant, n, d, tmp_path):
     benchmark.extra_info.update(variant=variant, n=n, d=d, **res)
     print(f"\n{variant:>15} n={n:<3} d={d:<7} k={res['k']:<3} t={res['t']:<3} client {res['client_s']:.3f} s  "
           f"server {res['server_s']:.3f} s  round {res['round_s']:.2f} s  "
-          f"down {res['down_B'] / 1e3:.1f} kB  up {res['up_B'] / 1e3:.1f} kB")
+          f"down {res['down_B'] / 1e3:.1f} kB (model {res['model_B'] / 1e3:.1f} kB)  up {res['up_B'] / 1e3:.1f} kB")
