@@ -250,14 +250,15 @@ class SecAggMod:
     def _config(self, ann: Announcement):
         """The session's config from the announcement, held to this node's policy."""
         cfg = self.policy.config_for(**ann.config_fields())
-        if cfg.dim != ann.encoding.dim(cfg.n, cfg.bits):
+        try:
+            expected = ann.encoding.dim(cfg.n, cfg.bits)
+            dp = ann.encoding.params(cfg.n, cfg.bits) if isinstance(ann.encoding, DPEncoding) else None
+        except ConfigurationError as exc:
+            raise ProtocolViolation(f"the announced vector layout is invalid: {exc}") from None
+        if cfg.dim != expected:
             raise ProtocolViolation(f"the announcement's dim={cfg.dim} does not fit its vector layout "
-                                    f"({ann.encoding.dim(cfg.n, cfg.bits)} ring elements)")
-        if isinstance(ann.encoding, DPEncoding):
-            try:
-                dp = ann.encoding.params(cfg.n, cfg.bits)
-            except ConfigurationError as exc:
-                raise ProtocolViolation(f"the announced distributed-DP parameters are invalid: {exc}") from None
+                                    f"({expected} ring elements)")
+        if dp is not None:
             if cfg.min_survivors < dp.min_clients:
                 raise InsecureParameterError(
                     f"policy: the survivor floor {cfg.min_survivors} is below the {dp.min_clients} noise shares the "

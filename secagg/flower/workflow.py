@@ -156,7 +156,8 @@ def _fraction_or_count(value: Any, name: str, low: int) -> int | float | None:
 class SecAggWorkflow:
     """Secure aggregation of a Flower round with secagg (see the module docstring).
 
-    Flower's ``SecAggPlusWorkflow`` parameters keep their meaning:
+    Flower's ``SecAggPlusWorkflow`` parameters keep their meaning (``num_shares`` to
+    ``timeout``); the others are secagg's.
 
     Parameters
     ----------
@@ -183,9 +184,6 @@ class SecAggWorkflow:
     timeout:
         seconds to wait for the nodes' answers in each protocol round (``None``: wait for
         all).
-
-    Parameters (secagg's own)
-    -------------------------
     adversary, threat:
         ``"active"`` (default: the consistency round, signed keys) or
         ``"honest-but-curious"`` (Flower SecAgg+'s model); or a full

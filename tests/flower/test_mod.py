@@ -9,7 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import InlineGrid, client_fn, run_rounds
+pytest.importorskip("flwr")
+
+from flower_helpers import InlineGrid, client_fn, run_rounds  # noqa: E402
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict  # noqa: E402
 from flwr.client import ClientApp  # noqa: E402
@@ -223,7 +225,7 @@ def test_a_plain_train_message_is_refused_and_other_messages_pass(task_identity,
     import flwr.compat.common.recorddict_compat as compat
     from flwr.common import EvaluateIns, ndarrays_to_parameters
 
-    from conftest import SHAPES
+    from flower_helpers import SHAPES
 
     ins = compat.evaluateins_to_recorddict(
         EvaluateIns(ndarrays_to_parameters([np.zeros(s, dtype=np.float32) for s in SHAPES]), {}), True)

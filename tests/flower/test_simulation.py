@@ -8,7 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SHAPES, RoundConfigFedAvg, client_fn, drop_mod, examples_of, update_of
+pytest.importorskip("flwr")
+
+from flower_helpers import (  # noqa: E402
+    SHAPES, RoundConfigFedAvg, client_fn, drop_mod, examples_of, update_of,
+)
 
 from flwr.client import ClientApp  # noqa: E402
 from flwr.common import Context, ndarrays_to_parameters  # noqa: E402
@@ -16,6 +20,13 @@ from flwr.server import LegacyContext, ServerApp, ServerConfig  # noqa: E402
 from flwr.server.workflow import DefaultWorkflow  # noqa: E402
 
 pytest.importorskip("ray")
+
+import flower_helpers  # noqa: E402
+from ray import cloudpickle  # noqa: E402
+
+# the Ray actors unpickle the ClientApp: ship the helpers by value, so a worker never
+# resolves them by module name (another test folder's module of that name, or none)
+cloudpickle.register_pickle_by_value(flower_helpers)
 
 from secagg.flower import SecAggWorkflow, keys_in_directory, provision_keys, secagg_mod  # noqa: E402
 

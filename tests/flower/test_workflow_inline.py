@@ -7,7 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SHAPES, InlineGrid, client_fn, drop_mod, examples_of, run_rounds, update_of
+pytest.importorskip("flwr")
+
+from flower_helpers import (  # noqa: E402
+    SHAPES, InlineGrid, client_fn, drop_mod, examples_of, run_rounds, update_of,
+)
 
 from flwr.client import ClientApp  # noqa: E402
 
