@@ -15,10 +15,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,fl,docs]"
 	touch $(STAMP)
 
-# the test suite also exercises the optional Ray backend, so CI installs that extra too
-RAY_STAMP := $(VENV)/.installed-ray
+# the test suite also exercises the optional Ray backend and the Flower integration, so CI
+# installs those extras too
+RAY_STAMP := $(VENV)/.installed-ray-flower
 $(RAY_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,fl,docs,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,fl,docs,ray,flower]"
 	touch $(RAY_STAMP)
 
 venv: $(STAMP)
