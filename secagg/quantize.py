@@ -247,7 +247,7 @@ class Quantizer:
             if bound is not None:
                 raise ConfigurationError("give bound= only: clip= is its deprecated old name")
             warnings.warn(
-                "Quantizer(clip=...) is deprecated: the per-coordinate bound is now called bound= "
+                "Quantizer(bound=...) is deprecated: the per-coordinate bound is now called bound= "
                 "(clip_norm is the L2 norm of secagg.dp)",
                 DeprecationWarning,
                 stacklevel=2,

@@ -29,7 +29,7 @@ def keys():
 @pytest.fixture(scope="module")
 def blob(keys):
     pk, _ = keys
-    q = Quantizer(clip=1.0, num_clients=4, bits=16, rounding="nearest")
+    q = Quantizer(bound=1.0, num_clients=4, bits=16, rounding="nearest")
     ev = P.encrypt_vector(pk, np.linspace(-1, 1, 70), q, allow_insecure=True) + np.full(70, 0.5)
     return ev, ev.to_bytes()
 
@@ -147,7 +147,7 @@ def test_garbage_never_escapes_the_error_tree(keys, blob, data, keep):
 
 def test_tampered_ciphertext_or_count_is_detected_at_decryption(keys):
     pk, sk = keys
-    q = Quantizer(clip=1.0, num_clients=3, bits=16, rounding="nearest")
+    q = Quantizer(bound=1.0, num_clients=3, bits=16, rounding="nearest")
     ev = P.sum([P.encrypt_vector(pk, np.ones(40), q, allow_insecure=True) for _ in range(3)])
     n = int(pk.n)
     # add 2^(|n|-2) to the first plaintext: bits above the packing layout
@@ -173,7 +173,7 @@ def test_a_client_cannot_claim_another_summand_count(keys, claimed):
     count=num_clients made everyone's sum overflow. A submission is one summand: the
     forged one is rejected alone and the others' sum is exact."""
     pk, sk = keys
-    q = Quantizer(clip=1.0, num_clients=4, bits=16, rounding="nearest")
+    q = Quantizer(bound=1.0, num_clients=4, bits=16, rounding="nearest")
     xs = np.random.default_rng(claimed).uniform(-1, 1, size=(4, 30))
     payloads = _submissions(pk, q, xs)
     payloads[2] = _patch(payloads[2], ">I", 40, claimed)  # client 2 lies about its count
@@ -188,8 +188,8 @@ def test_a_client_cannot_claim_another_summand_count(keys, claimed):
 def test_a_client_cannot_choose_the_encoding_or_length_for_the_others(keys):
     """The first submission does not set the encoding: the server's quantizer and dim do."""
     pk, sk = keys
-    q = Quantizer(clip=1.0, num_clients=3, bits=16, rounding="nearest")
-    wide = Quantizer(clip=100.0, num_clients=3, bits=16, rounding="nearest")
+    q = Quantizer(bound=1.0, num_clients=3, bits=16, rounding="nearest")
+    wide = Quantizer(bound=100.0, num_clients=3, bits=16, rounding="nearest")
     xs = np.random.default_rng(1).uniform(-1, 1, size=(2, 12))
     payloads = [
         P.encrypt_vector(pk, np.full(12, 50.0), wide, allow_insecure=True).to_bytes(),  # other encoding
@@ -209,6 +209,6 @@ def test_a_client_cannot_choose_the_encoding_or_length_for_the_others(keys):
 
 def test_more_submissions_than_the_capacity_raise_before_adding(keys):
     pk, _ = keys
-    q = Quantizer(clip=1.0, num_clients=2, bits=8)
+    q = Quantizer(bound=1.0, num_clients=2, bits=8)
     with pytest.raises(SumOverflowError):
         P.sum_submissions(_submissions(pk, q, np.zeros((3, 5))), pk, q, 5, allow_insecure=True)

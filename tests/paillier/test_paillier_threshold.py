@@ -11,7 +11,7 @@ from secagg.errors import ConfigurationError, IncompatibleError, InputError, Int
 @pytest.fixture(scope="module")
 def setup():
     pk, sk = P.generate_keypair(512, allow_insecure=True)
-    q = Quantizer(clip=1.0, num_clients=4, bits=16)
+    q = Quantizer(bound=1.0, num_clients=4, bits=16)
     rng = np.random.default_rng(4)
     ev = P.sum([P.encrypt_vector(pk, rng.uniform(-1, 1, 80), q, rng=rng, allow_insecure=True) for _ in range(4)])
     return pk, sk, ev
