@@ -89,7 +89,7 @@ def test_malformed_dropout_raises_input_error(dropout):
 
 def test_central_dp_names_the_float32_wire_limit():
     with pytest.raises(InputError, match="float32 range"):
-        make_aggregator("central-dp", clip=1.0, noise_multiplier=1.0).aggregate(np.full((2, 3), 1e39))
+        make_aggregator("central-dp", clip_norm=1.0, noise_multiplier=1.0).aggregate(np.full((2, 3), 1e39))
 
 
 # ---------------------------------------------------------------- issue 14: bound vs clip_norm, layers, weights

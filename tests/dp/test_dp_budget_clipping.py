@@ -95,4 +95,4 @@ def test_dp_aggregators_refuse_a_delta_outside_the_unit_interval_at_construction
     from secagg.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="delta"):
-        make_aggregator(name, clip=1.0, noise_multiplier=1.0, delta=delta)
+        make_aggregator(name, clip_norm=1.0, noise_multiplier=1.0, delta=delta)

@@ -126,7 +126,7 @@ def test_encode_is_uniform_looking_integers_in_the_ring_and_bits_are_checked():
 def test_distributed_dp_aggregator_over_masking(graph):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(12, 30)) * 0.05
-    agg = make_aggregator("distributed-dp", clip=1.0, noise_multiplier=1.0, graph=graph)
+    agg = make_aggregator("distributed-dp", clip_norm=1.0, noise_multiplier=1.0, graph=graph)
     res = agg.aggregate(x, rng=rng, dropout={4: "masked_input"})
     assert agg.hides_individual_updates
     assert 4 not in res.survivors and res.count == 11
@@ -142,7 +142,7 @@ def test_the_clients_refuse_to_unmask_below_the_noise_floor(graph):
     """Noise calibrated for all 12 clients: a 13th-hour dropout (the server drops an honest
     client on purpose, say) would shrink the noise, so the round aborts instead."""
     x = np.random.default_rng(5).normal(size=(12, 30)) * 0.05
-    agg = make_aggregator("distributed-dp", clip=1.0, noise_multiplier=1.0, graph=graph, min_clients=12)
+    agg = make_aggregator("distributed-dp", clip_norm=1.0, noise_multiplier=1.0, graph=graph, min_clients=12)
     with pytest.raises(ProtocolAbort, match="min_survivors=12"):
         agg.aggregate(x, rng=np.random.default_rng(1), dropout={4: "masked_input"})
 
@@ -178,7 +178,7 @@ def test_target_epsilon_is_enforced_before_the_round_runs():
 
 
 def test_distributed_dp_calibrates_for_expected_dropout():
-    agg = make_aggregator("distributed-dp", clip=1.0, noise_multiplier=1.0, secure_sum=plain_ring_sum)
+    agg = make_aggregator("distributed-dp", clip_norm=1.0, noise_multiplier=1.0, secure_sum=plain_ring_sum)
     p = agg.params_for(20, 10, dropout=0.25)
     assert p.min_clients == 15
     res = agg.aggregate(np.zeros((20, 10)), dropout=0.25, rng=np.random.default_rng(0))
@@ -190,7 +190,7 @@ def test_central_and_local_aggregators(name):
     rng = np.random.default_rng(7)
     n, d = 30, 200
     x = rng.normal(size=(n, d)) * 0.05
-    agg = make_aggregator(name, clip=1.0, noise_multiplier=2.0)
+    agg = make_aggregator(name, clip_norm=1.0, noise_multiplier=2.0)
     res = agg.aggregate(x, rng=rng)
     expected_sd = 2.0 * agg.sensitivity(d) * (math.sqrt(n) if name == "local-dp" else 1.0)
     assert res.noise_std == pytest.approx(expected_sd)
@@ -204,7 +204,7 @@ def test_central_and_local_aggregators(name):
 
 
 def test_epsilon_target_sets_the_noise_multiplier():
-    agg = make_aggregator("central-dp", clip=1.0, epsilon=1.0, delta=1e-5, rounds=10)
+    agg = make_aggregator("central-dp", clip_norm=1.0, epsilon=1.0, delta=1e-5, rounds=10)
     from secagg.dp import GaussianEvent
 
     # calibrated with the (default) PLD accountant, and the round's own event agrees
@@ -222,7 +222,7 @@ def test_epsilon_target_sets_the_noise_multiplier():
         ("central-dp", {"noise_multiplier": -1.0}),
         ("distributed-dp", {"noise_multiplier": 1.0, "mechanism": "laplace"}),
         ("distributed-dp", {"noise_multiplier": 1.0, "graph": "ring"}),
-        ("local-dp", {"noise_multiplier": 1.0, "clip": 0.0}),
+        ("local-dp", {"noise_multiplier": 1.0, "clip_norm": 0.0}),
     ],
 )
 def test_bad_configuration(name, kw):

@@ -210,7 +210,7 @@ def test_large_noise_ddg_is_the_continuous_gaussian():
 
 @pytest.mark.parametrize("mechanism", ["ddg", "skellam"])
 def test_distributed_dp_pld_is_tighter_than_rdp(mechanism):
-    params = DistributedDP(clip=1.0, noise_multiplier=1.0, num_clients=10, dim=62, mechanism=mechanism, min_clients=7)
+    params = DistributedDP(clip_norm=1.0, noise_multiplier=1.0, num_clients=10, dim=62, mechanism=mechanism, min_clients=7)
     pld = params.epsilon(7, 1e-5, rounds=20)
     rdp = params.epsilon(7, 1e-5, rounds=20, accountant="rdp")
     assert pld < 0.95 * rdp
@@ -238,8 +238,8 @@ def test_subsampled_ddg_and_skellam_are_pld_only():
 def test_distributed_dp_refuses_a_per_client_sigma_below_one_half():
     # 12-bit ring, 100 clients, z = 0.1: each client's sigma would be about 0.2
     with pytest.raises(ConfigurationError, match="1/2"):
-        DistributedDP(clip=1.0, noise_multiplier=0.1, num_clients=100, dim=16, bits=12)
-    ok = DistributedDP(clip=1.0, noise_multiplier=0.1, num_clients=100, dim=16, bits=12, mechanism="skellam")
+        DistributedDP(clip_norm=1.0, noise_multiplier=0.1, num_clients=100, dim=16, bits=12)
+    ok = DistributedDP(clip_norm=1.0, noise_multiplier=0.1, num_clients=100, dim=16, bits=12, mechanism="skellam")
     assert ok.local_stddev < 0.5  # Skellam has no such restriction
 
 

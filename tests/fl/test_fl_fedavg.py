@@ -65,7 +65,7 @@ def test_weighted_average_is_exact_for_plain():
     from fl.client import Client
 
     clients = [Client(0, X[:10], y[:10], 2), Client(1, X[10:60], y[10:60], 2)]
-    cfg = FedAvgConfig(rounds=1, batch_size=100, lr=0.01, clip=100.0)
+    cfg = FedAvgConfig(rounds=1, batch_size=100, lr=0.01, clip_norm=100.0)
     fed = FedAvg(clients, X, y, cfg, seed=0)
     res = fed.run()
     d0 = clients[0].local_update(np.zeros(4), batch_size=100, lr=0.01).delta
@@ -146,8 +146,8 @@ def test_a_registered_custom_aggregator_plugs_in_by_name(cancer):
             return res
 
     register_aggregator("half-test", HalfAggregator)
-    a = run_fedavg(cancer, FedAvgConfig(rounds=1, clip=100.0), num_clients=4, seed=0)
-    b = run_fedavg(cancer, FedAvgConfig(rounds=1, clip=100.0, aggregator="half-test"), num_clients=4, seed=0)
+    a = run_fedavg(cancer, FedAvgConfig(rounds=1, clip_norm=100.0), num_clients=4, seed=0)
+    b = run_fedavg(cancer, FedAvgConfig(rounds=1, clip_norm=100.0, aggregator="half-test"), num_clients=4, seed=0)
     np.testing.assert_allclose(b.params, a.params / 2, rtol=1e-12)
 
 

@@ -37,7 +37,7 @@ def plain_run(cancer):
 
 @pytest.fixture(scope="module")
 def paillier_agg():
-    return _require("paillier", clip=5.0, **PAILLIER_TEST_OPTIONS)
+    return _require("paillier", bound=5.0, **PAILLIER_TEST_OPTIONS)
 
 
 @pytest.mark.parametrize("name", ["secagg", "secagg+"])
@@ -85,8 +85,8 @@ def test_threshold_above_clients_fails_before_training(cancer):
 
 @pytest.mark.parametrize("name", ["central-dp", "distributed-dp", "local-dp"])
 def test_dp_runs_report_increasing_epsilon(name, cancer):
-    _require(name, clip=1.0, noise_multiplier=1.0)
-    res = run_fedavg(cancer, FedAvgConfig(rounds=5, aggregator=name, noise_multiplier=1.0, clip=1.0),
+    _require(name, clip_norm=1.0, noise_multiplier=1.0)
+    res = run_fedavg(cancer, FedAvgConfig(rounds=5, aggregator=name, noise_multiplier=1.0, clip_norm=1.0),
                      num_clients=10, seed=0)
     eps = [r.epsilon for r in res.history]
     assert all(e is not None and e > 0 for e in eps)
@@ -95,15 +95,15 @@ def test_dp_runs_report_increasing_epsilon(name, cancer):
 
 
 def test_target_epsilon_solves_the_noise_and_is_met(cancer):
-    _require("central-dp", clip=1.0, noise_multiplier=1.0)
-    res = run_fedavg(cancer, FedAvgConfig(rounds=6, aggregator="central-dp", target_epsilon=3.0, clip=1.0,
+    _require("central-dp", clip_norm=1.0, noise_multiplier=1.0)
+    res = run_fedavg(cancer, FedAvgConfig(rounds=6, aggregator="central-dp", target_epsilon=3.0, clip_norm=1.0,
                                           sampling="poisson", fraction=0.5), num_clients=10, seed=0)
     assert res.noise_multiplier > 0
     assert res.epsilon <= 3.0 and res.epsilon > 2.0
 
 
 def test_exhausted_budget_fails_before_training(cancer, monkeypatch):
-    _require("central-dp", clip=1.0, noise_multiplier=1.0)
+    _require("central-dp", clip_norm=1.0, noise_multiplier=1.0)
     import fl.client
 
     monkeypatch.setattr(fl.client.Client, "local_update", lambda *a, **k: pytest.fail("trained"))
@@ -115,12 +115,12 @@ def test_exhausted_budget_fails_before_training(cancer, monkeypatch):
 def test_accuracy_vs_epsilon_is_monotone_within_noise(cancer):
     """Quick version: 4 noise levels, 3 seeds each; the mean accuracy must not drop by
     more than the noise band (2 standard errors) as epsilon grows."""
-    _require("central-dp", clip=1.0, noise_multiplier=1.0)
+    _require("central-dp", clip_norm=1.0, noise_multiplier=1.0)
     points = []
     for z in (8.0, 2.0, 0.7, 0.3):  # decreasing noise -> increasing epsilon
         accs, eps = [], None
         for seed in range(3):
-            r = run_fedavg(cancer, FedAvgConfig(rounds=8, aggregator="central-dp", noise_multiplier=z, clip=1.0,
+            r = run_fedavg(cancer, FedAvgConfig(rounds=8, aggregator="central-dp", noise_multiplier=z, clip_norm=1.0,
                                                 lr=0.2), num_clients=10, seed=seed)
             accs.append(r.accuracy)
             eps = r.epsilon
@@ -136,12 +136,12 @@ def test_accuracy_vs_epsilon_is_monotone_within_noise(cancer):
 @pytest.mark.parametrize("name", ["central-dp", "distributed-dp"])
 def test_accuracy_vs_epsilon_monotone_full_sweep(name, cancer):
     """Five epsilons, eight seeds each: no step down by more than two standard errors."""
-    _require(name, clip=1.0, noise_multiplier=1.0)
+    _require(name, clip_norm=1.0, noise_multiplier=1.0)
     points = []
     for z in (8.0, 4.0, 2.0, 1.0, 0.5):
         accs, eps = [], None
         for seed in range(8):
-            r = run_fedavg(cancer, FedAvgConfig(rounds=15, aggregator=name, noise_multiplier=z, clip=1.0),
+            r = run_fedavg(cancer, FedAvgConfig(rounds=15, aggregator=name, noise_multiplier=z, clip_norm=1.0),
                            num_clients=10, seed=100 + seed)
             accs.append(r.accuracy)
             eps = r.epsilon
@@ -155,7 +155,7 @@ def test_accuracy_vs_epsilon_monotone_full_sweep(name, cancer):
 def test_poisson_sampling_with_distributed_dp_is_charged_without_amplification(cancer):
     """The accountant has no subsampled bound for the distributed discrete Gaussian: the
     run must still account (upper bound, no amplification) instead of failing."""
-    _require("distributed-dp", clip=1.0, noise_multiplier=1.0)
+    _require("distributed-dp", clip_norm=1.0, noise_multiplier=1.0)
     cfg = FedAvgConfig(rounds=2, aggregator="distributed-dp", noise_multiplier=2.0, sampling="poisson", fraction=0.6)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
     full = run_fedavg(cancer, FedAvgConfig(rounds=2, aggregator="distributed-dp", noise_multiplier=2.0),

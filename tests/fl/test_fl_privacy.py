@@ -51,11 +51,11 @@ def test_adding_a_large_client_moves_the_dp_sum_by_at_most_one_clip(cancer, weig
     clip = 1.0
     small = _clients(cancer, [20] * 5)
     big = small + [Client(5, cancer.X_train[20:420], cancer.y_train[20:420], 2)]
-    cfg = FedAvgConfig(rounds=1, aggregator="central-dp", noise_multiplier=1.0, clip=clip, weighting=weighting,
+    cfg = FedAvgConfig(rounds=1, aggregator="central-dp", noise_multiplier=1.0, clip_norm=clip, weighting=weighting,
                        weight_cap=cap, lr=0.5)
     sums = []
     for clients in (small, big):
-        agg = _Recorder(clip=clip, noise_multiplier=1.0)
+        agg = _Recorder(clip_norm=clip, noise_multiplier=1.0)
         FedAvg(clients, cancer.X_test, cancer.y_test, cfg, seed=3, aggregator=agg).run()
         sums.append(agg.rows[-1])  # [0] is the zero probe
     np.testing.assert_array_equal(sums[1][:5], sums[0])  # the other clients' rows do not move
@@ -109,7 +109,7 @@ def test_round_whose_actual_survivors_overspend_is_refused_before_release(cancer
     from secagg import make_aggregator
     from secagg.dp.distributed import plain_ring_sum
 
-    agg = make_aggregator("distributed-dp", clip=1.0, noise_multiplier=2.0, min_clients=10)
+    agg = make_aggregator("distributed-dp", clip_norm=1.0, noise_multiplier=2.0, min_clients=10)
     planned, actual = agg.dp_event_for(10, 31), agg.dp_event_for(10, 31, survivors=7)
 
     def eps(n_actual, n_planned):
@@ -118,7 +118,7 @@ def test_round_whose_actual_survivors_overspend_is_refused_before_release(cancer
     assert eps(0, 4) < eps(3, 1) < eps(4, 0)
     target = 0.5 * (eps(3, 1) + eps(4, 0))
     cfg = FedAvgConfig(rounds=4, aggregator="distributed-dp", noise_multiplier=2.0, target_epsilon=target,
-                       dropout=0.3, clip=1.0, aggregator_options={"min_clients": 10, "secure_sum": plain_ring_sum},
+                       dropout=0.3, clip_norm=1.0, aggregator_options={"min_clients": 10, "secure_sum": plain_ring_sum},
                        reproducible_noise=True)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=1)
     assert [r.survivors for r in res.history] == [7] * 4
@@ -137,7 +137,7 @@ def test_over_masking_the_clients_refuse_a_round_below_the_noise_floor(cancer):
     survivors; the run fails before training (the probe round) instead of overspending."""
     from secagg.errors import ProtocolAbort
 
-    cfg = FedAvgConfig(rounds=1, aggregator="distributed-dp", noise_multiplier=2.0, dropout=0.3, clip=1.0,
+    cfg = FedAvgConfig(rounds=1, aggregator="distributed-dp", noise_multiplier=2.0, dropout=0.3, clip_norm=1.0,
                        aggregator_options={"min_clients": 10}, reproducible_noise=True)
     with pytest.raises(ProtocolAbort, match="min_survivors=10"):
         run_fedavg(cancer, cfg, num_clients=10, seed=1)
@@ -156,13 +156,13 @@ def test_ledger_refuses_and_charges_nothing():
 # ---------------------------------------------------------------- (c) no amplification by the server's sample
 @pytest.mark.parametrize("name", ["local-dp", "distributed-dp"])
 def test_local_and_distributed_dp_are_not_amplified_by_client_sampling(cancer, name):
-    cfg = FedAvgConfig(rounds=4, aggregator=name, noise_multiplier=3.0, sampling="poisson", fraction=0.4, clip=1.0)
+    cfg = FedAvgConfig(rounds=4, aggregator=name, noise_multiplier=3.0, sampling="poisson", fraction=0.4, clip_norm=1.0)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
     released = [r for r in res.history if r.survivors > 0]
     assert released
     from secagg import make_aggregator
 
-    full = make_aggregator(name, clip=1.0, noise_multiplier=3.0).dp_event_for(10, 31)
+    full = make_aggregator(name, clip_norm=1.0, noise_multiplier=3.0).dp_event_for(10, 31)
     if name == "local-dp":  # each released round costs one full discrete Gaussian of multiplier 3
         ref = make_accountant().compose(full, len(released)).get_epsilon(1e-5)
         assert res.epsilon == pytest.approx(ref, rel=1e-9)
@@ -175,7 +175,7 @@ def test_central_dp_is_amplified_by_secret_poisson_client_sampling(cancer):
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
     from secagg import make_aggregator
 
-    ev = make_aggregator("central-dp", clip=res.config.clip_norm if hasattr(res.config, "clip_norm") else 1.0,
+    ev = make_aggregator("central-dp", clip_norm=res.config.clip_norm,
                          noise_multiplier=3.0).dp_event_for(10, 31)
     ref = make_accountant().compose(PoissonSampledEvent(0.4, ev), 4).get_epsilon(1e-5)
     assert res.epsilon == pytest.approx(ref, rel=1e-9)
@@ -184,7 +184,7 @@ def test_central_dp_is_amplified_by_secret_poisson_client_sampling(cancer):
 
 def test_poisson_round_with_one_client_under_secure_aggregation_is_skipped_not_a_crash(cancer):
     cfg = FedAvgConfig(rounds=10, aggregator="distributed-dp", noise_multiplier=2.0, sampling="poisson",
-                       fraction=0.1, clip=1.0)
+                       fraction=0.1, clip_norm=1.0)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
     lone = [r for r in res.history if r.sampled == 1]
     assert lone and all(r.aborted and r.survivors == 0 and "at least 2" in r.abort_reason for r in lone)
@@ -198,13 +198,13 @@ def test_poisson_round_with_one_client_under_secure_aggregation_is_skipped_not_a
 # ---------------------------------------------------------------- calibration solved once
 @pytest.mark.parametrize("name", ["central-dp", "distributed-dp"])
 def test_calibrated_noise_is_the_smallest_that_meets_the_target(cancer, name):
-    cfg = FedAvgConfig(rounds=10, aggregator=name, target_epsilon=3.0, clip=1.0, dropout=0.2)
+    cfg = FedAvgConfig(rounds=10, aggregator=name, target_epsilon=3.0, clip_norm=1.0, dropout=0.2)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
     from secagg import make_aggregator
 
     def eps(z):
         opts = {"expected_dropout": 0.2} if name == "distributed-dp" else {}
-        ev = make_aggregator(name, clip=1.0, noise_multiplier=z, **opts).dp_event_for(10, 31)
+        ev = make_aggregator(name, clip_norm=1.0, noise_multiplier=z, **opts).dp_event_for(10, 31)
         return make_accountant().compose(ev, 10).get_epsilon(1e-5)
 
     z = res.noise_multiplier
@@ -238,7 +238,7 @@ def test_inapplicable_settings_are_refused(kwargs, flag):
                                         ("secagg", None)])
 def test_same_seed_gives_different_noise_unless_reproducible(cancer, name, unit):
     dp = {"noise_multiplier": 1.0, "dp_unit": unit} if name.endswith("dp") else {}
-    base = FedAvgConfig(rounds=2, aggregator=name, clip=1.0, **dp)
+    base = FedAvgConfig(rounds=2, aggregator=name, clip_norm=1.0, **dp)
     a = run_fedavg(cancer, base, num_clients=4, seed=7)
     b = run_fedavg(cancer, base, num_clients=4, seed=7)
     assert not np.array_equal(a.params, b.params)
@@ -281,7 +281,7 @@ def test_one_example_moves_a_client_sum_by_at_most_clip(seed, clip, drop):
 
 def test_example_level_central_epsilon_is_the_subsampled_gaussian_over_rounds(cancer):
     cfg = FedAvgConfig(rounds=15, aggregator="central-dp", dp_unit="example", noise_multiplier=1.2,
-                       example_sampling_rate=0.2, clip=1.0, lr=1.0)
+                       example_sampling_rate=0.2, clip_norm=1.0, lr=1.0)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
     ev = example_event("central", 1.2, 0.2, clip_norm=1.0, dim=31)
     assert res.epsilon == pytest.approx(make_accountant().compose(ev, 15).get_epsilon(1e-5), rel=1e-9)
@@ -292,7 +292,7 @@ def test_example_level_central_epsilon_is_the_subsampled_gaussian_over_rounds(ca
 
 def test_example_level_local_charges_every_local_step(cancer):
     cfg = FedAvgConfig(rounds=3, aggregator="local-dp", dp_unit="example", noise_multiplier=2.0,
-                       example_sampling_rate=0.5, local_epochs=1, clip=1.0)
+                       example_sampling_rate=0.5, local_epochs=1, clip_norm=1.0)
     res = run_fedavg(cancer, cfg, num_clients=5, seed=0)
     ev = example_event("local", 2.0, 0.5, steps=2, clip_norm=1.0, dim=31)
     assert res.epsilon == pytest.approx(make_accountant().compose(ev, 3).get_epsilon(1e-5), rel=1e-9)
@@ -300,7 +300,7 @@ def test_example_level_local_charges_every_local_step(cancer):
 
 def test_example_level_distributed_noise_is_the_sum_of_the_survivors_shares(cancer):
     cfg = FedAvgConfig(rounds=2, aggregator="distributed-dp", dp_unit="example", noise_multiplier=3.0,
-                       clip=0.5, dropout=0.2)
+                       clip_norm=0.5, dropout=0.2)
     res = run_fedavg(cancer, cfg, num_clients=10, seed=0)
     for r in res.history:
         assert r.survivors == 8
@@ -314,7 +314,7 @@ def test_example_level_dp_at_epsilon_2_is_close_to_non_private(cancer):
     seed-to-seed spread, sd ~1 point)."""
     plain = np.mean([run_fedavg(cancer, FedAvgConfig(rounds=20), num_clients=10, seed=s).accuracy
                      for s in range(5)])
-    cfg = FedAvgConfig(rounds=20, aggregator="central-dp", dp_unit="example", target_epsilon=2.0, clip=1.0, lr=1.0)
+    cfg = FedAvgConfig(rounds=20, aggregator="central-dp", dp_unit="example", target_epsilon=2.0, clip_norm=1.0, lr=1.0)
     accs = [run_fedavg(cancer, cfg, num_clients=10, seed=s) for s in range(5)]
     assert all(r.epsilon <= 2.0 for r in accs)
     assert np.mean([r.accuracy for r in accs]) >= plain - 0.05
