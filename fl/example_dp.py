@@ -197,6 +197,8 @@ def example_event(placement: str, noise_multiplier: float, rate: float, *, steps
     """
     dp = _dp()
     if placement == "distributed":
+        if survivors is None:
+            raise ConfigurationError("example_event needs survivors (the noise shares in the sum) for distributed DP")
         inner = distributed_example_event(distributed, clip_norm, survivors)
     else:
         if dim is None:

@@ -20,11 +20,11 @@ baseline reads ``LogisticRegression().fit(X, y).score(X_test, y_test)``, as with
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
+from secagg._deprecation import renamed_keyword
 from secagg.errors import ConfigurationError, InputError
 from secagg.quantize import default_rng
 
@@ -143,18 +143,6 @@ def per_example_grads(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classe
     return np.einsum("bi,bk->bik", Xb, R).reshape(len(X), -1)
 
 
-def _renamed(owner: object, old: str, old_value: Any, new: str, new_value: Any) -> Any:
-    """Resolve a renamed keyword (``owner``: the object or the function's name): warn when
-    the old one is used, refuse both at once; returns the value to use."""
-    if old_value is None:
-        return new_value
-    where = owner if isinstance(owner, str) else type(owner).__name__
-    if new_value is not None:
-        raise ConfigurationError(f"{where}: give {new}= only ({old}= is its deprecated old name)")
-    warnings.warn(f"{where}({old}=...) is deprecated: use {new}= (an L2 norm)", DeprecationWarning, stacklevel=3)
-    return old_value
-
-
 def sgd(
     params: np.ndarray,
     X: np.ndarray,
@@ -181,7 +169,7 @@ def sgd(
     Raises ConfigurationError for non-positive epochs, batch size or learning rate, or
     noise without a clip norm.
     """
-    clip = _renamed("sgd", "clip", clip, "clip_norm", clip_norm)
+    clip = renamed_keyword("sgd", "clip", clip, "clip_norm", clip_norm)
     if epochs < 1 or batch_size < 1 or not lr > 0 or l2 < 0:
         raise ConfigurationError(
             f"need epochs >= 1, batch_size >= 1, lr > 0, l2 >= 0; got {epochs}, {batch_size}, {lr}, {l2}"
@@ -227,7 +215,7 @@ try:  # scikit-learn gives get_params/set_params/clone compatibility when instal
 except ImportError:  # pragma: no cover - sklearn is in the "fl" extra
     _Base = object
 
-    class _Mixin:  # type: ignore[no-redef]
+    class _Mixin:  # type: ignore[no-redef]  # stands in for sklearn's class of the same name
         pass
 
 
@@ -290,7 +278,7 @@ class LogisticRegression(_Mixin, _Base):
         self.n_features_in_ = X.shape[1]
         params, steps, _ = sgd(init_params(X.shape[1], len(classes)), X, yi, len(classes), epochs=self.epochs,
                                batch_size=self.batch_size, lr=self.lr, l2=self.l2,
-                               clip_norm=_renamed(self, "clip", self.clip, "clip_norm", self.clip_norm),
+                               clip_norm=renamed_keyword(self, "clip", self.clip, "clip_norm", self.clip_norm),
                                noise_multiplier=self.noise_multiplier, rng=rng)
         self.set_learned(params)
         self.n_iter_ = steps

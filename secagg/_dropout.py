@@ -7,7 +7,7 @@ without rounds (plain sums, Paillier, central and local DP) only use the set of 
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, SupportsFloat, SupportsIndex
 
 import numpy as np
 
@@ -61,7 +61,9 @@ class DropoutSchedule(Mapping[int, str]):
                 drops[int(u)] = str(r)
             return cls(n, drops)
         try:
-            rate = float(dropout)  # type: ignore[arg-type]
+            if not isinstance(dropout, (SupportsFloat, SupportsIndex, str, bytes)):
+                raise TypeError
+            rate = float(dropout)
         except (TypeError, ValueError):
             raise InputError(f"dropout must be None, a rate in [0, 1) or a mapping, got {dropout!r}") from None
         if not 0.0 <= rate < 1.0:

@@ -39,12 +39,12 @@ from typing import Any, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._deprecation import renamed_keyword
 from ..aggregators import (
     AggregationResult,
     Aggregator,
     Costs,
-    _accept_layers_and_weights,
-    _renamed,
+    accept_layers_and_weights,
     dropped_rows,
     send_float32,
     validate_updates,
@@ -127,7 +127,7 @@ class _GridDPAggregator(Aggregator):
         resolution: float | None = None,
         clip: float | None = None,
     ) -> None:
-        self.clip_norm = _check_clip_norm(_renamed(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
+        self.clip_norm = _check_clip_norm(renamed_keyword(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
         self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
         default = self.clip_norm * 2.0**-self._default_resolution_bits
@@ -202,7 +202,7 @@ class CentralDPAggregator(_GridDPAggregator):
     hides_individual_updates = False
     _default_resolution_bits = 20
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,
@@ -245,7 +245,7 @@ class LocalDPAggregator(_GridDPAggregator):
     hides_individual_updates = False
     _default_resolution_bits = 16
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,
@@ -313,7 +313,7 @@ class DistributedDPAggregator(Aggregator):
     clip_norm: float  # always set (the base class allows None: no norm clipping)
 
     @property
-    def round_trips(self) -> int:  # type: ignore[override]
+    def round_trips(self) -> int:
         """The masking protocol's rounds (5 against an active server)."""
         from ..masking.rounds import round_trips
 
@@ -341,7 +341,7 @@ class DistributedDPAggregator(Aggregator):
         secure_sum: SecureSum | None = None,
         clip: float | None = None,
     ) -> None:
-        self.clip_norm = _check_clip_norm(_renamed(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
+        self.clip_norm = _check_clip_norm(renamed_keyword(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
         self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
         if mechanism not in ("ddg", "skellam"):
@@ -392,7 +392,7 @@ class DistributedDPAggregator(Aggregator):
         assert params.min_clients is not None  # DistributedDP resolves its default (num_clients)
         return params.dp_event(params.min_clients if survivors is None else int(survivors))
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,

@@ -33,6 +33,7 @@ CSPRNG of :func:`secagg.quantize.default_rng`.
 from __future__ import annotations
 
 import math
+from typing import SupportsFloat, SupportsIndex
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -50,7 +51,9 @@ _KERNEL = 3.0  # the discrete-Gaussian rounding kernel of the comparison (grid u
 
 def _positive(value: object, name: str) -> float:
     try:
-        v = float(value)  # type: ignore[arg-type]
+        if not isinstance(value, (SupportsFloat, SupportsIndex, str, bytes)):
+            raise TypeError
+        v = float(value)
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a positive finite number, got {value!r}") from None
     if not (math.isfinite(v) and v > 0):

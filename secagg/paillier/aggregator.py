@@ -25,12 +25,12 @@ from typing import Any, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._deprecation import renamed_keyword
 from ..aggregators import (
     AggregationResult,
     Aggregator,
     Costs,
-    _accept_layers_and_weights,
-    _renamed,
+    accept_layers_and_weights,
     dropped_rows,
     validate_updates,
 )
@@ -113,7 +113,7 @@ class PaillierAggregator(Aggregator):
         out_of_range: str = "raise",
         clip: float | None = None,
     ) -> None:
-        bound = _renamed(self, "clip", clip, "bound", bound, default=1.0)
+        bound = renamed_keyword(self, "clip", clip, "bound", bound, default=1.0)
         if obfuscation not in OBFUSCATIONS:
             raise ConfigurationError(f"obfuscation must be one of {OBFUSCATIONS}, got {obfuscation!r}")
         if num_clients is not None and (not isinstance(num_clients, int) or num_clients < 1):
@@ -154,7 +154,7 @@ class PaillierAggregator(Aggregator):
             raise ConfigurationError(f"this aggregator was built for at most {cap} clients, got {n}")
         return Quantizer(self.bound, cap, bits=self.bits, rounding=self.rounding, out_of_range=self.out_of_range)
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,

@@ -355,9 +355,11 @@ class AggregationServer:
         if clip is not _UNSET:
             if bound != 1.0:
                 raise ConfigurationError("give bound= only (clip= is its deprecated old name)")
+            if clip is not None and not isinstance(clip, (int, float, np.integer, np.floating)):
+                raise ConfigurationError(f"clip (now bound) must be a number or None, got {clip!r}")
             warnings.warn("AggregationServer(clip=...) is deprecated: use bound= (the per-coordinate bound)",
                           DeprecationWarning, stacklevel=2)
-            bound = clip  # type: ignore[assignment]
+            bound = None if clip is None else float(clip)
         self.config = config
         self.out_of_range = check_out_of_range_policy(out_of_range)
         self.quantizer = None if bound is None else Quantizer(bound, num_clients=config.n, bits=config.bits,
