@@ -53,7 +53,7 @@ import numpy as np
 
 from secagg.errors import ConfigurationError
 
-from .model import _unpack, per_example_grads
+from .model import per_example_grads, weights_matrix
 
 __all__ = [
     "EXAMPLE_PLACEMENTS",
@@ -143,7 +143,7 @@ def local_dp_sgd(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classes: in
     for _ in range(int(steps)):
         s, k, c = clipped_gradient_sum(W, X, y, n_classes, clip_norm, rate, rng)
         noisy, _ = grid_noise(s, clip_norm, noise_multiplier, rng)
-        M = _unpack(W, d, n_classes)
+        M = weights_matrix(W, d, n_classes)
         grad = noisy / expected
         grad = grad.reshape(M.shape)
         grad[:-1] += l2 * M[:-1]

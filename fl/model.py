@@ -36,7 +36,9 @@ __all__ = [
     "n_params",
     "per_example_grads",
     "predict_proba",
+    "residuals",
     "sgd",
+    "weights_matrix",
 ]
 
 
@@ -57,7 +59,11 @@ def init_params(n_features: int, n_classes: int) -> np.ndarray:
     return np.zeros(n_params(n_features, n_classes))
 
 
-def _unpack(params: np.ndarray, n_features: int, n_classes: int) -> np.ndarray:
+def weights_matrix(params: np.ndarray, n_features: int, n_classes: int) -> np.ndarray:
+    """The flat parameter vector as the ``(n_features + 1, K)`` weight matrix (last row:
+    the intercepts; ``K = n_outputs(n_classes)``), a view when ``params`` is float64.
+
+    Raises InputError for a vector of the wrong length."""
     k = n_outputs(n_classes)
     p = np.asarray(params, dtype=np.float64)
     if p.shape != ((n_features + 1) * k,):
@@ -85,6 +91,13 @@ def _residual(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     else:
         R[np.arange(len(y)), y] -= 1.0
     return R
+
+
+def residuals(W: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``dLoss/dlogits`` of each example, float64 ``(n, K)``: predicted probabilities
+    minus the one-hot labels, for the weight matrix ``W`` (:func:`weights_matrix`). The
+    gradient of the summed loss is ``X.T @ R`` (weights) and ``R.sum(0)`` (intercepts)."""
+    return _residual(_probs(W, X), y)
 
 
 def _xent(P: np.ndarray, y: np.ndarray) -> float:
@@ -116,7 +129,7 @@ def _check_xy(X, y, n_features: int | None = None, n_classes: int | None = None)
 def predict_proba(params: np.ndarray, X: np.ndarray, n_classes: int) -> np.ndarray:
     """Class probabilities, float64 ``(n, n_classes)`` (binary gives two columns)."""
     X, _ = _check_xy(X, None)
-    W = _unpack(params, X.shape[1], n_classes)
+    W = weights_matrix(params, X.shape[1], n_classes)
     P = _probs(W, X)
     return np.hstack([1.0 - P, P]) if W.shape[1] == 1 else P
 
@@ -125,7 +138,7 @@ def loss_and_grad(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classes: i
                   l2: float = 0.0) -> tuple[float, np.ndarray]:
     """Mean loss and its gradient (float64 ``(P,)``) on ``(X, y)``, vectorized over rows."""
     X, y = _check_xy(X, y, n_classes=n_classes)
-    W = _unpack(params, X.shape[1], n_classes)
+    W = weights_matrix(params, X.shape[1], n_classes)
     P = _probs(W, X)
     R = _residual(P, y) / len(y)
     G = np.empty_like(W)
@@ -137,8 +150,8 @@ def loss_and_grad(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classes: i
 def per_example_grads(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     """Gradient of each example's loss (no L2 term), float64 ``(n, P)``."""
     X, y = _check_xy(X, y, n_classes=n_classes)
-    W = _unpack(params, X.shape[1], n_classes)
-    R = _residual(_probs(W, X), y)  # (n, K)
+    W = weights_matrix(params, X.shape[1], n_classes)
+    R = residuals(W, X, y)  # (n, K)
     Xb = np.hstack([X, np.ones((len(X), 1))])
     return np.einsum("bi,bk->bik", Xb, R).reshape(len(X), -1)
 
@@ -181,7 +194,7 @@ def sgd(
     X, y = _check_xy(X, y, n_classes=n_classes)
     gen = default_rng(rng)
     n, d = X.shape
-    W = _unpack(params, d, n_classes).copy()
+    W = weights_matrix(params, d, n_classes).copy()
     steps, clipped, seen = 0, 0, 0
     for _ in range(int(epochs)):
         order = gen.permutation(n)
@@ -189,7 +202,7 @@ def sgd(
             idx = order[start:start + batch_size]
             Xb, yb = X[idx], y[idx]
             if clip is None:
-                R = _residual(_probs(W, Xb), yb) / len(idx)
+                R = residuals(W, Xb, yb) / len(idx)
                 gW = Xb.T @ R
                 gb = R.sum(axis=0)
             else:
@@ -286,7 +299,7 @@ class LogisticRegression(_Mixin, _Base):
 
     def set_learned(self, params: np.ndarray) -> "LogisticRegression":
         """Install a flat parameter vector (e.g. a FedAvg result); needs ``classes_`` and ``n_features_in_``."""
-        W = _unpack(params, self.n_features_in_, len(self.classes_))
+        W = weights_matrix(params, self.n_features_in_, len(self.classes_))
         self.params_ = W.ravel().copy()
         self.coef_ = W[:-1].T.copy()
         self.intercept_ = W[-1].copy()

@@ -64,7 +64,7 @@ from .._costs import Costs
 from .._deprecation import accept_old_clip
 from .._dropout import DropoutSchedule
 from ..errors import BudgetExceeded, ConfigurationError, InputError, ProtocolAbort
-from ..quantize import default_rng, ring_dtype
+from ..quantize import default_rng, reduce_to_ring, ring_dtype
 from .accountant import DistributedDiscreteGaussianEvent, DpEvent, SkellamEvent, make_accountant
 from .rotation import RandomizedHadamard, next_power_of_two
 from .samplers import discrete_gaussian, skellam
@@ -249,9 +249,7 @@ class DistributedDP:
         ints = self.round_and_noise(x, gen)
         dt = ring_dtype(self.bits)
         out = ints.astype(np.uint64) if dt == np.uint64 else ints.astype(dt)
-        if self.bits < dt.itemsize * 8:
-            out &= dt.type((1 << self.bits) - 1)
-        return out
+        return reduce_to_ring(out, self.bits)
 
     def round_and_noise(self, x: ArrayLike, rng: np.random.Generator | None = None) -> np.ndarray:
         """Steps 1-5 of the client pipeline; returns signed int64 (before the wrap)."""
@@ -336,9 +334,7 @@ def plain_ring_sum(
     gone = DropoutSchedule.resolve(n, dropout, "masked_input", rng).rows
     keep = np.setdiff1d(np.arange(n), gone)
     dt = ring_dtype(bits)
-    total = ring_vectors[keep].sum(axis=0, dtype=dt)
-    if bits < dt.itemsize * 8:
-        total &= dt.type((1 << bits) - 1)
+    total = reduce_to_ring(ring_vectors[keep].sum(axis=0, dtype=dt), bits)
     per = np.where(np.isin(np.arange(n), keep), ring_vectors.shape[1] * dt.itemsize, 0).astype(np.int64)
     return RingSum(total, keep.astype(np.int64), Costs.one_round(n, bytes_up=per), {"secure_sum": "plain"})
 

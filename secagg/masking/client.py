@@ -46,6 +46,7 @@ from ..errors import (
     Reason,
     UnexpectedMessage,
 )
+from ..quantize import reduce_to_ring
 from .config import (
     PAIR_MASK_LABEL,
     SEED_LEN,
@@ -325,7 +326,7 @@ class Client:
         if accepted:
             prg.add_masks(y, [st.mask_seeds[v] for v in accepted], [1 if self.id < v else -1 for v in accepted],
                           label=PAIR_MASK_LABEL)
-        _reduce(y, cfg.bits)
+        reduce_to_ring(y, cfg.bits)
         complaints_t = tuple(sorted(complaints))
         out = MaskedInput(st.nonce, self.id, cfg.bits, y, seed_commitment(st.R, self.id, st.b), complaints_t)
         return [out], InputSent(st.nonce, st.R, shares, frozenset(accepted) | {self.id}, complaints_t,
@@ -429,9 +430,3 @@ def _encode_rows(shares: Mapping[int, np.ndarray], owners: Sequence[int], which:
     blob = shamir.encode_share_values(np.stack([shares[v][which] for v in owners]))
     size = len(blob) // len(owners)
     return tuple((v, blob[i * size:(i + 1) * size]) for i, v in enumerate(owners))
-
-
-def _reduce(arr: np.ndarray, bits: int) -> None:
-    """In place ``arr &= 2^bits - 1`` for rings narrower than the dtype."""
-    if bits < arr.dtype.itemsize * 8:
-        arr &= arr.dtype.type((1 << bits) - 1)

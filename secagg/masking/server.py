@@ -61,7 +61,8 @@ from ..errors import (
     UnexpectedMessage,
     UnknownParty,
 )
-from .client import SHARE_LIMBS, _reduce, seed_commitment
+from ..quantize import reduce_to_ring
+from .client import SHARE_LIMBS, seed_commitment
 from .config import (
     PAIR_MASK_LABEL,
     SEED_LEN,
@@ -556,7 +557,7 @@ class Server:
         prg.add_masks(total, [b_seeds[u] for u in survivors], [-1] * len(survivors), label=SELF_MASK_LABEL)
         if seeds:
             prg.add_masks(total, seeds, signs, label=PAIR_MASK_LABEL)
-        _reduce(total, cfg.bits)
+        reduce_to_ring(total, cfg.bits)
         return total
 
 

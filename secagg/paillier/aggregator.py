@@ -41,7 +41,7 @@ from .keys import (
     DEFAULT_KEY_BITS,
     PaillierPrivateKey,
     PaillierPublicKey,
-    _check_bits,
+    check_key_bits,
     check_private_key,
     check_public_key,
     generate_keypair,
@@ -128,7 +128,7 @@ class PaillierAggregator(Aggregator):
                 raise ConfigurationError("the private key in keypair does not belong to its public key")
             key_bits = int(pk.n).bit_length()
         else:
-            _check_bits(key_bits, allow_insecure)
+            check_key_bits(key_bits, allow_insecure)
         self.bound = float(bound)
         self.out_of_range = out_of_range
         self.bits = int(bits)

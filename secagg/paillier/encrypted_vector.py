@@ -716,11 +716,14 @@ def decrypt_quantized(private_key: PaillierPrivateKey, ev: EncryptedVector, *, w
         raise InputError(f"expected an EncryptedVector, got {type(ev).__name__}")
     same_key(private_key.public_key, ev.public_key)
     plaintexts = _crt_for(private_key).decrypt(ev.ciphertexts, workers=workers)
-    return _decode_plaintexts(ev, plaintexts)
+    return decode_plaintexts(ev, plaintexts)
 
 
-def _decode_plaintexts(ev: EncryptedVector, plaintexts: Sequence) -> np.ndarray:
-    """Packed plaintexts of ``ev`` -> signed integer sums (int64); checks slot ranges."""
+def decode_plaintexts(ev: EncryptedVector, plaintexts: Sequence) -> np.ndarray:
+    """Decrypted packed plaintexts of ``ev`` -> the signed integer sums (int64, ``(d,)``).
+
+    Raises :class:`IntegrityError` if a slot is impossible for ``ev.count`` summands
+    (shared by the one-key and the two-share decryptions)."""
     slots = unpack(plaintexts, ev.layout)
     shift = np.uint64(ev.count * ev.quantizer.q_max)
     if slots.size and int(slots.max()) > 2 * int(shift):
