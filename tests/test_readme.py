@@ -29,5 +29,5 @@ def test_one_example_per_technique():
     np.testing.assert_allclose(res.sum, updates[res.survivors].sum(axis=0), atol=1e-6)
     # 16-bit slots for 10 clients: resolution 1/q_max with q_max = 3276
     np.testing.assert_allclose(ns["total"], updates.sum(axis=0), atol=10 / 3276)
-    assert round(ns["acc"].get_epsilon(1e-5), 2) == 1.71
+    assert round(ns["acc"].get_epsilon(1e-5), 2) == 1.52  # the PLD accountant, the default (README: 1.515)
     assert ns["noisy"].info["epsilon_achieved"] > 0 and ns["noisy"].noise_std > 0
