@@ -47,15 +47,7 @@ from .privacy import NEIGHBOURING
 from .report import fixed_table, markdown_table, plot_accuracy_vs_round, plot_bytes_per_round, write_json
 from .server import FedAvgConfig, FedAvgResult, clip_options, run_fedavg
 
-__all__ = [
-    "ARTICLE",
-    "COMPARE_SETTINGS",
-    "CompareOptions",
-    "compare_markdown",
-    "evaluate_claims",
-    "run_compare",
-    "run_demo",
-]
+__all__ = ["CompareOptions", "run_compare", "run_demo"]
 
 #: the article whose claims :func:`evaluate_claims` tests, cited by its title
 ARTICLE = '"Federated Learning vs Distributed Learning"'

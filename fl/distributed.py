@@ -29,7 +29,7 @@ from .data import Dataset
 from .devices import DeviceFleet, device_times, sync_step_time
 from .model import init_params, loss_and_grad, n_params, predict_proba, residuals, weights_matrix
 
-__all__ = ["DistributedConfig", "DistributedResult", "EpochRecord", "run_distributed"]
+__all__ = ["DistributedConfig", "DistributedResult", "run_distributed"]
 
 _BYTES_PER_VALUE = 4  # float32 on the wire, as in PlainAggregator
 

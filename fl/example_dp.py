@@ -55,15 +55,7 @@ from secagg.errors import ConfigurationError
 
 from .model import per_example_grads, weights_matrix
 
-__all__ = [
-    "EXAMPLE_PLACEMENTS",
-    "ExampleRound",
-    "clipped_gradient_sum",
-    "distributed_params",
-    "example_event",
-    "grid_noise",
-    "local_dp_sgd",
-]
+__all__ = ["EXAMPLE_PLACEMENTS", "example_event", "local_dp_sgd", "clipped_gradient_sum"]
 
 #: aggregator name -> where example-level noise is added
 EXAMPLE_PLACEMENTS = {"central-dp": "central", "local-dp": "local", "distributed-dp": "distributed"}

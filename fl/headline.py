@@ -41,9 +41,14 @@ from .data import Dataset, load_dataset
 from .report import markdown_table, plot_accuracy_vs_epsilon
 from .server import FedAvgConfig, run_fedavg
 
-__all__ = ["HEADLINE_EPSILONS", "PRESETS", "SECURE_SUMS", "HeadlineOptions", "Target", "check_targets",
-           "exact_arithmetic_sum", "headline_markdown", "headline_rows", "plot_headline", "run_headline",
-           "targets_markdown"]
+__all__ = [
+    "HeadlineOptions",
+    "run_headline",
+    "headline_markdown",
+    "PRESETS",
+    "Target",
+    "check_targets",
+]
 
 HEADLINE_EPSILONS = (1.0, 2.0, 4.0, 8.0)
 

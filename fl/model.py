@@ -32,13 +32,12 @@ __all__ = [
     "LogisticRegression",
     "init_params",
     "loss_and_grad",
-    "n_outputs",
-    "n_params",
     "per_example_grads",
     "predict_proba",
-    "residuals",
     "sgd",
+    "n_params",
     "weights_matrix",
+    "residuals",
 ]
 
 

@@ -67,14 +67,13 @@ from .model import init_params, loss_and_grad, n_params, predict_proba
 from .privacy import NEIGHBOURING, PrivacyLedger, accountant_name, calibrate_noise_multiplier
 
 __all__ = [
-    "dp_aggregators",
-    "clip_options",
     "FedAvg",
     "FedAvgConfig",
     "FedAvgResult",
     "RoundRecord",
     "make_clients",
     "run_fedavg",
+    "dp_aggregators",
 ]
 
 def dp_aggregators() -> frozenset[str]:

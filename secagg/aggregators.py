@@ -51,23 +51,18 @@ from .errors import ConfigurationError, InputError
 from .quantize import apply_bound, check_out_of_range_policy
 
 if TYPE_CHECKING:  # secagg.dp imports this module
-    from .dp.accountant import DpEvent
+    from .dp import DpEvent
 
 __all__ = [
-    "Costs",
     "AggregationResult",
     "Aggregator",
-    "LayerLayout",
+    "Costs",
     "PlainAggregator",
+    "accept_layers_and_weights",
     "aggregator_class",
     "available_aggregators",
-    "accept_layers_and_weights",
-    "flatten_updates",
     "make_aggregator",
     "register_aggregator",
-    "send_float32",
-    "validate_updates",
-    "validate_weights",
 ]
 
 

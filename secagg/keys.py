@@ -49,13 +49,6 @@ __all__ = [
     "aead_encrypt",
     "aead_decrypt",
     "associated_data",
-    "associated_data_many",
-    "KEY_SIZE",
-    "PUBLIC_KEY_SIZE",
-    "SIGNATURE_SIZE",
-    "NONCE_SIZE",
-    "TAG_SIZE",
-    "AD_VERSION",
 ]
 
 #: Raw X25519 / Ed25519 private and public key size, and AES-256-GCM key size (bytes).

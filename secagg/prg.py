@@ -50,7 +50,7 @@ from numpy.typing import DTypeLike
 
 from .errors import InputError
 
-__all__ = ["expand", "add_mask", "add_masks", "CHUNK_BYTES", "SEED_SIZES", "PRG_VERSION"]
+__all__ = ["expand", "add_mask", "add_masks"]
 
 #: Domain-separation prefix of this construction (changes if the stream ever changes).
 PRG_VERSION = b"secagg-prg-v1"

@@ -44,19 +44,7 @@ from randomgen import AESCounter
 
 from .errors import ConfigurationError, InputError, OutOfRangeError, SumOverflowError
 
-__all__ = [
-    "OUT_OF_RANGE_POLICIES",
-    "Quantizer",
-    "apply_bound",
-    "check_out_of_range_policy",
-    "count_beyond",
-    "clip_l2",
-    "reduce_to_ring",
-    "ring_dtype",
-    "ring_sum",
-    "default_rng",
-    "secure_generator",
-]
+__all__ = ["Quantizer", "clip_l2", "default_rng", "ring_dtype", "ring_sum", "secure_generator"]
 
 #: Largest integer magnitude a float64 represents exactly; finer scales add nothing.
 _FLOAT_EXACT = 2**53

@@ -75,12 +75,7 @@ from .errors import DecodeError, InputError, SecretSharingError
 
 __all__ = [
     "PRIME",
-    "LIMB_BITS",
-    "VALUE_BYTES",
-    "TAG_BYTES",
-    "SHARE_VERSION",
     "Share",
-    "num_limbs",
     "split",
     "combine",
     "split_batch",
@@ -88,8 +83,6 @@ __all__ = [
     "robust_combine",
     "encode_share_values",
     "decode_share_values",
-    "decode_share_values_many",
-    "lagrange_weights",
 ]
 
 PRIME: int = 2**21 - 9

@@ -18,7 +18,7 @@ it, give ``epsilon`` (and ``delta``, default 1e-5) and ``rounds``: z is then the
 one such that ``rounds`` Gaussian releases without sampling amplification compose to
 (epsilon, delta) (:func:`secagg.dp.noise_multiplier_for` with rate 1: exact, PLD
 accountant), raised by a relative 1e-9 to cover the discrete noise on the grid (its
-PLD bound, :mod:`secagg.dp.pld_discrete`, exceeds the Gaussian's by less than that at
+PLD bound, :mod:`secagg.dp._pld_discrete`, exceeds the Gaussian's by less than that at
 the default resolutions).
 
 Each :class:`~secagg.aggregators.AggregationResult` has ``noise_std`` (per coordinate
@@ -51,12 +51,12 @@ from ..aggregators import (
 )
 from ..errors import ConfigurationError, EncodingError
 from ..quantize import default_rng
-from .accountant import DiscreteGaussianEvent, DpEvent, make_accountant, noise_multiplier_for
-from .clipping import clip_rows
+from ._accountant import DiscreteGaussianEvent, DpEvent, make_accountant, noise_multiplier_for
+from ._clipping import clip_rows
 from .distributed import DistributedDP, SecureSum, distributed_dp_sum
-from .samplers import discrete_gaussian
+from ._samplers import discrete_gaussian
 
-__all__ = ["CentralDPAggregator", "LocalDPAggregator", "DistributedDPAggregator", "resolve_noise_multiplier"]
+__all__ = ["CentralDPAggregator", "LocalDPAggregator", "DistributedDPAggregator"]
 
 
 def resolve_noise_multiplier(

@@ -65,9 +65,9 @@ from .._deprecation import accept_old_clip
 from .._dropout import DropoutSchedule
 from ..errors import BudgetExceeded, ConfigurationError, InputError, ProtocolAbort
 from ..quantize import default_rng, reduce_to_ring, ring_dtype
-from .accountant import DistributedDiscreteGaussianEvent, DpEvent, SkellamEvent, make_accountant
-from .rotation import RandomizedHadamard, next_power_of_two
-from .samplers import discrete_gaussian, skellam
+from ._accountant import DistributedDiscreteGaussianEvent, DpEvent, SkellamEvent, make_accountant
+from ._rotation import RandomizedHadamard, next_power_of_two
+from ._samplers import discrete_gaussian, skellam
 
 __all__ = [
     "DistributedDP",
@@ -234,7 +234,7 @@ class DistributedDP:
         """Epsilon after ``rounds`` aggregations with ``survivors`` clients each, at ``delta``.
 
         ``accountant``: ``"pld"`` (default; the exact-PMF / vector bound of
-        :mod:`secagg.dp.pld_discrete`) or ``"rdp"`` (Kairouz-Liu-Steinke / Agarwal et al.).
+        :mod:`secagg.dp._pld_discrete`) or ``"rdp"`` (Kairouz-Liu-Steinke / Agarwal et al.).
         """
         return make_accountant(accountant).compose(self.dp_event(survivors), int(rounds)).get_epsilon(delta)
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .._costs import Costs
-from ..dp.accountant import ACCOUNTANTS, make_accountant
+from ..dp._accountant import ACCOUNTANTS, make_accountant
 from ..dp.aggregators import resolve_noise_multiplier
 from ..errors import (
     BudgetExceeded,
@@ -50,7 +50,7 @@ from ..errors import (
     SecAggError,
 )
 from ..masking.config import MaskingConfig
-from ..masking.messages import StartSession
+from ..masking._messages import StartSession
 from ..masking.params import ThreatModel
 from ..masking.rounds import Round
 from ..masking.session import Session

@@ -9,7 +9,7 @@ frozen dataclass of :mod:`~secagg.masking.rounds`). The client commits the next 
 once the handler returned, so a rejected message (any :class:`~secagg.errors.ProtocolError`
 or :class:`~secagg.errors.ProtocolAbort`) leaves the client exactly as it was.
 
-Session binding (:mod:`secagg.masking.transcript`): once the keys are broadcast, the
+Session binding (:mod:`secagg.masking._transcript`): once the keys are broadcast, the
 client rebuilds the session identity ``R`` from its own fresh keys, its neighbours' keys,
 the Merkle inclusion proof and its own parameters, and binds every key derivation, share
 ciphertext and signature of the rest of the session to ``R``: nothing signed or encrypted
@@ -58,8 +58,8 @@ from .config import (
     pair_keys,
     voucher_digest,
 )
-from .graph import Graph
-from .messages import (
+from ._graph import Graph
+from ._messages import (
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencyResponse,
@@ -84,9 +84,9 @@ from .rounds import (
     SurvivorsVouched,
     client_transitions,
 )
-from .transcript import absent_leaf, leaf_hash, root_from_proof, session_identity
+from ._transcript import absent_leaf, leaf_hash, root_from_proof, session_identity
 
-__all__ = ["Client", "SHARE_LIMBS", "seed_commitment"]
+__all__ = ["Client"]
 
 #: field limbs per 32-byte secret in :mod:`secagg.shamir`
 SHARE_LIMBS = shamir.num_limbs(SEED_LEN)

@@ -14,8 +14,8 @@ import numpy as np
 from .. import keys
 from ..errors import ConfigurationError, InsecureParameterError
 from ..quantize import Quantizer, ring_dtype
-from .graph import Graph, complete_graph, harary_graph
-from .messages import MAC_LEN, MAX_PARTIES, PartySet, ids_to_bitmap
+from ._graph import Graph, complete_graph, harary_graph
+from ._messages import MAC_LEN, MAX_PARTIES, PartySet, ids_to_bitmap
 from .params import SessionParameters, ThreatModel, check_parameters, find_parameters, min_secure_threshold
 
 __all__ = ["MaskingConfig"]
@@ -52,7 +52,7 @@ def pair_keys(c_shared: bytes, session: bytes, u: int, v: int, vouchers: bool) -
 def voucher_digest(session: bytes, n: int, survivors: PartySet | Iterable[int]) -> bytes:
     """What a consistency voucher authenticates, hashed once per client: SHA-256 over the
     session identity ``R`` (which commits to every advertised key and the parameters)
-    and the bitmap of U3 (``survivors``: a :class:`~secagg.masking.messages.PartySet` or
+    and the bitmap of U3 (``survivors``: a :class:`~secagg.masking._messages.PartySet` or
     ids)."""
     return hashlib.sha256(b"secagg/survivors/v3" + bytes((len(session),)) + session
                           + ids_to_bitmap(survivors, n)).digest()

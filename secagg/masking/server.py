@@ -14,7 +14,7 @@ live share holders, or fewer survivors than ``min_survivors``, at a round close 
 :class:`~secagg.errors.ProtocolAbort` (state ``"aborted"``, no partial result).
 
 Session binding: after the keys are advertised the server builds the Merkle tree over
-every client's keys (:mod:`secagg.masking.transcript`), derives the session identity
+every client's keys (:mod:`secagg.masking._transcript`), derives the session identity
 ``R`` and sends each client the inclusion proof for its holders.
 
 Malicious clients (one bad client must not stop the others):
@@ -71,8 +71,8 @@ from .config import (
     advertise_payload,
     pair_info,
 )
-from .graph import Graph
-from .messages import (
+from ._graph import Graph
+from ._messages import (
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencyResponse,
@@ -101,7 +101,7 @@ from .rounds import (
     Start,
     server_transitions,
 )
-from .transcript import MerkleTree, absent_leaf, leaf_hash, session_identity
+from ._transcript import MerkleTree, absent_leaf, leaf_hash, session_identity
 
 __all__ = ["Server"]
 

@@ -33,8 +33,8 @@ from .._dropout import DropoutSchedule
 from ..errors import DecodeError, IntegrityError, ProtocolAbort, ProtocolError, Reason, SecAggError
 from .client import Client
 from .config import MaskingConfig
-from .graph import Graph
-from .messages import (
+from ._graph import Graph
+from ._messages import (
     ConsistencyRequest,
     ForwardShares,
     KeysBroadcast,
@@ -46,7 +46,7 @@ from .messages import (
 from .rounds import Round, rounds
 from .server import Server
 
-__all__ = ["SimulationResult", "Session", "ClientHost", "Executor", "InProcess", "run"]
+__all__ = ["Session", "SimulationResult", "Executor", "run"]
 
 #: rounds before which nothing is revealed (an abort there can be rerun at no privacy cost)
 _NOTHING_REVEALED = (Round.ADVERTISE_KEYS.value, Round.SHARE_KEYS.value, Round.MASKED_INPUT.value)

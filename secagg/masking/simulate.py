@@ -27,7 +27,7 @@ from .config import MaskingConfig
 from .params import ThreatModel
 from .session import InProcess, Session, SimulationResult, run
 
-__all__ = ["simulate", "simulate_ring", "planned_threat"]
+__all__ = ["simulate", "simulate_ring"]
 
 
 def planned_threat(threat: ThreatModel | None, dropout_fraction: float) -> ThreatModel:

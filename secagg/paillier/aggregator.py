@@ -36,8 +36,8 @@ from ..aggregators import (
 )
 from ..errors import ConfigurationError, OutOfRangeError, ProtocolAbort
 from ..quantize import Quantizer, count_beyond
-from .encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum_submissions
-from .keys import (
+from ._encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum_submissions
+from ._keys import (
     DEFAULT_KEY_BITS,
     PaillierPrivateKey,
     PaillierPublicKey,
@@ -47,7 +47,7 @@ from .keys import (
     generate_keypair,
     public_key_to_bytes,
 )
-from .obfuscation import OBFUSCATIONS, Encryptor
+from ._obfuscation import OBFUSCATIONS, Encryptor
 
 __all__ = ["PaillierAggregator"]
 
@@ -78,7 +78,7 @@ class PaillierAggregator(Aggregator):
         permit ``key_bits < 2048`` (tests only), for a generated key or a given ``keypair``.
     obfuscation:
         ``"full"`` (default, textbook Paillier) or ``"fast"`` (DJN-style short exponents;
-        see :mod:`secagg.paillier.obfuscation`).
+        see :mod:`secagg.paillier._obfuscation`).
     num_clients:
         summand capacity of the quantizer; default: the number of rows passed to
         :meth:`aggregate` (the headroom is then exactly what one round needs).

@@ -28,7 +28,6 @@ __all__ = [
     "server_context",
     "client_context",
     "certificate_sha256",
-    "peer_certificate_sha256",
 ]
 
 

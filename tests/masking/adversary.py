@@ -21,7 +21,7 @@ from secagg import keys, prg, shamir
 from secagg.errors import SecAggError, SecretSharingError
 from secagg.quantize import reduce_to_ring
 from secagg.masking import Client, MaskingConfig, Server, ThreatModel
-from secagg.masking import messages as M
+from secagg.masking import _messages as M
 from secagg.masking.client import SHARE_LIMBS
 from secagg.masking.config import PAIR_MASK_LABEL, SEED_LEN, SELF_MASK_LABEL, consistency_mac, pair_info, voucher_digest
 from secagg.masking.rounds import InputSent, KeysAdvertised, KeysShared, ServerDone
