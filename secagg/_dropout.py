@@ -7,7 +7,7 @@ without rounds (plain sums, Paillier, central and local DP) only use the set of 
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, SupportsFloat, SupportsIndex
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -34,7 +34,8 @@ class DropoutSchedule(Mapping[int, str]):
         self._drops: dict[int, str] = dict(drops or {})
 
     @classmethod
-    def resolve(cls, n: int, dropout: object = None, at: str = "masked_input",
+    def resolve(cls, n: int, dropout: float | Mapping[int, str] | DropoutSchedule | None = None,
+                at: str = "masked_input",
                 rng: np.random.Generator | None = None) -> "DropoutSchedule":
         """Validate ``dropout`` for ``n`` clients.
 
@@ -61,8 +62,6 @@ class DropoutSchedule(Mapping[int, str]):
                 drops[int(u)] = str(r)
             return cls(n, drops)
         try:
-            if not isinstance(dropout, (SupportsFloat, SupportsIndex, str, bytes)):
-                raise TypeError
             rate = float(dropout)
         except (TypeError, ValueError):
             raise InputError(f"dropout must be None, a rate in [0, 1) or a mapping, got {dropout!r}") from None

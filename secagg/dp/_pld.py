@@ -469,19 +469,25 @@ def _chernoff_window(p: FloatArray, count: int, tail: float) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------- constructors
-def from_losses(losses: FloatArray, masses: FloatArray, infinity_mass: float, interval: float) -> Pmf:
-    """Privacy-buckets PLD: each (loss, P-mass) atom rounded *up* to the grid ``interval``.
-
-    ``losses`` and ``masses``: float arrays of the same shape; ``+inf`` losses (no
-    ``Q``-mass) go to ``infinity_mass``; atoms with zero mass are dropped.
-    """
+def _finite_atoms(losses: FloatArray, masses: FloatArray, infinity_mass: float) -> tuple[FloatArray, FloatArray, float]:
+    """The atoms with positive mass and finite loss (flat float64 arrays), and the
+    infinity mass plus that of the ``+inf`` losses."""
     l = np.asarray(losses, dtype=np.float64).ravel()
     m = np.asarray(masses, dtype=np.float64).ravel()
     keep = m > 0
     l, m = l[keep], m[keep]
     inf_sel = np.isposinf(l)
     inf = float(infinity_mass) + float(m[inf_sel].sum())
-    l, m = l[~inf_sel], m[~inf_sel]
+    return l[~inf_sel], m[~inf_sel], inf
+
+
+def from_losses(losses: FloatArray, masses: FloatArray, infinity_mass: float, interval: float) -> Pmf:
+    """Privacy-buckets PLD: each (loss, P-mass) atom rounded *up* to the grid ``interval``.
+
+    ``losses`` and ``masses``: float arrays of the same shape; ``+inf`` losses (no
+    ``Q``-mass) go to ``infinity_mass``; atoms with zero mass are dropped.
+    """
+    l, m, inf = _finite_atoms(losses, masses, infinity_mass)
     if l.size == 0:
         return Pmf(interval, 0, np.zeros(1), min(1.0, inf))
     # round up, with a relative guard so that float error in l never rounds a loss down
@@ -528,13 +534,7 @@ def from_atoms(losses: FloatArray, masses: FloatArray, infinity_mass: float, int
     tighter than rounding every atom up (privacy buckets), and dominating for the same
     reason (the exact profile is convex in ``e^eps``).
     """
-    l = np.asarray(losses, dtype=np.float64).ravel()
-    m = np.asarray(masses, dtype=np.float64).ravel()
-    keep = m > 0
-    l, m = l[keep], m[keep]
-    inf_sel = np.isposinf(l)
-    inf = float(infinity_mass) + float(m[inf_sel].sum())
-    l, m = l[~inf_sel], m[~inf_sel]
+    l, m, inf = _finite_atoms(losses, masses, infinity_mass)
     if l.size == 0:
         return Pmf(interval, 0, np.zeros(1), min(1.0, inf))
     return connect_the_dots(atoms_profile(l, m, inf), float(l.min()), float(l.max()), interval)
