@@ -30,7 +30,7 @@ from secagg.dp import (
     noise_multiplier_for,
 )
 from secagg.dp.distributed import DistributedDP
-from secagg.dp.pld_accountant import event_pld
+from secagg.dp._pld_accountant import event_pld
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dp"))
 from _pld_reference import PLD_GRID  # noqa: E402

@@ -3,8 +3,10 @@
 FedAvg (McMahan et al. 2017) with NumPy logistic-regression clients, any secagg
 aggregator chosen by name (plain, secagg, secagg+, paillier, central-dp, local-dp,
 distributed-dp, or one you register), heterogeneous simulated devices, and the
-distributed data-parallel baseline the comparison needs. Only ``secagg.make_aggregator``,
-``secagg.aggregators``, ``secagg.dp`` and ``secagg.errors`` are used.
+distributed data-parallel baseline the comparison needs. It builds on secagg's public
+API (``secagg.make_aggregator``, ``secagg.aggregators``, ``secagg.dp``, ``secagg.errors``);
+the submodules (:mod:`fl.server`, :mod:`fl.example_dp`, :mod:`fl.privacy`,
+:mod:`fl.headline`, ...) hold the rest.
 
 >>> from fl import load_dataset, FedAvgConfig, run_fedavg
 >>> ds = load_dataset("breast_cancer", seed=0)
@@ -13,36 +15,29 @@ distributed data-parallel baseline the comparison needs. Only ``secagg.make_aggr
 True
 """
 
-from .client import Client, LocalUpdate, clip_and_weight
-from .data import DATASETS, PARTITIONS, Dataset, PartitionSummary, load_dataset, partition, partition_summary
-from .devices import DeviceFleet, device_times, fedavg_round_time, sync_step_time
+from .client import Client
+from .data import Dataset, load_dataset, partition
+from .devices import DeviceFleet
 from .distributed import DistributedConfig, DistributedResult, run_distributed
 from .model import LogisticRegression
-from .server import FedAvg, FedAvgConfig, FedAvgResult, RoundRecord, make_clients, run_fedavg
+from .server import FedAvg, FedAvgConfig, FedAvgResult, make_clients, run_fedavg
 
 __all__ = [
-    "DATASETS",
-    "PARTITIONS",
-    "Client",
-    "Dataset",
-    "DeviceFleet",
-    "DistributedConfig",
-    "DistributedResult",
-    "FedAvg",
+    # the common case
+    "load_dataset",
+    "run_fedavg",
     "FedAvgConfig",
     "FedAvgResult",
-    "LocalUpdate",
-    "LogisticRegression",
-    "PartitionSummary",
-    "RoundRecord",
-    "clip_and_weight",
-    "device_times",
-    "fedavg_round_time",
-    "load_dataset",
+    # control
+    "FedAvg",
     "make_clients",
+    "Client",
+    "Dataset",
     "partition",
-    "partition_summary",
+    "DeviceFleet",
+    "LogisticRegression",
+    # the distributed data-parallel baseline
     "run_distributed",
-    "run_fedavg",
-    "sync_step_time",
+    "DistributedConfig",
+    "DistributedResult",
 ]

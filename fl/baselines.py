@@ -26,7 +26,7 @@ import numpy as np
 
 from secagg.errors import ConfigurationError
 
-__all__ = ["DIFFPRIVLIB_GRID", "diffprivlib_available", "diffprivlib_logistic_regression", "run_diffprivlib"]
+__all__ = ["diffprivlib_available", "run_diffprivlib"]
 
 #: hyper-parameters tried for the baseline at each epsilon (its best mean accuracy is
 #: reported: generous to the baseline). data_norm: public row-norm bound (rows are

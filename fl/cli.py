@@ -20,7 +20,7 @@ from secagg.masking.rounds import ROUNDS
 
 from .data import DATASETS, PARTITIONS
 
-__all__ = ["register", "run_compare_command", "run_default_demo", "run_fedavg_command", "run_headline_command"]
+__all__ = ["register"]
 
 
 def register(commands, demos) -> dict:

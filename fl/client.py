@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from secagg._deprecation import renamed_keyword
 from secagg.errors import InputError
 
-from .model import _renamed, loss_and_grad, n_params, sgd
+from .model import loss_and_grad, n_params, sgd
 
 __all__ = ["Client", "LocalUpdate", "clip_and_weight"]
 
@@ -90,7 +91,7 @@ def clip_and_weight(deltas: np.ndarray, weights: np.ndarray, clip_norm: float | 
     quantized aggregators need). Returns ``(rows, clipped_mask)``; vectorized over rows.
     ``clip=`` is the deprecated old name of ``clip_norm`` (a :class:`DeprecationWarning`).
     """
-    clip = _renamed("clip_and_weight", "clip", clip, "clip_norm", clip_norm)
+    clip = renamed_keyword("clip_and_weight", "clip", clip, "clip_norm", clip_norm)
     if clip is None:
         raise InputError("clip_and_weight needs clip_norm, the L2 norm each row is clipped to")
     deltas = np.asarray(deltas, dtype=np.float64)

@@ -47,15 +47,7 @@ from .privacy import NEIGHBOURING
 from .report import fixed_table, markdown_table, plot_accuracy_vs_round, plot_bytes_per_round, write_json
 from .server import FedAvgConfig, FedAvgResult, clip_options, run_fedavg
 
-__all__ = [
-    "ARTICLE",
-    "COMPARE_SETTINGS",
-    "CompareOptions",
-    "compare_markdown",
-    "evaluate_claims",
-    "run_compare",
-    "run_demo",
-]
+__all__ = ["CompareOptions", "run_compare", "run_demo"]
 
 #: the article whose claims :func:`evaluate_claims` tests, cited by its title
 ARTICLE = '"Federated Learning vs Distributed Learning"'
@@ -92,7 +84,7 @@ class CompareOptions:
     seed: int = 0
     local_epochs: int = 1
     lr: float = 0.1
-    clip_norm: float = FedAvgConfig.__dataclass_fields__["clip_norm"].default
+    clip_norm: float = FedAvgConfig().clip_norm
     dp_epsilon: float = 8.0
     delta: float = 1e-5
     key_bits: int = 2048
@@ -124,7 +116,7 @@ class CompareOptions:
 
 
 def _fedavg_config(opt: CompareOptions, aggregator: str, **extra: Any) -> FedAvgConfig:
-    base = dict(rounds=opt.rounds, local_epochs=opt.local_epochs, lr=opt.lr, clip_norm=opt.clip_norm,
+    base: dict[str, Any] = dict(rounds=opt.rounds, local_epochs=opt.local_epochs, lr=opt.lr, clip_norm=opt.clip_norm,
                 aggregator=aggregator, dropout=opt.dropout, delta=opt.delta)
     if aggregator != "plain":
         base["reproducible_noise"] = opt.reproducible_noise
@@ -268,11 +260,11 @@ def _run_once(opt: CompareOptions, aggs: dict, progress: bool, log: Callable[[st
                     extra.update(rounds=h.example_rounds, lr=h.example_lr, clip_norm=h.example_clip_norm,
                                  local_epochs=1)
             name = "plain" if s == "fedavg" else s
-            res = run_fedavg(ds, _fedavg_config(opt, name, **extra), num_clients=opt.clients,
+            fed = run_fedavg(ds, _fedavg_config(opt, name, **extra), num_clients=opt.clients,
                              partition_scheme=opt.partition, alpha=opt.alpha, seed=opt.seed, devices=fleet,
                              aggregator=aggs.get(s), progress=progress, desc=s)
-            rows.append(_fed_row(s, res, time.perf_counter() - t0, opt))
-            rows[-1]["privacy_unit"] = res.privacy.get("unit") or "-"
+            rows.append(_fed_row(s, fed, time.perf_counter() - t0, opt))
+            rows[-1]["privacy_unit"] = fed.privacy.get("unit") or "-"
     context = {"dataset": ds.describe(), "dataset_name": ds.name, "clients": opt.clients, "rounds": opt.rounds,
                "local_epochs": opt.local_epochs, "partition": opt.partition, "alpha": opt.alpha,
                "dropout": opt.dropout, "seed": opt.seed, "dp_epsilon": opt.dp_epsilon, "delta": opt.delta,
@@ -415,13 +407,13 @@ class DemoOptions:
     clients: int = 10
     rounds: int = 20
     seed: int = 0
-    clip_norm: float = FedAvgConfig.__dataclass_fields__["clip_norm"].default
+    clip_norm: float = FedAvgConfig().clip_norm
     key_bits: int = 2048
     dropout: float = 0.3
     epsilon: float = 8.0
     epsilons: tuple[float, ...] = HEADLINE_EPSILONS
     epsilon_seeds: int = 1
-    example_rounds: int = HeadlineOptions.__dataclass_fields__["example_rounds"].default
+    example_rounds: int = HeadlineOptions().example_rounds
     reproducible_noise: bool = False
 
 
@@ -441,11 +433,11 @@ def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: boo
                            seeds=tuple(opt.seed + i for i in range(opt.epsilon_seeds)), client_rounds=opt.rounds,
                            client_clip_norm=opt.clip_norm, example_rounds=opt.example_rounds,
                            reproducible_noise=opt.reproducible_noise)
-    base = dict(rounds=opt.rounds, clip_norm=opt.clip_norm)
-    noisy = {"reproducible_noise": opt.reproducible_noise}
-    ex = dict(dp_unit="example", target_epsilon=opt.epsilon, rounds=head.example_rounds, lr=head.example_lr,
+    base: dict[str, Any] = dict(rounds=opt.rounds, clip_norm=opt.clip_norm)
+    noisy: dict[str, Any] = {"reproducible_noise": opt.reproducible_noise}
+    ex: dict[str, Any] = dict(dp_unit="example", target_epsilon=opt.epsilon, rounds=head.example_rounds, lr=head.example_lr,
               clip_norm=head.example_clip_norm, **noisy)
-    runs = [
+    runs: list[tuple[str, str, dict[str, Any]]] = [
         ("plain", "plain", {}),
         ("secagg", "secagg", noisy),
         ("secagg+", "secagg+", noisy),
@@ -465,7 +457,7 @@ def run_demo(out: str | None, opt: DemoOptions = DemoOptions(), *, progress: boo
     for _, cfg in configs:
         cfg.validate()
     results: dict[str, FedAvgResult] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, cfg in configs:
         t0 = time.perf_counter()
         res = run_fedavg(ds, cfg, num_clients=opt.clients, seed=opt.seed, devices=fleet, progress=progress,

@@ -31,15 +31,7 @@ import numpy as np
 from secagg.errors import ConfigurationError, InputError
 from secagg.quantize import default_rng
 
-__all__ = [
-    "DATASETS",
-    "PARTITIONS",
-    "Dataset",
-    "PartitionSummary",
-    "load_dataset",
-    "partition",
-    "partition_summary",
-]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "partition", "partition_summary"]
 
 #: dataset names accepted by :func:`load_dataset`
 DATASETS = ("breast_cancer", "digits", "wine", "iris", "synthetic")

@@ -40,7 +40,7 @@ import numpy as np
 from secagg.errors import ConfigurationError, InputError
 from secagg.quantize import default_rng
 
-__all__ = ["REFERENCE_FLOPS", "DeviceFleet", "device_times", "fedavg_round_time", "sync_step_time"]
+__all__ = ["DeviceFleet", "device_times", "fedavg_round_time", "sync_step_time"]
 
 #: assumed sustained speed of the machine the cryptography was timed on (flop/s)
 REFERENCE_FLOPS = 2.0e10

@@ -27,9 +27,9 @@ from secagg.errors import ConfigurationError
 from .client import FLOPS_PER_EXAMPLE_PARAM
 from .data import Dataset
 from .devices import DeviceFleet, device_times, sync_step_time
-from .model import _probs, _residual, _unpack, init_params, loss_and_grad, n_params, predict_proba
+from .model import init_params, loss_and_grad, n_params, predict_proba, residuals, weights_matrix
 
-__all__ = ["DistributedConfig", "DistributedResult", "EpochRecord", "run_distributed"]
+__all__ = ["DistributedConfig", "DistributedResult", "run_distributed"]
 
 _BYTES_PER_VALUE = 4  # float32 on the wire, as in PlainAggregator
 
@@ -137,7 +137,7 @@ def run_distributed(dataset: Dataset, config: DistributedConfig = DistributedCon
     agg = make_aggregator("plain")
     t0 = time.perf_counter()
     params = init_params(d, k)
-    W = _unpack(params, d, k).copy()
+    W = weights_matrix(params, d, k).copy()
     history: list[EpochRecord] = []
     model_bytes = _BYTES_PER_VALUE * P
     epochs = range(1, config.epochs + 1)
@@ -158,7 +158,7 @@ def run_distributed(dataset: Dataset, config: DistributedConfig = DistributedCon
             for w, shard in enumerate(shards):  # per worker (not per element)
                 if len(shard) == 0:
                     continue
-                R = _residual(_probs(W, X[shard]), y[shard])
+                R = residuals(W, X[shard], y[shard])
                 G = np.empty_like(W)
                 G[:-1] = X[shard].T @ R
                 G[-1] = R.sum(axis=0)

@@ -53,17 +53,9 @@ import numpy as np
 
 from secagg.errors import ConfigurationError
 
-from .model import _unpack, per_example_grads
+from .model import per_example_grads, weights_matrix
 
-__all__ = [
-    "EXAMPLE_PLACEMENTS",
-    "ExampleRound",
-    "clipped_gradient_sum",
-    "distributed_params",
-    "example_event",
-    "grid_noise",
-    "local_dp_sgd",
-]
+__all__ = ["EXAMPLE_PLACEMENTS", "example_event", "local_dp_sgd", "clipped_gradient_sum"]
 
 #: aggregator name -> where example-level noise is added
 EXAMPLE_PLACEMENTS = {"central-dp": "central", "local-dp": "local", "distributed-dp": "distributed"}
@@ -143,7 +135,7 @@ def local_dp_sgd(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classes: in
     for _ in range(int(steps)):
         s, k, c = clipped_gradient_sum(W, X, y, n_classes, clip_norm, rate, rng)
         noisy, _ = grid_noise(s, clip_norm, noise_multiplier, rng)
-        M = _unpack(W, d, n_classes)
+        M = weights_matrix(W, d, n_classes)
         grad = noisy / expected
         grad = grad.reshape(M.shape)
         grad[:-1] += l2 * M[:-1]
@@ -197,6 +189,8 @@ def example_event(placement: str, noise_multiplier: float, rate: float, *, steps
     """
     dp = _dp()
     if placement == "distributed":
+        if survivors is None:
+            raise ConfigurationError("example_event needs survivors (the noise shares in the sum) for distributed DP")
         inner = distributed_example_event(distributed, clip_norm, survivors)
     else:
         if dim is None:

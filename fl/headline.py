@@ -41,9 +41,14 @@ from .data import Dataset, load_dataset
 from .report import markdown_table, plot_accuracy_vs_epsilon
 from .server import FedAvgConfig, run_fedavg
 
-__all__ = ["HEADLINE_EPSILONS", "PRESETS", "SECURE_SUMS", "HeadlineOptions", "Target", "check_targets",
-           "exact_arithmetic_sum", "headline_markdown", "headline_rows", "plot_headline", "run_headline",
-           "targets_markdown"]
+__all__ = [
+    "HeadlineOptions",
+    "run_headline",
+    "headline_markdown",
+    "PRESETS",
+    "Target",
+    "check_targets",
+]
 
 HEADLINE_EPSILONS = (1.0, 2.0, 4.0, 8.0)
 
@@ -180,15 +185,15 @@ def _datasets(opt: HeadlineOptions) -> dict[int, Dataset]:
             for s in opt.seeds}
 
 
-def _config(opt: HeadlineOptions, unit: str, name: str, eps: float | None) -> FedAvgConfig:
-    sampling = dict(fraction=opt.fraction, sampling=opt.sampling, dropout=opt.dropout)
+def _config(opt: HeadlineOptions, unit: str, name: str | None, eps: float | None) -> FedAvgConfig:
+    sampling: dict[str, Any] = dict(fraction=opt.fraction, sampling=opt.sampling, dropout=opt.dropout)
     if name is None:  # the non-private FedAvg reference: the client-level training without DP
         return FedAvgConfig(rounds=opt.client_rounds, lr=opt.client_lr, clip_norm=opt.client_clip_norm,
                             local_epochs=opt.client_local_epochs, **sampling)
     options = {}
     if name == "distributed-dp" and SECURE_SUMS[opt.secure_sum] is not None:
         options["secure_sum"] = SECURE_SUMS[opt.secure_sum]
-    common = dict(aggregator=name, target_epsilon=eps, delta=opt.delta, dp_unit=unit,
+    common: dict[str, Any] = dict(aggregator=name, target_epsilon=eps, delta=opt.delta, dp_unit=unit,
                   reproducible_noise=opt.reproducible_noise, aggregator_options=options, **sampling)
     if unit == "example":
         return FedAvgConfig(rounds=opt.example_rounds, lr=opt.example_lr, clip_norm=opt.example_clip_norm,
@@ -356,7 +361,7 @@ def check_targets(doc: dict, targets) -> list[dict]:
     numbers, mean ± sample std over seeds), ``met`` (True / False, or None when a needed
     row was not measured).
     """
-    out = []
+    out: list[dict[str, Any]] = []
     for t in targets:
         what = f"{t.technique} ({t.unit}-level)"
         for eps in t.epsilons:

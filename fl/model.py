@@ -20,11 +20,11 @@ baseline reads ``LogisticRegression().fit(X, y).score(X_test, y_test)``, as with
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
+from secagg._deprecation import renamed_keyword
 from secagg.errors import ConfigurationError, InputError
 from secagg.quantize import default_rng
 
@@ -32,11 +32,12 @@ __all__ = [
     "LogisticRegression",
     "init_params",
     "loss_and_grad",
-    "n_outputs",
-    "n_params",
     "per_example_grads",
     "predict_proba",
     "sgd",
+    "n_params",
+    "weights_matrix",
+    "residuals",
 ]
 
 
@@ -57,7 +58,11 @@ def init_params(n_features: int, n_classes: int) -> np.ndarray:
     return np.zeros(n_params(n_features, n_classes))
 
 
-def _unpack(params: np.ndarray, n_features: int, n_classes: int) -> np.ndarray:
+def weights_matrix(params: np.ndarray, n_features: int, n_classes: int) -> np.ndarray:
+    """The flat parameter vector as the ``(n_features + 1, K)`` weight matrix (last row:
+    the intercepts; ``K = n_outputs(n_classes)``), a view when ``params`` is float64.
+
+    Raises InputError for a vector of the wrong length."""
     k = n_outputs(n_classes)
     p = np.asarray(params, dtype=np.float64)
     if p.shape != ((n_features + 1) * k,):
@@ -85,6 +90,13 @@ def _residual(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     else:
         R[np.arange(len(y)), y] -= 1.0
     return R
+
+
+def residuals(W: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``dLoss/dlogits`` of each example, float64 ``(n, K)``: predicted probabilities
+    minus the one-hot labels, for the weight matrix ``W`` (:func:`weights_matrix`). The
+    gradient of the summed loss is ``X.T @ R`` (weights) and ``R.sum(0)`` (intercepts)."""
+    return _residual(_probs(W, X), y)
 
 
 def _xent(P: np.ndarray, y: np.ndarray) -> float:
@@ -116,7 +128,7 @@ def _check_xy(X, y, n_features: int | None = None, n_classes: int | None = None)
 def predict_proba(params: np.ndarray, X: np.ndarray, n_classes: int) -> np.ndarray:
     """Class probabilities, float64 ``(n, n_classes)`` (binary gives two columns)."""
     X, _ = _check_xy(X, None)
-    W = _unpack(params, X.shape[1], n_classes)
+    W = weights_matrix(params, X.shape[1], n_classes)
     P = _probs(W, X)
     return np.hstack([1.0 - P, P]) if W.shape[1] == 1 else P
 
@@ -125,7 +137,7 @@ def loss_and_grad(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classes: i
                   l2: float = 0.0) -> tuple[float, np.ndarray]:
     """Mean loss and its gradient (float64 ``(P,)``) on ``(X, y)``, vectorized over rows."""
     X, y = _check_xy(X, y, n_classes=n_classes)
-    W = _unpack(params, X.shape[1], n_classes)
+    W = weights_matrix(params, X.shape[1], n_classes)
     P = _probs(W, X)
     R = _residual(P, y) / len(y)
     G = np.empty_like(W)
@@ -137,22 +149,10 @@ def loss_and_grad(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classes: i
 def per_example_grads(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     """Gradient of each example's loss (no L2 term), float64 ``(n, P)``."""
     X, y = _check_xy(X, y, n_classes=n_classes)
-    W = _unpack(params, X.shape[1], n_classes)
-    R = _residual(_probs(W, X), y)  # (n, K)
+    W = weights_matrix(params, X.shape[1], n_classes)
+    R = residuals(W, X, y)  # (n, K)
     Xb = np.hstack([X, np.ones((len(X), 1))])
     return np.einsum("bi,bk->bik", Xb, R).reshape(len(X), -1)
-
-
-def _renamed(owner: object, old: str, old_value: Any, new: str, new_value: Any) -> Any:
-    """Resolve a renamed keyword (``owner``: the object or the function's name): warn when
-    the old one is used, refuse both at once; returns the value to use."""
-    if old_value is None:
-        return new_value
-    where = owner if isinstance(owner, str) else type(owner).__name__
-    if new_value is not None:
-        raise ConfigurationError(f"{where}: give {new}= only ({old}= is its deprecated old name)")
-    warnings.warn(f"{where}({old}=...) is deprecated: use {new}= (an L2 norm)", DeprecationWarning, stacklevel=3)
-    return old_value
 
 
 def sgd(
@@ -181,7 +181,7 @@ def sgd(
     Raises ConfigurationError for non-positive epochs, batch size or learning rate, or
     noise without a clip norm.
     """
-    clip = _renamed("sgd", "clip", clip, "clip_norm", clip_norm)
+    clip = renamed_keyword("sgd", "clip", clip, "clip_norm", clip_norm)
     if epochs < 1 or batch_size < 1 or not lr > 0 or l2 < 0:
         raise ConfigurationError(
             f"need epochs >= 1, batch_size >= 1, lr > 0, l2 >= 0; got {epochs}, {batch_size}, {lr}, {l2}"
@@ -193,7 +193,7 @@ def sgd(
     X, y = _check_xy(X, y, n_classes=n_classes)
     gen = default_rng(rng)
     n, d = X.shape
-    W = _unpack(params, d, n_classes).copy()
+    W = weights_matrix(params, d, n_classes).copy()
     steps, clipped, seen = 0, 0, 0
     for _ in range(int(epochs)):
         order = gen.permutation(n)
@@ -201,7 +201,7 @@ def sgd(
             idx = order[start:start + batch_size]
             Xb, yb = X[idx], y[idx]
             if clip is None:
-                R = _residual(_probs(W, Xb), yb) / len(idx)
+                R = residuals(W, Xb, yb) / len(idx)
                 gW = Xb.T @ R
                 gb = R.sum(axis=0)
             else:
@@ -227,7 +227,7 @@ try:  # scikit-learn gives get_params/set_params/clone compatibility when instal
 except ImportError:  # pragma: no cover - sklearn is in the "fl" extra
     _Base = object
 
-    class _Mixin:  # type: ignore[no-redef]
+    class _Mixin:  # type: ignore[no-redef]  # stands in for sklearn's class of the same name
         pass
 
 
@@ -290,7 +290,7 @@ class LogisticRegression(_Mixin, _Base):
         self.n_features_in_ = X.shape[1]
         params, steps, _ = sgd(init_params(X.shape[1], len(classes)), X, yi, len(classes), epochs=self.epochs,
                                batch_size=self.batch_size, lr=self.lr, l2=self.l2,
-                               clip_norm=_renamed(self, "clip", self.clip, "clip_norm", self.clip_norm),
+                               clip_norm=renamed_keyword(self, "clip", self.clip, "clip_norm", self.clip_norm),
                                noise_multiplier=self.noise_multiplier, rng=rng)
         self.set_learned(params)
         self.n_iter_ = steps
@@ -298,7 +298,7 @@ class LogisticRegression(_Mixin, _Base):
 
     def set_learned(self, params: np.ndarray) -> "LogisticRegression":
         """Install a flat parameter vector (e.g. a FedAvg result); needs ``classes_`` and ``n_features_in_``."""
-        W = _unpack(params, self.n_features_in_, len(self.classes_))
+        W = weights_matrix(params, self.n_features_in_, len(self.classes_))
         self.params_ = W.ravel().copy()
         self.coef_ = W[:-1].T.copy()
         self.intercept_ = W[-1].copy()

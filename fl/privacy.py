@@ -32,12 +32,7 @@ from typing import Any, Callable
 
 from secagg.errors import BudgetExceeded, ConfigurationError
 
-__all__ = [
-    "NEIGHBOURING",
-    "PrivacyLedger",
-    "calibrate_noise_multiplier",
-    "make_accountant",
-]
+__all__ = ["PrivacyLedger", "calibrate_noise_multiplier", "make_accountant"]
 
 #: the neighbouring relation behind a reported epsilon, per privacy unit
 NEIGHBOURING = {

@@ -14,15 +14,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "SERIES_STYLES",
-    "fixed_table",
-    "identical_groups",
-    "markdown_table",
-    "plot_accuracy_vs_epsilon",
-    "plot_accuracy_vs_round",
-    "plot_bytes_per_round",
-    "to_jsonable",
     "write_json",
+    "markdown_table",
+    "plot_accuracy_vs_round",
+    "plot_accuracy_vs_epsilon",
+    "plot_bytes_per_round",
 ]
 
 

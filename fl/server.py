@@ -43,16 +43,15 @@ round, a budget the planned rounds would exceed) are raised before any training.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from secagg._deprecation import accept_old_clip
 from secagg import make_aggregator
 from secagg.aggregators import AggregationResult, Aggregator, Costs, aggregator_class
 from secagg.errors import BudgetExceeded, ConfigurationError, ProtocolAbort
@@ -68,14 +67,13 @@ from .model import init_params, loss_and_grad, n_params, predict_proba
 from .privacy import NEIGHBOURING, PrivacyLedger, accountant_name, calibrate_noise_multiplier
 
 __all__ = [
-    "dp_aggregators",
-    "clip_options",
     "FedAvg",
     "FedAvgConfig",
     "FedAvgResult",
     "RoundRecord",
     "make_clients",
     "run_fedavg",
+    "dp_aggregators",
 ]
 
 def dp_aggregators() -> frozenset[str]:
@@ -100,6 +98,7 @@ def _declared(name: str, attribute: str) -> Any:
 _MODEL_BYTES_PER_PARAM = 4  # the global model is broadcast as float32
 
 
+@accept_old_clip
 @dataclass(frozen=True)
 class FedAvgConfig:
     """Everything that defines a FedAvg run (all public, none secret).
@@ -263,30 +262,6 @@ def clip_options(aggregator: str, clip_norm: float) -> dict[str, float]:
     return {} if key is None else {key: clip_norm}
 
 
-def _accept_old_clip(init):
-    """``FedAvgConfig(clip=...)``: the old name of ``clip_norm`` (always an L2 norm here), with a warning."""
-
-    @functools.wraps(init)
-    def __init__(self, *args, clip: float | None = None, **kwargs) -> None:
-        if clip is not None:
-            if "clip_norm" in kwargs:
-                raise ConfigurationError("give clip_norm= only (clip= is its deprecated old name)")
-            warnings.warn("FedAvgConfig(clip=...) is deprecated: use clip_norm= (an L2 norm)", DeprecationWarning,
-                          stacklevel=2)
-            kwargs["clip_norm"] = clip
-        init(self, *args, **kwargs)
-
-    return __init__
-
-
-def _deprecated_clip(self: FedAvgConfig) -> float:
-    """Deprecated alias of ``clip_norm``."""
-    warnings.warn("FedAvgConfig.clip is deprecated: read clip_norm", DeprecationWarning, stacklevel=2)
-    return self.clip_norm
-
-
-FedAvgConfig.__init__ = _accept_old_clip(FedAvgConfig.__init__)  # type: ignore[method-assign]
-FedAvgConfig.clip = property(_deprecated_clip)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -489,14 +464,36 @@ class FedAvg:
             self._est_crypto = 0.0
         else:
             self.aggregator = aggregator if aggregator is not None else self._build_aggregator()
-            if aggregator is not None and config.is_dp:
-                self.noise_multiplier = float(getattr(aggregator, "noise_multiplier", self.noise_multiplier))
+            given_z = getattr(aggregator, "noise_multiplier", None) if config.is_dp else None
+            if given_z is not None:
+                self.noise_multiplier = float(given_z)
             self._probe()
-        self._planned_event = self._plan_event(self.noise_multiplier) if config.is_dp else None
-        if config.target_epsilon is not None:
-            self._check_budget(config.rounds)
+        self._planned_event = self._plan_event(self._z) if config.is_dp else None
+        if config.target_epsilon is not None and self._ledger is not None:
+            self._check_budget(config.rounds, self._ledger, config.target_epsilon)
 
     # ------------------------------------------------------------------ configuration
+    @property
+    def _z(self) -> float:
+        """The resolved noise multiplier (the DP code paths only)."""
+        if self.noise_multiplier is None:
+            raise ConfigurationError(f"aggregator {self.config.aggregator!r} adds no DP noise")
+        return self.noise_multiplier
+
+    @property
+    def _fixed_denominator(self) -> float:
+        """The public denominator of a client-level DP round."""
+        if self.dp_denominator is None:
+            raise ConfigurationError("a fixed denominator applies to client-level DP only")
+        return self.dp_denominator
+
+    @property
+    def _placement(self) -> str:
+        """Where example-level noise is added (``dp_unit="example"`` only)."""
+        if self.placement is None:
+            raise ConfigurationError(f"aggregator {self.config.aggregator!r} has no example-level placement")
+        return self.placement
+
     def _build_aggregator(self, noise_multiplier: float | None = None) -> Aggregator:
         cfg = self.config
         options: dict[str, Any] = clip_options(cfg.aggregator, cfg.clip_norm)
@@ -544,7 +541,7 @@ class FedAvg:
         cfg, m = self.config, self.expected_per_round
         if self.unit == "example":
             dist = self._example_distributed(z, m) if self.placement == "distributed" else None
-            return example_event(self.placement, z, cfg.example_rate, steps=self._local_steps(),
+            return example_event(self._placement, z, cfg.example_rate, steps=self._local_steps(),
                                  distributed=dist, clip_norm=cfg.clip_norm, dim=self.dim,
                                  survivors=None if dist is None else dist.min_clients)
         agg = aggregator if aggregator is not None else self.aggregator
@@ -566,20 +563,24 @@ class FedAvg:
             return float(cfg.noise_multiplier)
         if given is not None and self.unit == "client":
             return float(getattr(given, "noise_multiplier"))
+        if cfg.target_epsilon is None:  # pragma: no cover - FedAvgConfig.validate requires one of the two
+            raise ConfigurationError(f"aggregator {cfg.aggregator!r} adds DP noise: give noise_multiplier or "
+                                     "target_epsilon")
+        event_for: Callable[[float], Any]
         if self.unit == "example":
             event_for = self._plan_event
         else:
-            def event_for(z: float):
+            def event_for(z: float) -> Any:
                 return self._plan_event(z, self._build_aggregator(z))
         return calibrate_noise_multiplier(event_for, cfg.target_epsilon, cfg.delta, cfg.rounds)
 
-    def _check_budget(self, rounds: int) -> None:
+    def _check_budget(self, rounds: int, ledger: PrivacyLedger, target_epsilon: float) -> None:
         cfg = self.config
-        eps = self._ledger.epsilon_after(self._planned_event, rounds)
-        if eps > cfg.target_epsilon:
+        eps = ledger.epsilon_after(self._planned_event, rounds)
+        if eps > target_epsilon:
             raise BudgetExceeded(
                 f"{rounds} rounds at noise multiplier {self.noise_multiplier:.4g} spend epsilon {eps:.4g} "
-                f"(delta {cfg.delta:g}), above the budget {cfg.target_epsilon:g}; raise the noise "
+                f"(delta {cfg.delta:g}), above the budget {target_epsilon:g}; raise the noise "
                 f"multiplier, train fewer rounds or (central DP) sample fewer clients (Poisson)")
 
     def _probe(self) -> None:
@@ -603,8 +604,9 @@ class FedAvg:
         info: dict[str, Any] = {"dp": cfg.is_dp, "reproducible_noise": self._reproducible}
         if not cfg.is_dp:
             return info
+        unit = self.unit or "client"  # set whenever DP is on
         info.update(
-            unit=self.unit, neighbouring=NEIGHBOURING[self.unit], delta=cfg.delta,
+            unit=unit, neighbouring=NEIGHBOURING[unit], delta=cfg.delta,
             accountant=accountant_name(), noise_multiplier=self.noise_multiplier,
             target_epsilon=cfg.target_epsilon,
             placement=self.placement or _declared(cfg.aggregator, "noise_placement") or "unspecified",
@@ -648,13 +650,12 @@ class FedAvg:
                 drop.setdefault(int(row), "masked_input")
         return drop, late, fleet
 
-    def _client_round(self, params: np.ndarray, chosen: np.ndarray, drop: dict):
+    def _client_round(self, params: np.ndarray, rows: np.ndarray, chosen: np.ndarray, drop: dict):
         """Client unit: local training is done; aggregate the clipped, weighted deltas.
 
         Returns ``(AggregationResult or None, abort reason, event or None, step or None)``.
         """
         cfg = self.config
-        rows = self._rows
         try:
             res: AggregationResult = self.aggregator.aggregate(rows, dropout=drop or None, rng=self._rng_agg)
         except ProtocolAbort as exc:
@@ -664,30 +665,30 @@ class FedAvg:
         if cfg.is_dp:
             base = res.info.get("dp_event")
             if base is None:
-                base = _dp().GaussianEvent(float(res.info.get("noise_multiplier", self.noise_multiplier)))
+                base = _dp().GaussianEvent(float(res.info.get("noise_multiplier", self._z)))
             event = self._client_event(base)
-            denom = self.dp_denominator
+            denom = self._fixed_denominator
         else:
             denom = float(self.weights[chosen][surv].sum())
         step = cfg.server_lr * res.total / denom if surv.size and denom > 0 else None
         return res, "", event, step
 
-    def _example_round(self, params: np.ndarray, chosen: np.ndarray, drop: dict, r: int):
+    def _example_round(self, params: np.ndarray, rows: np.ndarray, chosen: np.ndarray, drop: dict, r: int):
         """Example unit: every client's DP-SGD contribution, then the placement's aggregation."""
         cfg = self.config
         m = len(chosen)
         keep = np.setdiff1d(np.arange(m), np.array(sorted(drop), dtype=np.int64))
-        z = self.noise_multiplier
+        z = self._z
         sizes = self.sizes[chosen]
         if self.placement == "local":
-            res = self.aggregator.aggregate(self._rows, dropout=drop or None, rng=None)
+            res = self.aggregator.aggregate(rows, dropout=drop or None, rng=None)
             surv = res.survivors
             event = example_event("local", z, cfg.example_rate, steps=self._local_steps(), clip_norm=cfg.clip_norm,
                                   dim=self.dim)
             step = cfg.server_lr * res.total / surv.size if surv.size else None
             return res, "", event, step
         if self.placement == "central":
-            er = central_round(self._rows, keep, clip_norm=cfg.clip_norm, noise_multiplier=z, rng=self._rng_noise,
+            er = central_round(rows, keep, clip_norm=cfg.clip_norm, noise_multiplier=z, rng=self._rng_noise,
                                event=example_event("central", z, cfg.example_rate, clip_norm=cfg.clip_norm,
                                                    dim=self.dim))
             res = AggregationResult(total=er.total, survivors=er.survivors, noise_std=er.noise_std,
@@ -702,7 +703,7 @@ class FedAvg:
             options = {k: v for k, v in dict(cfg.aggregator_options).items()
                        if k in ("threshold", "graph", "k", "secure_sum")}
             try:
-                out = distributed_dp_sum(self._rows, dist, dropout=drop or None, rng=self._rng_noise, delta=None,
+                out = distributed_dp_sum(rows, dist, dropout=drop or None, rng=self._rng_noise, delta=None,
                                          **options)
             except ProtocolAbort as exc:
                 return None, exc.reason, None, None
@@ -763,7 +764,7 @@ class FedAvg:
                 if self.unit == "example":
                     if self.placement == "local":
                         new, frac, seen = local_dp_sgd(params, c.X, c.y, c.n_classes, clip_norm=cfg.clip_norm,
-                                                       noise_multiplier=self.noise_multiplier,
+                                                       noise_multiplier=self._z,
                                                        rate=cfg.example_rate, steps=self._local_steps(), lr=cfg.lr,
                                                        l2=cfg.l2, rng=self._rng_noise)
                         updates.append(new - params)
@@ -784,16 +785,16 @@ class FedAvg:
                     flops[j] = u.flops
                     train_losses[j] = u.train_loss
             if self.unit == "example":
-                self._rows = np.stack(updates)
+                rows = np.stack(updates)
             else:
-                self._rows, was_clipped = clip_and_weight(np.stack(updates), self.weights[chosen], cfg.clip_norm)
+                rows, was_clipped = clip_and_weight(np.stack(updates), self.weights[chosen], cfg.clip_norm)
                 clipped = was_clipped.astype(np.float64)
 
             drop, late, fleet = self._dropouts(m, flops, chosen, rtt)
             if self.unit == "example":
-                res, reason, event, step = self._example_round(params, chosen, drop, r)
+                res, reason, event, step = self._example_round(params, rows, chosen, drop, r)
             else:
-                res, reason, event, step = self._client_round(params, chosen, drop)
+                res, reason, event, step = self._client_round(params, rows, chosen, drop)
             aborted = res is None
             refused = False
             if event is not None and self._ledger is not None:
@@ -844,7 +845,6 @@ class FedAvg:
                 break
         if bar is not None:
             bar.close()
-        self._rows = None
         return FedAvgResult(
             dataset=self.dataset_name, aggregator=cfg.aggregator, config=cfg, params=params,
             n_classes=self.n_classes, n_features=self.n_features, history=history, partition=self.partition_info,

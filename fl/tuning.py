@@ -35,7 +35,7 @@ from secagg.errors import ConfigurationError
 from .headline import PRESETS, run_headline
 from .report import markdown_table
 
-__all__ = ["TUNINGS", "ProxyTuning", "tune", "tuning_markdown"]
+__all__ = ["ProxyTuning", "tune", "TUNINGS"]
 
 
 @dataclass(frozen=True)

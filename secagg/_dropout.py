@@ -34,7 +34,8 @@ class DropoutSchedule(Mapping[int, str]):
         self._drops: dict[int, str] = dict(drops or {})
 
     @classmethod
-    def resolve(cls, n: int, dropout: object = None, at: str = "masked_input",
+    def resolve(cls, n: int, dropout: float | Mapping[int, str] | DropoutSchedule | None = None,
+                at: str = "masked_input",
                 rng: np.random.Generator | None = None) -> "DropoutSchedule":
         """Validate ``dropout`` for ``n`` clients.
 
@@ -61,7 +62,7 @@ class DropoutSchedule(Mapping[int, str]):
                 drops[int(u)] = str(r)
             return cls(n, drops)
         try:
-            rate = float(dropout)  # type: ignore[arg-type]
+            rate = float(dropout)
         except (TypeError, ValueError):
             raise InputError(f"dropout must be None, a rate in [0, 1) or a mapping, got {dropout!r}") from None
         if not 0.0 <= rate < 1.0:

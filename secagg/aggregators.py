@@ -37,7 +37,6 @@ import importlib
 import inspect
 import math
 import time
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -46,27 +45,24 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._costs import Costs
+from ._deprecation import renamed_keyword
 from ._dropout import DropoutSchedule
 from .errors import ConfigurationError, InputError
 from .quantize import apply_bound, check_out_of_range_policy
 
 if TYPE_CHECKING:  # secagg.dp imports this module
-    from .dp.accountant import DpEvent
+    from .dp import DpEvent
 
 __all__ = [
-    "Costs",
     "AggregationResult",
     "Aggregator",
-    "LayerLayout",
+    "Costs",
     "PlainAggregator",
+    "accept_layers_and_weights",
     "aggregator_class",
     "available_aggregators",
-    "flatten_updates",
     "make_aggregator",
     "register_aggregator",
-    "send_float32",
-    "validate_updates",
-    "validate_weights",
 ]
 
 
@@ -308,8 +304,6 @@ class Aggregator(ABC):
     #: whether the output depends on randomness beyond the inputs (noise, stochastic
     #: rounding): a reproducible run must seed it explicitly
     randomized: bool = False
-    #: server -> client -> server exchanges of one aggregation (the protocol's rounds)
-    round_trips: int = 1
     #: per-coordinate bound of the technique's encoding (None: no bound)
     bound: float | None = None
     #: what happens to a value beyond ``bound``: "raise" or "clip" (then counted)
@@ -317,13 +311,18 @@ class Aggregator(ABC):
     #: L2 norm each update is clipped to (DP techniques; None: no norm clipping)
     clip_norm: float | None = None
 
+    @property
+    def round_trips(self) -> int:
+        """Server -> client -> server exchanges of one aggregation (the protocol's rounds)."""
+        return 1
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         impl = cls.__dict__.get("aggregate")
         if impl is not None and not getattr(impl, "__isabstractmethod__", False) and not getattr(
             impl, "_accepts_layers_and_weights", False
         ):
-            cls.aggregate = _accept_layers_and_weights(impl)  # type: ignore[method-assign]
+            setattr(cls, "aggregate", accept_layers_and_weights(impl))
 
     def dp_event_for(self, n: int, dim: int, survivors: int | None = None, dropout: object = None) -> DpEvent:
         """The privacy event one aggregation of ``n`` rows of length ``dim`` will report
@@ -368,11 +367,18 @@ class Aggregator(ABC):
         """
 
 
-def _accept_layers_and_weights(impl: Callable[..., AggregationResult]) -> Callable[..., AggregationResult]:
-    """Wrap a subclass's ``aggregate(updates (n, d), *, dropout, rng)`` with layers and weights."""
+def accept_layers_and_weights(impl: Callable[..., AggregationResult]) -> Callable[..., AggregationResult]:
+    """Wrap a subclass's ``aggregate(updates (n, d), *, dropout, rng)`` with layers and weights.
+
+    :class:`Aggregator` applies it to every subclass's ``aggregate`` on its own; write it
+    as a decorator on yours (as the built-in techniques do) so that a type checker sees
+    the full signature of :meth:`Aggregator.aggregate` (``weights=`` included).
+    """
 
     @functools.wraps(impl)
-    def aggregate(self, updates, *, weights=None, dropout=None, rng=None, **kwargs) -> AggregationResult:
+    def aggregate(self: Aggregator, updates: ArrayLike | Sequence[ArrayLike], *, weights: ArrayLike | None = None,
+                  dropout: float | Mapping[int, str] | None = None, rng: np.random.Generator | None = None,
+                  **kwargs: Any) -> AggregationResult:
         rows, layout = flatten_updates(updates)
         if weights is None:
             res = impl(self, rows if layout is not None else updates, dropout=dropout, rng=rng, **kwargs)
@@ -388,8 +394,8 @@ def _accept_layers_and_weights(impl: Callable[..., AggregationResult]) -> Callab
             res.total = layout.restore(res.total)
         return res
 
-    aggregate._accepts_layers_and_weights = True  # type: ignore[attr-defined]
-    aggregate.__signature__ = inspect.signature(Aggregator.__dict__["aggregate"])  # type: ignore[attr-defined]
+    setattr(aggregate, "_accepts_layers_and_weights", True)
+    setattr(aggregate, "__signature__", inspect.signature(Aggregator.__dict__["aggregate"]))
     aggregate.__doc__ = (impl.__doc__ or "").rstrip() + (
         "\n\n        Also takes per-layer arrays and ``weights=`` (see :meth:`Aggregator.aggregate`)."
     )
@@ -461,11 +467,11 @@ class PlainAggregator(Aggregator):
     hides_individual_updates = False
 
     def __init__(self, bound: float | None = None, out_of_range: str = "raise", *, clip: float | None = None) -> None:
-        bound = _renamed(self, "clip", clip, "bound", bound)
+        bound = renamed_keyword(self, "clip", clip, "bound", bound)
         self.bound = None if bound is None else _check_bound(bound)
         self.out_of_range = check_out_of_range_policy(out_of_range)
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,
@@ -508,27 +514,6 @@ def _check_bound(bound) -> float:
     if isinstance(bound, bool) or not (math.isfinite(b) and b > 0):
         raise ConfigurationError(f"bound must be a positive finite number, got {bound!r}")
     return b
-
-
-def _renamed(owner: object, old: str, old_value: Any, new: str, new_value: Any, default: Any = None) -> Any:
-    """Resolve a renamed keyword: warn when the old one is used, refuse both at once.
-
-    Returns the value to use (``new_value``, else ``old_value``, else ``default``).
-    ``owner`` is the object being built, or the name of the function being called.
-    """
-    if old_value is None:
-        return default if new_value is None else new_value
-    where = owner if isinstance(owner, str) else type(owner).__name__
-    if new_value is not None:
-        raise ConfigurationError(f"{where}: give {new}= only ({old}= is its deprecated old name)")
-    warnings.warn(
-        f"{where}({old}=...) is deprecated: use {new}= ("
-        + ("a per-coordinate bound" if new == "bound" else "an L2 norm")
-        + "; 'clip' no longer names either)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return old_value
 
 
 # name -> "module:Class" (imported lazily so optional parts stay optional)

@@ -32,7 +32,7 @@ import importlib.metadata
 import os
 import re
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from . import __version__
 from .errors import SecAggError
@@ -89,11 +89,15 @@ class HelpFormatter(argparse.HelpFormatter):
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line naming the flag, and whose help shows defaults."""
 
+    #: plugin name -> why it failed to load (the top-level parser only)
+    failed_plugins: dict[str, str]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.failed_plugins = {}
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"secagg: error: {_one_line(message)} (see '{self.prog} --help')\n")
 
 
@@ -128,7 +132,7 @@ def build_parser() -> Parser:
     default = hooks.get("default_demo") or importlib.import_module("secagg.commands.secure_sum").run_default_demo
     demo.set_defaults(func=default)
     parser.set_defaults(_plugins_failed=failed)
-    parser.failed_plugins = failed  # type: ignore[attr-defined]
+    parser.failed_plugins = failed
     annotate(parser, "secagg")
     return parser
 

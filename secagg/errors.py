@@ -33,6 +33,7 @@ Tree::
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypedDict
 
 __all__ = [
     "Reason",
@@ -90,6 +91,14 @@ class Reason:
     BELOW_FLOOR = "below_min_survivors"
     UNRECOVERABLE = "unrecoverable_secret"
     BUDGET = "budget_exceeded"
+
+
+class ErrorContext(TypedDict):
+    """Where an error happened: the ``party`` and ``round`` keyword fields of every
+    :class:`SecAggError`, built once per message and passed on as ``**context``."""
+
+    party: int | None
+    round: str | None
 
 
 def _rebuild(cls: type[SecAggError], args: tuple[object, ...], state: dict[str, object]) -> SecAggError:

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 import numpy as np
 
-from .errors import DecodeError, InputError, IntegrityError
+from .errors import DecodeError, InputError, IntegrityError, SecAggError
 
 __all__ = [
     "AgreementKey",
@@ -49,13 +49,6 @@ __all__ = [
     "aead_encrypt",
     "aead_decrypt",
     "associated_data",
-    "associated_data_many",
-    "KEY_SIZE",
-    "PUBLIC_KEY_SIZE",
-    "SIGNATURE_SIZE",
-    "NONCE_SIZE",
-    "TAG_SIZE",
-    "AD_VERSION",
 ]
 
 #: Raw X25519 / Ed25519 private and public key size, and AES-256-GCM key size (bytes).
@@ -102,20 +95,20 @@ _ED25519_SMALL_ORDER = frozenset(
 )
 
 
-def _as_bytes(value, name: str) -> bytes:
+def _as_bytes(value: object, name: str) -> bytes:
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise InputError(f"{name} must be bytes, got {type(value).__name__}")
     return bytes(value)
 
 
-def _as_int(value) -> int | None:
+def _as_int(value: object) -> int | None:
     """``value`` as a Python int if it is an integer (numpy integers included, bool not)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         return None
     return int(value)
 
 
-def _exact(value, name: str, size: int, error=InputError) -> bytes:
+def _exact(value: object, name: str, size: int, error: type[SecAggError] = InputError) -> bytes:
     raw = _as_bytes(value, name)
     if len(raw) != size:
         raise error(f"{name} must be exactly {size} bytes, got {len(raw)}")

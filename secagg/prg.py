@@ -45,11 +45,12 @@ import hashlib
 from typing import Sequence
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from numpy.typing import DTypeLike
 
 from .errors import InputError
 
-__all__ = ["expand", "add_mask", "add_masks", "CHUNK_BYTES", "SEED_SIZES", "PRG_VERSION"]
+__all__ = ["expand", "add_mask", "add_masks"]
 
 #: Domain-separation prefix of this construction (changes if the stream ever changes).
 PRG_VERSION = b"secagg-prg-v1"
@@ -83,24 +84,24 @@ _SLACK = _probe_update_into_slack()
 
 
 # ---------------------------------------------------------------------- validation
-def _check_seed(seed) -> bytes:
+def _check_seed(seed: object) -> bytes:
     if not isinstance(seed, (bytes, bytearray, memoryview)):
         raise InputError(
             f"seed must be bytes of length 16 or 32 (an AES-128/AES-256 key), got {type(seed).__name__}"
         )
-    seed = bytes(seed)
-    if len(seed) not in SEED_SIZES:
-        raise InputError(f"seed must be 16 or 32 bytes (AES-128/AES-256 key), got {len(seed)} bytes")
-    return seed
+    key = bytes(seed)
+    if len(key) not in SEED_SIZES:
+        raise InputError(f"seed must be 16 or 32 bytes (AES-128/AES-256 key), got {len(key)} bytes")
+    return key
 
 
-def _check_label(label) -> bytes:
+def _check_label(label: object) -> bytes:
     if not isinstance(label, (bytes, bytearray, memoryview)):
         raise InputError(f"label must be bytes (a domain-separation tag), got {type(label).__name__}")
     return bytes(label)
 
 
-def _check_dtype(dtype) -> np.dtype:
+def _check_dtype(dtype: DTypeLike) -> np.dtype:
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -110,13 +111,13 @@ def _check_dtype(dtype) -> np.dtype:
     return dt
 
 
-def _check_sign(sign) -> int:
+def _check_sign(sign: object) -> int:
     if isinstance(sign, (bool, np.bool_)) or not isinstance(sign, (int, np.integer)) or sign not in (1, -1):
         raise InputError(f"sign must be +1 (add the mask) or -1 (subtract it), got {sign!r}")
     return int(sign)
 
 
-def _check_acc(acc) -> np.ndarray:
+def _check_acc(acc: object) -> np.ndarray:
     if not isinstance(acc, np.ndarray):
         raise InputError(f"acc must be a numpy.ndarray, got {type(acc).__name__}")
     if acc.ndim != 1:
@@ -129,7 +130,7 @@ def _check_acc(acc) -> np.ndarray:
     return acc
 
 
-def _encryptor(seed: bytes, label: bytes):
+def _encryptor(seed: bytes, label: bytes) -> CipherContext:
     return Cipher(algorithms.AES(seed), modes.CTR(_counter_block(label))).encryptor()
 
 
@@ -145,7 +146,7 @@ def _le(dt: np.dtype) -> np.dtype:
 
 
 # ---------------------------------------------------------------------- public API
-def expand(seed: bytes, length: int, dtype=np.uint32, *, label: bytes = b"") -> np.ndarray:
+def expand(seed: bytes, length: int, dtype: DTypeLike = np.uint32, *, label: bytes = b"") -> np.ndarray:
     """Expand ``seed`` into ``length`` uniformly random unsigned integers.
 
     Parameters
@@ -181,7 +182,7 @@ def expand(seed: bytes, length: int, dtype=np.uint32, *, label: bytes = b"") -> 
     if nbytes > _MAX_BLOCKS * 16:
         raise InputError(f"length {length} exceeds the stream limit of 2^64 AES blocks per (seed, label)")
     buf = np.empty(nbytes + _SLACK, dtype=np.uint8)
-    out = memoryview(buf)
+    out = buf.data
     enc = _encryptor(seed, label)
     for off in range(0, nbytes, CHUNK_BYTES):
         n = min(CHUNK_BYTES, nbytes - off)
@@ -261,7 +262,7 @@ def add_masks(
     nbytes = acc.size * dt.itemsize
     chunk = min(CHUNK_BYTES, nbytes)
     scratch = np.empty(chunk + _SLACK, dtype=np.uint8)
-    scratch_mv = memoryview(scratch)
+    scratch_mv = scratch.data
     per = CHUNK_BYTES // dt.itemsize
     for start in range(0, acc.size, per):
         stop = min(start + per, acc.size)

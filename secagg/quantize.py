@@ -44,18 +44,7 @@ from randomgen import AESCounter
 
 from .errors import ConfigurationError, InputError, OutOfRangeError, SumOverflowError
 
-__all__ = [
-    "OUT_OF_RANGE_POLICIES",
-    "Quantizer",
-    "apply_bound",
-    "check_out_of_range_policy",
-    "count_beyond",
-    "clip_l2",
-    "ring_dtype",
-    "ring_sum",
-    "default_rng",
-    "secure_generator",
-]
+__all__ = ["Quantizer", "clip_l2", "default_rng", "ring_dtype", "ring_sum", "secure_generator"]
 
 #: Largest integer magnitude a float64 represents exactly; finer scales add nothing.
 _FLOAT_EXACT = 2**53
@@ -151,9 +140,15 @@ def ring_sum(vectors: np.ndarray, bits: int, axis: int = 0) -> np.ndarray:
     if arr.dtype != dt:
         raise InputError(f"ring vectors for {bits}-bit rings must have dtype {dt}, got {arr.dtype}")
     total: np.ndarray = arr.sum(axis=axis, dtype=dt)  # numpy types a reduction to a run-time dtype as Any
-    if bits < dt.itemsize * 8:
-        total &= dt.type((1 << bits) - 1)
-    return total
+    return reduce_to_ring(total, bits)
+
+
+def reduce_to_ring(arr: np.ndarray, bits: int) -> np.ndarray:
+    """In place, ``arr &= 2^bits - 1`` when the ring is narrower than the unsigned dtype
+    (NumPy's wrap-around already reduces mod ``2^32`` / ``2^64``); returns ``arr``."""
+    if bits < arr.dtype.itemsize * 8:
+        arr &= arr.dtype.type((1 << bits) - 1)
+    return arr
 
 
 def clip_l2(x: np.ndarray, max_norm: float) -> np.ndarray:
@@ -452,9 +447,7 @@ class Quantizer:
             raise InputError(f"ring values must be integers, got dtype {ints.dtype}")
         dt = self.dtype
         out = ints.astype(np.int64).astype(np.uint64) if dt == np.uint64 else ints.astype(np.int64).astype(dt)
-        if self.bits < dt.itemsize * 8:
-            out &= dt.type((1 << self.bits) - 1)
-        return out
+        return reduce_to_ring(out, self.bits)
 
     def to_signed(self, total: ArrayLike) -> np.ndarray:
         """Map ring elements to their two's-complement representatives as int64."""

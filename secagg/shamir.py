@@ -75,12 +75,7 @@ from .errors import DecodeError, InputError, SecretSharingError
 
 __all__ = [
     "PRIME",
-    "LIMB_BITS",
-    "VALUE_BYTES",
-    "TAG_BYTES",
-    "SHARE_VERSION",
     "Share",
-    "num_limbs",
     "split",
     "combine",
     "split_batch",
@@ -88,8 +83,6 @@ __all__ = [
     "robust_combine",
     "encode_share_values",
     "decode_share_values",
-    "decode_share_values_many",
-    "lagrange_weights",
 ]
 
 PRIME: int = 2**21 - 9
@@ -321,19 +314,19 @@ class _LRU:
     """Thread-safe LRU of read-only arrays bounded by total bytes."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._data: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._data: OrderedDict[tuple[object, ...], np.ndarray] = OrderedDict()
         self._bytes = 0
         self._max = max_bytes
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> np.ndarray | None:
+    def get(self, key: tuple[object, ...]) -> np.ndarray | None:
         with self._lock:
             v = self._data.get(key)
             if v is not None:
                 self._data.move_to_end(key)
             return v
 
-    def put(self, key: tuple, value: np.ndarray) -> None:
+    def put(self, key: tuple[object, ...], value: np.ndarray) -> None:
         if value.nbytes > self._max:
             return
         value.setflags(write=False)
@@ -431,7 +424,8 @@ def _weights(x: np.ndarray, pts: np.ndarray) -> np.ndarray:
     diff = (pts[:, None] - x[None, :]) % _P  # (e, t), non-zero
     num = _prod_mod(diff)  # prod_j (at - x_j)
     # w_i = prod_{j != i}(at - x_j) / den_i = num / ((at - x_i) * den_i)
-    return num[:, None] * _inv_mod(diff * den[None, :] % _P) % _P
+    w: np.ndarray = num[:, None] * _inv_mod(diff * den[None, :] % _P) % _P
+    return w
 
 
 def _weights_at_zero(x: np.ndarray) -> np.ndarray:
@@ -787,7 +781,7 @@ def decode_share_values(data: bytes, num_secrets: int, num_limbs_per_secret: int
     return out.reshape(s, L)
 
 
-def decode_share_values_many(blobs, num_secrets: int, num_limbs_per_secret: int) -> list[np.ndarray | None]:
+def decode_share_values_many(blobs: Sequence[object], num_secrets: int, num_limbs_per_secret: int) -> list[np.ndarray | None]:
     """:func:`decode_share_values` over many encoded rows at once (one vectorized pass).
 
     Returns one ``(num_secrets, num_limbs_per_secret)`` uint32 array per blob, or
@@ -799,11 +793,16 @@ def decode_share_values_many(blobs, num_secrets: int, num_limbs_per_secret: int)
     if s < 1 or L < 1:
         raise InputError(f"num_secrets and num_limbs_per_secret must be >= 1, got {s}, {L}.")
     size = VALUE_BYTES * s * L
-    good = [i for i, b in enumerate(blobs) if isinstance(b, (bytes, bytearray, memoryview)) and len(b) == size]
+    good: list[int] = []
+    parts: list[bytes] = []
+    for i, b in enumerate(blobs):
+        if isinstance(b, (bytes, bytearray, memoryview)) and len(b) == size:
+            good.append(i)
+            parts.append(bytes(b))
     out: list[np.ndarray | None] = [None] * len(blobs)
     if not good:
         return out
-    raw = np.frombuffer(b"".join(bytes(blobs[i]) for i in good), dtype=np.uint8).reshape(len(good), s * L, 3)
+    raw = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(len(good), s * L, 3)
     raw = raw.astype(np.uint32)
     vals = (raw[..., 0] | (raw[..., 1] << 8) | (raw[..., 2] << 16)).reshape(len(good), s, L)
     ok = np.asarray((vals < _P).all(axis=(1, 2)), dtype=bool)
@@ -1023,4 +1022,5 @@ def combine(shares: Sequence[Share], *, verify: bool = False) -> bytes:
     use = shares if verify else shares[:t]
     values = np.stack([s.values for s in use])[:, None, :]
     out = combine_batch([s.x for s in use], values, first.secret_len, threshold=t, verify=verify)
-    return out[0].tobytes()
+    secret: bytes = out[0].tobytes()
+    return secret

@@ -7,7 +7,7 @@ import pytest
 
 from secagg.cli import main
 from secagg.errors import ConfigurationError
-from secagg.overhead import SweepConfig, fit_exponent, markdown_table, run_sweep, write_report
+from secagg._overhead import SweepConfig, fit_exponent, markdown_table, run_sweep, write_report
 
 
 @pytest.mark.parametrize("k", [0.0, 1.0, 2.0, -0.5])
@@ -84,13 +84,13 @@ def _capture_figures(monkeypatch):
 
 
 def _point(tech, n, d, axis, y, extrapolated=False):
-    from secagg.overhead import BenchPoint
+    from secagg._overhead import BenchPoint
 
     return BenchPoint(tech, n, d, axis, y, y, y, y, 100.0 * y, 0.0, 1.0, extrapolated=extrapolated)
 
 
 def test_bench_plots_tick_the_measured_values_and_keep_every_series_visible(tmp_path, monkeypatch):
-    from secagg.overhead import write_plots
+    from secagg._overhead import write_plots
 
     figs = _capture_figures(monkeypatch)
     techs = ["plain", "secagg", "secagg+", "paillier", "phe-scalar"]

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from secagg.cli import main
-from secagg.scaling import measure, project, scaling_table
+from secagg._scaling import measure, project, scaling_table
 
 
 @pytest.fixture(scope="module")

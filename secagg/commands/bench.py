@@ -1,4 +1,4 @@
-"""`secagg bench`: the overhead sweep and its report (see :mod:`secagg.overhead`)."""
+"""`secagg bench`: the overhead sweep and its report (see :mod:`secagg._overhead`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 
 def register(commands, demos) -> None:
-    from ..overhead import DEFAULT_TECHNIQUES
+    from .._overhead import DEFAULT_TECHNIQUES
     from ._args import POSITIVE_INT, RATE, SEED, choice_list, int_in, int_list, out_dir
 
     p = commands.add_parser(
@@ -40,7 +40,7 @@ def register(commands, demos) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..overhead import PRESETS, markdown_table, run_sweep, write_report
+    from .._overhead import PRESETS, markdown_table, run_sweep, write_report
 
     if args.preset == "scaling":
         return _run_scaling(args)
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_scaling(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
-    from ..scaling import DEFAULT_D, DEFAULT_N, project, run_scaling, scaling_table, write_scaling_report
+    from .._scaling import DEFAULT_D, DEFAULT_N, project, run_scaling, scaling_table, write_scaling_report
 
     for flag, given in (("--techniques", args.techniques), ("--repeats", args.repeats), ("--key-bits", args.key_bits)):
         if given:

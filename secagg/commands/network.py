@@ -221,7 +221,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError, InsecureParameterError, ProtocolAbort
     from ..masking.config import MaskingConfig
     from ..masking.params import ThreatModel
-    from ..transport.identity import load_allow_list
+    from ..transport import load_allow_list
     from ..transport.server import AggregationServer
     from ..transport.tls import server_context
 
@@ -317,7 +317,7 @@ def run_client_cmd(args: argparse.Namespace) -> int:
     from ..masking.params import ThreatModel
     from ..masking.policy import SecurityPolicy
     from ..transport.client import kill_self, participate
-    from ..transport.identity import load_allow_list, load_identity_key
+    from ..transport import load_allow_list, load_identity_key
     from ..transport.tls import client_context
 
     host, port = _parse_server(args.server)
@@ -390,7 +390,7 @@ def run_client_cmd(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- keys and certificates
 def run_keygen(args: argparse.Namespace) -> int:
-    from ..transport.identity import allow_list_line, write_identity_key
+    from ..transport import allow_list_line, write_identity_key
 
     key = write_identity_key(args.out, overwrite=args.force)
     print(f"private key written to {args.out} (mode 0600; keep it on this client); add this line to the "

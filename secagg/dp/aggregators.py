@@ -18,7 +18,7 @@ it, give ``epsilon`` (and ``delta``, default 1e-5) and ``rounds``: z is then the
 one such that ``rounds`` Gaussian releases without sampling amplification compose to
 (epsilon, delta) (:func:`secagg.dp.noise_multiplier_for` with rate 1: exact, PLD
 accountant), raised by a relative 1e-9 to cover the discrete noise on the grid (its
-PLD bound, :mod:`secagg.dp.pld_discrete`, exceeds the Gaussian's by less than that at
+PLD bound, :mod:`secagg.dp._pld_discrete`, exceeds the Gaussian's by less than that at
 the default resolutions).
 
 Each :class:`~secagg.aggregators.AggregationResult` has ``noise_std`` (per coordinate
@@ -39,24 +39,24 @@ from typing import Any, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._deprecation import renamed_keyword
 from ..aggregators import (
     AggregationResult,
     Aggregator,
     Costs,
-    _accept_layers_and_weights,
-    _renamed,
+    accept_layers_and_weights,
     dropped_rows,
     send_float32,
     validate_updates,
 )
 from ..errors import ConfigurationError, EncodingError
 from ..quantize import default_rng
-from .accountant import DiscreteGaussianEvent, DpEvent, make_accountant, noise_multiplier_for
-from .clipping import clip_rows
+from ._accountant import DiscreteGaussianEvent, DpEvent, make_accountant, noise_multiplier_for
+from ._clipping import clip_rows
 from .distributed import DistributedDP, SecureSum, distributed_dp_sum
-from .samplers import discrete_gaussian
+from ._samplers import discrete_gaussian
 
-__all__ = ["CentralDPAggregator", "LocalDPAggregator", "DistributedDPAggregator", "resolve_noise_multiplier"]
+__all__ = ["CentralDPAggregator", "LocalDPAggregator", "DistributedDPAggregator"]
 
 
 def resolve_noise_multiplier(
@@ -127,7 +127,7 @@ class _GridDPAggregator(Aggregator):
         resolution: float | None = None,
         clip: float | None = None,
     ) -> None:
-        self.clip_norm = _check_clip_norm(_renamed(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
+        self.clip_norm = _check_clip_norm(renamed_keyword(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
         self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
         default = self.clip_norm * 2.0**-self._default_resolution_bits
@@ -202,7 +202,7 @@ class CentralDPAggregator(_GridDPAggregator):
     hides_individual_updates = False
     _default_resolution_bits = 20
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,
@@ -245,7 +245,7 @@ class LocalDPAggregator(_GridDPAggregator):
     hides_individual_updates = False
     _default_resolution_bits = 16
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,
@@ -313,7 +313,7 @@ class DistributedDPAggregator(Aggregator):
     clip_norm: float  # always set (the base class allows None: no norm clipping)
 
     @property
-    def round_trips(self) -> int:  # type: ignore[override]
+    def round_trips(self) -> int:
         """The masking protocol's rounds (5 against an active server)."""
         from ..masking.rounds import round_trips
 
@@ -341,7 +341,7 @@ class DistributedDPAggregator(Aggregator):
         secure_sum: SecureSum | None = None,
         clip: float | None = None,
     ) -> None:
-        self.clip_norm = _check_clip_norm(_renamed(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
+        self.clip_norm = _check_clip_norm(renamed_keyword(self, "clip", clip, "clip_norm", clip_norm, default=1.0))
         self.delta = _check_delta(delta)
         self.noise_multiplier = resolve_noise_multiplier(noise_multiplier, epsilon, delta, rounds)
         if mechanism not in ("ddg", "skellam"):
@@ -392,7 +392,7 @@ class DistributedDPAggregator(Aggregator):
         assert params.min_clients is not None  # DistributedDP resolves its default (num_clients)
         return params.dp_event(params.min_clients if survivors is None else int(survivors))
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,

@@ -61,12 +61,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._costs import Costs
+from .._deprecation import accept_old_clip
 from .._dropout import DropoutSchedule
 from ..errors import BudgetExceeded, ConfigurationError, InputError, ProtocolAbort
-from ..quantize import default_rng, ring_dtype
-from .accountant import DistributedDiscreteGaussianEvent, DpEvent, SkellamEvent, make_accountant
-from .rotation import RandomizedHadamard, next_power_of_two
-from .samplers import discrete_gaussian, skellam
+from ..quantize import default_rng, reduce_to_ring, ring_dtype
+from ._accountant import DistributedDiscreteGaussianEvent, DpEvent, SkellamEvent, make_accountant
+from ._rotation import RandomizedHadamard, next_power_of_two
+from ._samplers import discrete_gaussian, skellam
 
 __all__ = [
     "DistributedDP",
@@ -81,7 +82,8 @@ MECHANISMS = ("ddg", "skellam")
 _MAX_LOCAL_STDDEV = 2.0**20
 
 
-@dataclass(frozen=True)
+@accept_old_clip
+@dataclass(frozen=True, init=False)
 class DistributedDP:
     """Parameters and client/server transforms of one distributed-DP aggregation.
 
@@ -119,40 +121,55 @@ class DistributedDP:
     noise_multiplier: float
     num_clients: int
     dim: int
-    bits: int = 32
-    mechanism: str = "ddg"
-    min_clients: int | None = None
-    beta: float = math.exp(-0.5)
-    k_stddevs: float = 4.0
-    rotation_seed: int = 0
-    max_rounding_tries: int = 1000
+    bits: int
+    mechanism: str
+    #: resolved: the constructor's ``None`` means ``num_clients``
+    min_clients: int
+    beta: float
+    k_stddevs: float
+    rotation_seed: int
+    max_rounding_tries: int
     padded_dim: int = field(init=False)
     scale: float = field(init=False)
     local_stddev: float = field(init=False)
     l2_bound: float = field(init=False)
 
-    def __post_init__(self) -> None:
-        c, z = float(self.clip_norm), float(self.noise_multiplier)
+    def __init__(
+        self,
+        clip_norm: float,
+        noise_multiplier: float,
+        num_clients: int,
+        dim: int,
+        bits: int = 32,
+        mechanism: str = "ddg",
+        min_clients: int | None = None,
+        beta: float = math.exp(-0.5),
+        k_stddevs: float = 4.0,
+        rotation_seed: int = 0,
+        max_rounding_tries: int = 1000,
+    ) -> None:
+        # the constructor takes min_clients=None; the field holds the resolved int
+        c, z = float(clip_norm), float(noise_multiplier)
         if not (math.isfinite(c) and c > 0):
-            raise ConfigurationError(f"clip_norm (L2 norm) must be a positive finite number, got {self.clip_norm!r}")
+            raise ConfigurationError(f"clip_norm (L2 norm) must be a positive finite number, got {clip_norm!r}")
         if not (math.isfinite(z) and z > 0):
-            raise ConfigurationError(f"noise_multiplier must be a positive finite number, got {self.noise_multiplier!r}")
-        n = int(self.num_clients)
-        if n < 1 or int(self.dim) < 1:
-            raise ConfigurationError(f"num_clients and dim must be >= 1, got {self.num_clients}, {self.dim}")
-        n_min = n if self.min_clients is None else int(self.min_clients)
+            raise ConfigurationError(f"noise_multiplier must be a positive finite number, got {noise_multiplier!r}")
+        n = int(num_clients)
+        if n < 1 or int(dim) < 1:
+            raise ConfigurationError(f"num_clients and dim must be >= 1, got {num_clients}, {dim}")
+        n_min = n if min_clients is None else int(min_clients)
         if not 1 <= n_min <= n:
-            raise ConfigurationError(f"min_clients must be in [1, num_clients={n}], got {self.min_clients!r}")
-        if self.mechanism not in MECHANISMS:
-            raise ConfigurationError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
-        if not 0 < self.beta < 1:
-            raise ConfigurationError(f"beta must be in (0, 1), got {self.beta!r}")
-        ring_dtype(self.bits)
-        m = next_power_of_two(int(self.dim))
-        avail = ((1 << (int(self.bits) - 1)) - 1) / float(self.k_stddevs)
+            raise ConfigurationError(f"min_clients must be in [1, num_clients={n}], got {min_clients!r}")
+        if mechanism not in MECHANISMS:
+            raise ConfigurationError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+        if not 0 < beta < 1:
+            raise ConfigurationError(f"beta must be in (0, 1), got {beta!r}")
+        ring_dtype(bits)
+        m = next_power_of_two(int(dim))
+        avail = ((1 << (int(bits) - 1)) - 1) / float(k_stddevs)
         spare = avail**2 - n / 4.0
         if spare <= 0:
-            raise ConfigurationError(f"a {self.bits}-bit ring cannot hold the rounding noise of {n} clients; use more bits")
+            raise ConfigurationError(f"a {bits}-bit ring cannot hold the rounding noise of {n} clients; use more bits")
         s = math.sqrt(spare / (c * c * (n * n / m + n * z * z / n_min)))
         # keep every integer far inside float64's exact range, and the local noise std at
         # most 2^20 (numpy's Poisson sampler loses precision for means near 2^52; beyond
@@ -161,30 +178,26 @@ class DistributedDP:
         cs = c * s
         bound = min(
             cs + math.sqrt(m),
-            math.sqrt(cs * cs + m / 4.0 + math.sqrt(2 * math.log(1 / self.beta)) * (cs + math.sqrt(m) / 2.0)),
+            math.sqrt(cs * cs + m / 4.0 + math.sqrt(2 * math.log(1 / beta)) * (cs + math.sqrt(m) / 2.0)),
         )
         if cs < 1.0:
             raise ConfigurationError(
-                f"the {self.bits}-bit ring leaves a scale of {s:.3g}: clipped vectors would round to zero. "
+                f"the {bits}-bit ring leaves a scale of {s:.3g}: clipped vectors would round to zero. "
                 "Use more bits, fewer clients or a smaller noise multiplier."
             )
         local = z * cs / math.sqrt(n_min)
-        if self.mechanism == "ddg" and local < 0.5:
+        if mechanism == "ddg" and local < 0.5:
             raise ConfigurationError(
                 f"each client's discrete Gaussian sigma would be {local:.3g} < 1/2, outside the distributed discrete "
                 "Gaussian theorem (Kairouz-Liu-Steinke 2021, Thm 1): use more bits, a larger noise multiplier or "
                 "fewer clients (min_clients)"
             )
-        object.__setattr__(self, "clip_norm", c)
-        object.__setattr__(self, "noise_multiplier", z)
-        object.__setattr__(self, "num_clients", n)
-        object.__setattr__(self, "dim", int(self.dim))
-        object.__setattr__(self, "bits", int(self.bits))
-        object.__setattr__(self, "min_clients", n_min)
-        object.__setattr__(self, "padded_dim", m)
-        object.__setattr__(self, "scale", s)
-        object.__setattr__(self, "local_stddev", local)
-        object.__setattr__(self, "l2_bound", bound)
+        for name, value in (("clip_norm", c), ("noise_multiplier", z), ("num_clients", n), ("dim", int(dim)),
+                            ("bits", int(bits)), ("mechanism", mechanism), ("min_clients", n_min), ("beta", beta),
+                            ("k_stddevs", k_stddevs), ("rotation_seed", rotation_seed),
+                            ("max_rounding_tries", max_rounding_tries), ("padded_dim", m), ("scale", s),
+                            ("local_stddev", local), ("l2_bound", bound)):
+            object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -221,7 +234,7 @@ class DistributedDP:
         """Epsilon after ``rounds`` aggregations with ``survivors`` clients each, at ``delta``.
 
         ``accountant``: ``"pld"`` (default; the exact-PMF / vector bound of
-        :mod:`secagg.dp.pld_discrete`) or ``"rdp"`` (Kairouz-Liu-Steinke / Agarwal et al.).
+        :mod:`secagg.dp._pld_discrete`) or ``"rdp"`` (Kairouz-Liu-Steinke / Agarwal et al.).
         """
         return make_accountant(accountant).compose(self.dp_event(survivors), int(rounds)).get_epsilon(delta)
 
@@ -236,9 +249,7 @@ class DistributedDP:
         ints = self.round_and_noise(x, gen)
         dt = ring_dtype(self.bits)
         out = ints.astype(np.uint64) if dt == np.uint64 else ints.astype(dt)
-        if self.bits < dt.itemsize * 8:
-            out &= dt.type((1 << self.bits) - 1)
-        return out
+        return reduce_to_ring(out, self.bits)
 
     def round_and_noise(self, x: ArrayLike, rng: np.random.Generator | None = None) -> np.ndarray:
         """Steps 1-5 of the client pipeline; returns signed int64 (before the wrap)."""
@@ -291,35 +302,6 @@ class DistributedDP:
         return self.rotation.inverse(signed.astype(np.float64) / self.scale)
 
 
-def _accept_old_clip(init: Callable[..., None]) -> Callable[..., None]:
-    """``DistributedDP(clip=...)``: the old name of ``clip_norm`` (an L2 norm), with a warning."""
-    import functools
-
-    from ..aggregators import _renamed
-
-    @functools.wraps(init)
-    def __init__(self: DistributedDP, *args: Any, clip: float | None = None, **kwargs: Any) -> None:
-        if clip is not None:
-            given = args[0] if args else kwargs.get("clip_norm")
-            kwargs["clip_norm"] = _renamed(self, "clip", clip, "clip_norm", given)
-            args = args[1:]
-        init(self, *args, **kwargs)
-
-    return __init__
-
-
-def _deprecated_clip(self: DistributedDP) -> float:
-    """Deprecated alias of ``clip_norm``."""
-    import warnings
-
-    warnings.warn("DistributedDP.clip is deprecated: read clip_norm", DeprecationWarning, stacklevel=2)
-    return self.clip_norm
-
-
-DistributedDP.__init__ = _accept_old_clip(DistributedDP.__init__)  # type: ignore[method-assign]
-DistributedDP.clip = property(_deprecated_clip)  # type: ignore[attr-defined]
-
-
 @dataclass
 class RingSum:
     """What a secure-sum backend returns to :func:`distributed_dp_sum`: the ring sum of the
@@ -352,9 +334,7 @@ def plain_ring_sum(
     gone = DropoutSchedule.resolve(n, dropout, "masked_input", rng).rows
     keep = np.setdiff1d(np.arange(n), gone)
     dt = ring_dtype(bits)
-    total = ring_vectors[keep].sum(axis=0, dtype=dt)
-    if bits < dt.itemsize * 8:
-        total &= dt.type((1 << bits) - 1)
+    total = reduce_to_ring(ring_vectors[keep].sum(axis=0, dtype=dt), bits)
     per = np.where(np.isin(np.arange(n), keep), ring_vectors.shape[1] * dt.itemsize, 0).astype(np.int64)
     return RingSum(total, keep.astype(np.int64), Costs.one_round(n, bytes_up=per), {"secure_sum": "plain"})
 
@@ -469,7 +449,6 @@ def distributed_dp_sum(
         raise InputError(
             f"updates must have shape (n <= {params.num_clients}, {params.dim}), got {arr.shape}"
         )
-    assert params.min_clients is not None  # DistributedDP resolves its default (num_clients)
     if target_epsilon is not None:
         if delta is None:
             raise ConfigurationError("target_epsilon needs delta")

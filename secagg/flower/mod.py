@@ -49,7 +49,7 @@ from ..errors import (
     UnexpectedMessage,
 )
 from ..masking.client import Client
-from ..masking.messages import ForwardShares, KeysBroadcast, StartSession, decode_message
+from ..masking._messages import ForwardShares, KeysBroadcast, StartSession, decode_message
 from ..masking.policy import SecurityPolicy
 from ..masking.rounds import ClientDone
 from ._encoding import DPEncoding

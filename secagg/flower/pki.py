@@ -5,7 +5,7 @@ Against an active server every client signs its fresh protocol keys with a long-
 Ed25519 key, and every client checks its neighbours' signatures against keys it trusts
 *independently of the server* (otherwise the server could invent the other clients).
 Flower's own node authentication is not visible to a ServerApp or a mod, so secagg brings
-its own keys, in the formats of ``secagg keygen`` (:mod:`secagg.transport.identity`):
+its own keys, in the formats of ``secagg keygen`` (:mod:`secagg.transport`):
 
 * each node holds one identity key file (PKCS#8 PEM, mode 0600);
 * the allow-list (``<id> <public key hex>`` per line) lists the public keys of every node
@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .. import keys
 from ..errors import ConfigurationError
-from ..transport.identity import allow_list_line, load_allow_list, load_identity_key, write_identity_key
+from ..transport import allow_list_line, load_allow_list, load_identity_key, write_identity_key
 
 __all__ = ["provision_keys", "keys_in_directory", "key_from_node_config", "load_trusted_keys", "ALLOW_LIST"]
 
@@ -89,7 +89,7 @@ def key_from_node_config(name: str = "secagg-key") -> Callable[[Any], keys.Signi
 
 def load_trusted_keys(source: str | os.PathLike | Mapping[Any, bytes] | Iterable[bytes]) -> frozenset[bytes]:
     """The set of trusted 32-byte Ed25519 public keys from an allow-list file, a mapping
-    ``{label: key}`` (e.g. :func:`secagg.transport.identity.load_allow_list`'s result) or
+    ``{label: key}`` (e.g. :func:`secagg.transport.load_allow_list`'s result) or
     an iterable of keys.
 
     Raises :class:`ConfigurationError` for a malformed file, a key that is not 32 bytes,

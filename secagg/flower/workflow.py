@@ -40,19 +40,17 @@ from typing import Any
 import numpy as np
 
 from .._costs import Costs
-from ..dp.accountant import ACCOUNTANTS, make_accountant
+from ..dp._accountant import ACCOUNTANTS, make_accountant
 from ..dp.aggregators import resolve_noise_multiplier
 from ..errors import (
     BudgetExceeded,
     ConfigurationError,
-    DecodeError,
-    InputError,
     InsecureParameterError,
     ProtocolAbort,
     SecAggError,
 )
 from ..masking.config import MaskingConfig
-from ..masking.messages import StartSession
+from ..masking._messages import StartSession
 from ..masking.params import ThreatModel
 from ..masking.rounds import Round
 from ..masking.session import Session
@@ -406,13 +404,16 @@ class SecAggWorkflow:
             raise ConfigurationError(f"dp_min_clients={n_min} exceeds the {n} sampled nodes")
         if n_min > cfg.min_survivors:
             cfg = replace(cfg, min_survivors=n_min)  # the nodes refuse to unmask fewer noise shares
-        if self.noise_multiplier is None:
+        clip_norm, z = self.clip_norm, self.noise_multiplier
+        if clip_norm is None:  # pragma: no cover - __init__ sets it whenever DP is on
+            raise ConfigurationError("distributed DP needs clip_norm")
+        if z is None:
             rounds = self.num_rounds or int(getattr(getattr(context, "config", None), "num_rounds", 1) or 1)
-            self.noise_multiplier = self._calibrate(shapes, n, n_min, rounds)
-        enc = DPEncoding(shapes, self.clip_norm, self.noise_multiplier, self.mechanism, n_min)
+            z = self.noise_multiplier = self._calibrate(shapes, clip_norm, n, n_min, rounds)
+        enc = DPEncoding(shapes, clip_norm, z, self.mechanism, n_min)
         return enc, replace(cfg, dim=enc.dim(n, self.bits))
 
-    def _calibrate(self, shapes: tuple, n: int, n_min: int, rounds: int) -> float:
+    def _calibrate(self, shapes: tuple, clip_norm: float, n: int, n_min: int, rounds: int) -> float:
         """The smallest noise multiplier (relative precision 1e-3) whose ``rounds`` rounds with
         ``n_min`` survivors stay within ``target_epsilon`` on this workflow's accountant
         (the event of the discrete mechanism itself, rounding included)."""
@@ -420,7 +421,7 @@ class SecAggWorkflow:
 
         def eps(z: float) -> float:
             try:
-                params = DPEncoding(shapes, self.clip_norm, z, self.mechanism, n_min).params(n, self.bits)
+                params = DPEncoding(shapes, clip_norm, z, self.mechanism, n_min).params(n, self.bits)
                 event = params.dp_event(n_min)
             except ConfigurationError:
                 return math.inf

@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ..aggregators import AggregationResult, Aggregator, _renamed, validate_updates
+from .._deprecation import renamed_keyword
+from ..aggregators import AggregationResult, Aggregator, accept_layers_and_weights, validate_updates
 from ..errors import ConfigurationError
 from ..quantize import Quantizer, check_out_of_range_policy, default_rng
+from .params import ThreatModel
 from .rounds import round_trips
 from .simulate import simulate
 
@@ -39,7 +42,7 @@ class SecAggAggregator(Aggregator):
     randomized = True
 
     @property
-    def round_trips(self) -> int:  # type: ignore[override]
+    def round_trips(self) -> int:
         """The protocol's rounds: 5 against an active server, 4 honest-but-curious."""
         return round_trips(self.threat is None or self.threat.active)
     hides_individual_updates = True
@@ -52,7 +55,7 @@ class SecAggAggregator(Aggregator):
         threshold: int | None = None,
         k: int | None = None,
         dropout_round: str = "masked_input",
-        threat=None,
+        threat: ThreatModel | None = None,
         min_survivors: int | None = None,
         backend: str = "inprocess",
         num_workers: int | None = None,
@@ -62,7 +65,7 @@ class SecAggAggregator(Aggregator):
     ) -> None:
         if backend not in ("inprocess", "ray"):
             raise ConfigurationError(f"backend must be 'inprocess' or 'ray', got {backend!r}")
-        bound = _renamed(self, "clip", clip, "bound", bound, default=1.0)
+        bound = renamed_keyword(self, "clip", clip, "bound", bound, default=1.0)
         if not np.isfinite(bound) or bound <= 0:
             raise ConfigurationError(f"bound must be a positive finite number, got {bound!r}")
         self.bound = float(bound)
@@ -76,9 +79,10 @@ class SecAggAggregator(Aggregator):
         self.backend = backend
         self.num_workers = num_workers
 
+    @accept_layers_and_weights
     def aggregate(
         self,
-        updates: np.ndarray,
+        updates: ArrayLike,
         *,
         dropout: float | Mapping[int, str] | None = None,
         rng: np.random.Generator | None = None,

@@ -1,7 +1,7 @@
 """SecAgg / SecAgg+ client as a sans-IO state machine (Bonawitz et al. CCS 2017, Fig. 4;
 Bell et al. CCS 2020).
 
-``Client.receive(message) -> list[Message]``: one server message in, the client's answer
+``Client.receive(message) -> list[ClientMessage]``: one server message in, the client's answer
 out. No sockets, threads or clocks. Which handler may run in which state, and which state
 it must produce, is the table of :func:`secagg.masking.rounds.client_transitions`; the
 handlers below check the message's content and compute the answer and the next state (a
@@ -9,7 +9,7 @@ frozen dataclass of :mod:`~secagg.masking.rounds`). The client commits the next 
 once the handler returned, so a rejected message (any :class:`~secagg.errors.ProtocolError`
 or :class:`~secagg.errors.ProtocolAbort`) leaves the client exactly as it was.
 
-Session binding (:mod:`secagg.masking.transcript`): once the keys are broadcast, the
+Session binding (:mod:`secagg.masking._transcript`): once the keys are broadcast, the
 client rebuilds the session identity ``R`` from its own fresh keys, its neighbours' keys,
 the Merkle inclusion proof and its own parameters, and binds every key derivation, share
 ciphertext and signature of the rest of the session to ``R``: nothing signed or encrypted
@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import keys, prg, shamir
 from ..errors import (
+    ErrorContext,
     DecodeError,
     DuplicateMessage,
     InputError,
@@ -45,6 +46,7 @@ from ..errors import (
     Reason,
     UnexpectedMessage,
 )
+from ..quantize import reduce_to_ring
 from .config import (
     PAIR_MASK_LABEL,
     SEED_LEN,
@@ -56,14 +58,15 @@ from .config import (
     pair_keys,
     voucher_digest,
 )
-from .graph import Graph
-from .messages import (
+from ._graph import Graph
+from ._messages import (
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencyResponse,
     ForwardShares,
     KeysBroadcast,
     MaskedInput,
+    ClientMessage,
     Message,
     PartySet,
     ShareKeys,
@@ -81,9 +84,9 @@ from .rounds import (
     SurvivorsVouched,
     client_transitions,
 )
-from .transcript import absent_leaf, leaf_hash, root_from_proof, session_identity
+from ._transcript import absent_leaf, leaf_hash, root_from_proof, session_identity
 
-__all__ = ["Client", "SHARE_LIMBS", "seed_commitment"]
+__all__ = ["Client"]
 
 #: field limbs per 32-byte secret in :mod:`secagg.shamir`
 SHARE_LIMBS = shamir.num_limbs(SEED_LEN)
@@ -158,7 +161,7 @@ class Client:
         self._seen: frozenset[type] = frozenset()
 
     # ------------------------------------------------------------------ public
-    def receive(self, message: Message) -> list[Message]:
+    def receive(self, message: Message) -> list[ClientMessage]:
         """Process one server message; return the messages to send to the server.
 
         Raises (state unchanged): :class:`UnexpectedMessage` (wrong round or session),
@@ -174,7 +177,7 @@ class Client:
         st = self.state
         rnd = getattr(st, "round", None)
         where = f"client {self.id} in state {type(st).__name__}"
-        err = dict(party=self.id, round=rnd.value if rnd is not None else None)
+        err = ErrorContext(party=self.id, round=rnd.value if rnd is not None else None)
         nxt = self._table.get((type(st), kind))
         if nxt is None:
             if kind in self._seen:
@@ -200,7 +203,7 @@ class Client:
         return (self.state, self._seen)
 
     # ------------------------------------------------------------------ rounds
-    def _on_start(self, st: ClientIdle, m: StartSession, where: str) -> tuple[list[Message], KeysAdvertised]:
+    def _on_start(self, st: ClientIdle, m: StartSession, where: str) -> tuple[list[ClientMessage], KeysAdvertised]:
         if not 16 <= len(m.session) <= 32:
             raise ProtocolViolation(f"StartSession for {where}: session id must be 16..32 bytes", party=self.id)
         c_key, s_key = keys.AgreementKey.generate(), keys.AgreementKey.generate()
@@ -230,8 +233,8 @@ class Client:
                                     party=self.id, round="share_keys", code=Reason.BAD_TRANSCRIPT)
         return session_identity(self._digest, st.nonce, root)
 
-    def _on_keys(self, st: KeysAdvertised, m: KeysBroadcast, where: str) -> tuple[list[Message], KeysShared]:
-        cfg, err = self.config, dict(party=self.id, round="share_keys")
+    def _on_keys(self, st: KeysAdvertised, m: KeysBroadcast, where: str) -> tuple[list[ClientMessage], KeysShared]:
+        cfg, err = self.config, ErrorContext(party=self.id, round="share_keys")
         ids = [int(e[0]) for e in m.entries]
         if len(set(ids)) != len(ids):
             raise ProtocolViolation(f"KeysBroadcast for {where} lists a client twice", **err)
@@ -289,8 +292,8 @@ class Client:
         nxt = KeysShared(st.nonce, R, peers, enc_keys, mask_seeds, mac_keys, b, own)
         return [ShareKeys(st.nonce, self.id, tuple(cts))], nxt
 
-    def _on_forward(self, st: KeysShared, m: ForwardShares, where: str) -> tuple[list[Message], InputSent]:
-        cfg, err = self.config, dict(party=self.id, round="masked_input")
+    def _on_forward(self, st: KeysShared, m: ForwardShares, where: str) -> tuple[list[ClientMessage], InputSent]:
+        cfg, err = self.config, ErrorContext(party=self.id, round="masked_input")
         senders = [int(v) for v, _ in m.ciphertexts]
         if len(set(senders)) != len(senders):
             raise ProtocolViolation(f"ForwardShares for {where} carries two ciphertexts from one client", **err)
@@ -323,7 +326,7 @@ class Client:
         if accepted:
             prg.add_masks(y, [st.mask_seeds[v] for v in accepted], [1 if self.id < v else -1 for v in accepted],
                           label=PAIR_MASK_LABEL)
-        _reduce(y, cfg.bits)
+        reduce_to_ring(y, cfg.bits)
         complaints_t = tuple(sorted(complaints))
         out = MaskedInput(st.nonce, self.id, cfg.bits, y, seed_commitment(st.R, self.id, st.b), complaints_t)
         return [out], InputSent(st.nonce, st.R, shares, frozenset(accepted) | {self.id}, complaints_t,
@@ -333,7 +336,7 @@ class Client:
                          where: str, rnd: str) -> list[int]:
         """Check a survivor set; return its members among this client's holders (itself
         included). O(k) work plus one vectorized lookup, whatever ``n``."""
-        cfg, err = self.config, dict(party=self.id, round=rnd)
+        cfg, err = self.config, ErrorContext(party=self.id, round=rnd)
         if n != cfg.n:
             raise ProtocolViolation(f"{kind} for {where} describes {n} clients, the session has {cfg.n}", **err)
         if self.id not in survivors:
@@ -354,7 +357,7 @@ class Client:
                 code=Reason.BELOW_FLOOR, **err)
         return live
 
-    def _on_consistency(self, st: InputSent, m: ConsistencyRequest, where: str) -> tuple[list[Message], SurvivorsVouched]:
+    def _on_consistency(self, st: InputSent, m: ConsistencyRequest, where: str) -> tuple[list[ClientMessage], SurvivorsVouched]:
         live = self._check_survivors(st, "ConsistencyRequest", m.n, m.survivors, where, "consistency_check")
         # one voucher per live neighbour: only that neighbour can check it, and it can only
         # check it against the survivor set it was shown itself
@@ -363,8 +366,8 @@ class Client:
         return ([ConsistencyResponse(st.nonce, self.id, macs)],
                 SurvivorsVouched(st.nonce, st.R, st.shares, st.u2, st.complaints, st.mac_keys, digest))
 
-    def _on_unmask(self, st: InputSent | SurvivorsVouched, m: UnmaskRequest, where: str) -> tuple[list[Message], ClientDone]:
-        err = dict(party=self.id, round="unmasking")
+    def _on_unmask(self, st: InputSent | SurvivorsVouched, m: UnmaskRequest, where: str) -> tuple[list[ClientMessage], ClientDone]:
+        err = ErrorContext(party=self.id, round="unmasking")
         both = np.flatnonzero(m.survivors.mask & m.dropped.mask).tolist()
         if both:
             raise ProtocolViolation(
@@ -390,7 +393,7 @@ class Client:
 
         A voucher that does not verify is not counted (a malicious neighbour can always
         send garbage, and the server cannot check vouchers), so only the count can abort."""
-        cfg, err = self.config, dict(party=self.id, round="unmasking")
+        cfg, err = self.config, ErrorContext(party=self.id, round="unmasking")
         digest = voucher_digest(st.R, m.n, m.survivors)
         if digest != st.vouched:
             raise ProtocolViolation(
@@ -410,7 +413,7 @@ class Client:
 
 
 #: the handler of each server message (the table in rounds.py decides when it may run)
-_HANDLERS: dict[type[Message], Callable[..., tuple[list[Message], ClientState]]] = {
+_HANDLERS: dict[type[Message], Callable[..., tuple[list[ClientMessage], ClientState]]] = {
     StartSession: Client._on_start,
     KeysBroadcast: Client._on_keys,
     ForwardShares: Client._on_forward,
@@ -427,9 +430,3 @@ def _encode_rows(shares: Mapping[int, np.ndarray], owners: Sequence[int], which:
     blob = shamir.encode_share_values(np.stack([shares[v][which] for v in owners]))
     size = len(blob) // len(owners)
     return tuple((v, blob[i * size:(i + 1) * size]) for i, v in enumerate(owners))
-
-
-def _reduce(arr: np.ndarray, bits: int) -> None:
-    """In place ``arr &= 2^bits - 1`` for rings narrower than the dtype."""
-    if bits < arr.dtype.itemsize * 8:
-        arr &= arr.dtype.type((1 << bits) - 1)

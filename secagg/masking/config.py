@@ -6,16 +6,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 
 from .. import keys
 from ..errors import ConfigurationError, InsecureParameterError
 from ..quantize import Quantizer, ring_dtype
-from .graph import Graph, complete_graph, harary_graph
-from .messages import MAC_LEN, MAX_PARTIES, ids_to_bitmap
-from .params import ThreatModel, check_parameters, find_parameters, min_secure_threshold
+from ._graph import Graph, complete_graph, harary_graph
+from ._messages import MAC_LEN, MAX_PARTIES, PartySet, ids_to_bitmap
+from .params import SessionParameters, ThreatModel, check_parameters, find_parameters, min_secure_threshold
 
 __all__ = ["MaskingConfig"]
 
@@ -48,10 +49,10 @@ def pair_keys(c_shared: bytes, session: bytes, u: int, v: int, vouchers: bool) -
     return okm[:32], okm[32:]
 
 
-def voucher_digest(session: bytes, n: int, survivors) -> bytes:
+def voucher_digest(session: bytes, n: int, survivors: PartySet | Iterable[int]) -> bytes:
     """What a consistency voucher authenticates, hashed once per client: SHA-256 over the
     session identity ``R`` (which commits to every advertised key and the parameters)
-    and the bitmap of U3 (``survivors``: a :class:`~secagg.masking.messages.PartySet` or
+    and the bitmap of U3 (``survivors``: a :class:`~secagg.masking._messages.PartySet` or
     ids)."""
     return hashlib.sha256(b"secagg/survivors/v3" + bytes((len(session),)) + session
                           + ids_to_bitmap(survivors, n)).digest()
@@ -66,7 +67,7 @@ def consistency_mac(key: bytes, digest: bytes) -> bytes:
     return hmac.digest(key, digest, "sha256")[:MAC_LEN]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class MaskingConfig:
     """Validated parameters of a session.
 
@@ -119,72 +120,86 @@ class MaskingConfig:
 
     n: int
     dim: int
-    bits: int = 32
-    threshold: int | None = None
-    graph: str = "complete"
-    k: int | None = None
-    threat: ThreatModel = ThreatModel()
-    min_survivors: int | None = None
-    quantizer: Quantizer | None = None
+    bits: int
+    #: resolved Shamir threshold (the constructor's ``None`` means the finder's)
+    threshold: int
+    graph: str
+    #: resolved degree (``n - 1`` for the complete graph)
+    k: int
+    threat: ThreatModel
+    #: resolved survivor floor
+    min_survivors: int
+    quantizer: Quantizer | None
+    params: SessionParameters = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.n, (int, np.integer)) or isinstance(self.n, bool) or self.n < 2:
-            raise ConfigurationError(f"secure aggregation needs n >= 2 clients, got {self.n!r}")
-        if self.n > MAX_PARTIES:
+    def __init__(
+        self,
+        n: int,
+        dim: int,
+        bits: int = 32,
+        threshold: int | None = None,
+        graph: str = "complete",
+        k: int | None = None,
+        threat: ThreatModel = ThreatModel(),
+        min_survivors: int | None = None,
+        quantizer: Quantizer | None = None,
+    ) -> None:
+        # the constructor takes the optional values; the fields hold the resolved ones, so
+        # every reader sees plain ints
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 2:
+            raise ConfigurationError(f"secure aggregation needs n >= 2 clients, got {n!r}")
+        if n > MAX_PARTIES:
             raise ConfigurationError(
-                f"at most {MAX_PARTIES} clients (Shamir x-coordinates id + 1 must stay below the prime), got {self.n}"
+                f"at most {MAX_PARTIES} clients (Shamir x-coordinates id + 1 must stay below the prime), got {n}"
             )
-        if not isinstance(self.dim, (int, np.integer)) or isinstance(self.dim, bool) or self.dim < 1:
-            raise ConfigurationError(f"dim must be a positive integer, got {self.dim!r}")
-        ring_dtype(self.bits)
-        if self.graph not in ("complete", "sparse"):
-            raise ConfigurationError(f"graph must be 'complete' or 'sparse', got {self.graph!r}")
-        if not isinstance(self.threat, ThreatModel):
-            raise ConfigurationError(f"threat must be a secagg.masking.ThreatModel, got {type(self.threat).__name__}")
-        if self.quantizer is not None and self.quantizer.bits != self.bits:
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
+            raise ConfigurationError(f"dim must be a positive integer, got {dim!r}")
+        ring_dtype(bits)
+        if graph not in ("complete", "sparse"):
+            raise ConfigurationError(f"graph must be 'complete' or 'sparse', got {graph!r}")
+        if not isinstance(threat, ThreatModel):
+            raise ConfigurationError(f"threat must be a secagg.masking.ThreatModel, got {type(threat).__name__}")
+        if quantizer is not None and quantizer.bits != bits:
             raise ConfigurationError(
-                f"quantizer works in a {self.quantizer.bits}-bit ring but the session uses {self.bits} bits"
+                f"quantizer works in a {quantizer.bits}-bit ring but the session uses {bits} bits"
             )
-        n = int(self.n)
-        found = find_parameters(n, self.threat, self.graph)
-        if self.graph == "complete":
+        n = int(n)
+        found = find_parameters(n, threat, graph)
+        if graph == "complete":
             k = n - 1
-        elif self.k is None:
+        elif k is None:
             k = found.k
         else:
-            if not isinstance(self.k, (int, np.integer)) or self.k < 2 or (self.k % 2 and self.k < n - 1):
+            if not isinstance(k, (int, np.integer)) or k < 2 or (k % 2 and k < n - 1):
                 raise ConfigurationError(
-                    f"sparse degree k must be an even integer >= 2 (Harary graph), got {self.k!r}"
+                    f"sparse degree k must be an even integer >= 2 (Harary graph), got {k!r}"
                 )
-            k = min(int(self.k), n - 1)
+            k = min(int(k), n - 1)
         holders = k + 1
-        if self.threshold is None:
-            t = found.threshold if k == found.k else min_secure_threshold(n, k, self.threat)
+        if threshold is None:
+            t = found.threshold if k == found.k else min_secure_threshold(n, k, threat)
             if t is None:
                 raise InsecureParameterError(
-                    f"no threshold makes degree k={k} secure for {n} clients under the {self.threat.adversary} "
+                    f"no threshold makes degree k={k} secure for {n} clients under the {threat.adversary} "
                     "threat model; use a larger k or the default"
                 )
         else:
-            t = self.threshold
+            t = threshold
             if not isinstance(t, (int, np.integer)) or isinstance(t, bool) or not 1 <= t <= holders:
                 raise ConfigurationError(
                     f"threshold must be an integer in [1, {holders}] (the {holders} holders of each "
                     f"client's shares), got {t!r}"
                 )
-        params = check_parameters(n, k, int(t), self.threat)
-        floor = params.min_survivors if self.min_survivors is None else self.min_survivors
+        params = check_parameters(n, k, int(t), threat)
+        floor = params.min_survivors if min_survivors is None else min_survivors
         if not isinstance(floor, (int, np.integer)) or isinstance(floor, bool) or not 1 <= floor <= n:
             raise ConfigurationError(f"min_survivors must be an integer in [1, {n}], got {floor!r}")
         if floor < int(t) and k >= n - 1:
             floor = int(t)  # the complete graph never finishes with fewer than t survivors anyway
-        object.__setattr__(self, "n", n)
-        object.__setattr__(self, "dim", int(self.dim))
-        object.__setattr__(self, "bits", int(self.bits))
-        object.__setattr__(self, "k", int(k))
-        object.__setattr__(self, "threshold", int(t))
-        object.__setattr__(self, "min_survivors", int(floor))
-        object.__setattr__(self, "params", params)
+        for name, value in (("n", n), ("dim", int(dim)), ("bits", int(bits)), ("threshold", int(t)),
+                            ("graph", graph), ("k", int(k)), ("threat", threat), ("min_survivors", int(floor)),
+                            ("quantizer", quantizer), ("params", params)):
+            object.__setattr__(self, name, value)
 
     @property
     def consistency_check(self) -> bool:
@@ -203,6 +218,7 @@ class MaskingConfig:
 
     @property
     def is_complete(self) -> bool:
+        """Whether every client masks with every other one (SecAgg; ``k = n - 1``)."""
         return self.k >= self.n - 1
 
     def build_graph(self, seed: bytes | None = None) -> Graph:

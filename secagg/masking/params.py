@@ -58,15 +58,7 @@ from functools import lru_cache
 
 from ..errors import ConfigurationError
 
-__all__ = [
-    "ADVERSARIES",
-    "ThreatModel",
-    "SessionParameters",
-    "find_parameters",
-    "check_parameters",
-    "corrupt_count",
-    "min_secure_threshold",
-]
+__all__ = ["ThreatModel", "SessionParameters", "find_parameters", "check_parameters"]
 
 #: the adversary models a session can be set up for, strongest first
 ADVERSARIES = ("active", "honest-but-curious")

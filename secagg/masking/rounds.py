@@ -36,7 +36,7 @@ from typing import Mapping, Union
 import numpy as np
 
 from ..keys import AgreementKey
-from .messages import (
+from ._messages import (
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencyResponse,
@@ -53,13 +53,6 @@ from .messages import (
 __all__ = [
     "Round",
     "ROUNDS",
-    "rounds",
-    "round_trips",
-    "OPENS",
-    "ANSWERS",
-    "ROUND_OF",
-    "CloseRound",
-    "Start",
     "ClientState",
     "ServerState",
     "client_transitions",

@@ -14,7 +14,7 @@ live share holders, or fewer survivors than ``min_survivors``, at a round close 
 :class:`~secagg.errors.ProtocolAbort` (state ``"aborted"``, no partial result).
 
 Session binding: after the keys are advertised the server builds the Merkle tree over
-every client's keys (:mod:`secagg.masking.transcript`), derives the session identity
+every client's keys (:mod:`secagg.masking._transcript`), derives the session identity
 ``R`` and sends each client the inclusion proof for its holders.
 
 Malicious clients (one bad client must not stop the others):
@@ -43,12 +43,13 @@ all of them from the sum of the masked inputs, which leaves ``sum_{u in U3} x_u 
 from __future__ import annotations
 
 import secrets
-from typing import Callable, Collection, Mapping, Sequence
+from typing import Callable, Collection, Mapping, NoReturn, Sequence
 
 import numpy as np
 
 from .. import keys, prg, shamir
 from ..errors import (
+    ErrorContext,
     DroppedParty,
     DuplicateMessage,
     InputError,
@@ -60,7 +61,8 @@ from ..errors import (
     UnexpectedMessage,
     UnknownParty,
 )
-from .client import SHARE_LIMBS, _reduce, seed_commitment
+from ..quantize import reduce_to_ring
+from .client import SHARE_LIMBS, seed_commitment
 from .config import (
     PAIR_MASK_LABEL,
     SEED_LEN,
@@ -69,14 +71,15 @@ from .config import (
     advertise_payload,
     pair_info,
 )
-from .graph import Graph
-from .messages import (
+from ._graph import Graph
+from ._messages import (
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencyResponse,
     ForwardShares,
     KeysBroadcast,
     MaskedInput,
+    ServerMessage,
     Message,
     PartySet,
     ShareKeys,
@@ -98,7 +101,7 @@ from .rounds import (
     Start,
     server_transitions,
 )
-from .transcript import MerkleTree, absent_leaf, leaf_hash, session_identity
+from ._transcript import MerkleTree, absent_leaf, leaf_hash, session_identity
 
 __all__ = ["Server"]
 
@@ -202,7 +205,7 @@ class Server:
     def _check_live(self, alive: Collection[int], round_name: str) -> None:
         """ProtocolAbort unless every live client keeps >= t live holders."""
         t, n = self.config.threshold, self.config.n
-        if self.config.is_complete:
+        if self._holders is None:  # the complete graph: every live client holds shares of every other
             if len(alive) < t:
                 self._abort(f"only {len(alive)} clients remain after {round_name}, fewer than the threshold t={t}",
                             round_name, Reason.BELOW_THRESHOLD)
@@ -219,7 +222,7 @@ class Server:
             )
 
     def _abort(self, reason: str, round_name: str | None = None, code: str = Reason.ABORT,
-               blamed: tuple[int, ...] = ()) -> None:
+               blamed: tuple[int, ...] = ()) -> NoReturn:
         self.state = ServerAborted(reason, tuple(blamed))
         raise ProtocolAbort(reason, blamed=blamed, code=code, round=round_name)
 
@@ -228,12 +231,12 @@ class Server:
         return [v for v in hs if v in alive]
 
     # ------------------------------------------------------------------ events
-    def start(self) -> list[Message]:
+    def start(self) -> list[StartSession]:
         """Open the session: one StartSession per client."""
         self._commit(AwaitKeys(self.config.n), self._next(Start))
         return [StartSession(self.session, u) for u in range(self.config.n)]
 
-    def receive(self, message: Message) -> list[Message]:
+    def receive(self, message: Message) -> list[ServerMessage]:
         """Validate and record one client message; returns ``[]`` (answers come at round close).
 
         Raises (state unchanged): :class:`UnexpectedMessage` (wrong round or session),
@@ -246,7 +249,7 @@ class Server:
         st = self.state
         sender = getattr(message, "sender", None)
         rnd = st.round.value if st.round is not None else None
-        err = dict(party=sender if isinstance(sender, int) else None, round=rnd)
+        err = ErrorContext(party=sender if isinstance(sender, int) else None, round=rnd)
         where = f"{kind.__name__} from client {sender} in server state {type(st).__name__}"
         if not isinstance(st, _Collecting) or (type(st), kind) not in self._table:
             raise UnexpectedMessage(f"{where}: this message belongs to another round", **err)
@@ -264,7 +267,7 @@ class Server:
         _RECEIVERS[kind](self, st, message, where, err)
         return []
 
-    def _on_advertise(self, st: AwaitKeys, m: AdvertiseKeys, where: str, err: dict) -> None:
+    def _on_advertise(self, st: AwaitKeys, m: AdvertiseKeys, where: str, err: ErrorContext) -> None:
         if self.config.consistency_check:
             vk = self._directory.get(m.sender)
             if vk is None:
@@ -295,7 +298,7 @@ class Server:
         st.u1[m.sender] = (m.c_pk, m.s_pk, m.signature)
         st.seen_keys.update(pks)
 
-    def _on_share(self, st: AwaitShares, m: ShareKeys, where: str, err: dict) -> None:
+    def _on_share(self, st: AwaitShares, m: ShareKeys, where: str, err: ErrorContext) -> None:
         recips = [int(v) for v, _ in m.ciphertexts]
         expected = set(self._live_holders(m.sender, st.keys)) - {m.sender}
         if len(set(recips)) != len(recips) or set(recips) != expected:
@@ -305,7 +308,7 @@ class Server:
             )
         st.u2[m.sender] = {int(v): ct for v, ct in m.ciphertexts}
 
-    def _on_masked(self, st: AwaitInputs, m: MaskedInput, where: str, err: dict) -> None:
+    def _on_masked(self, st: AwaitInputs, m: MaskedInput, where: str, err: ErrorContext) -> None:
         cfg = self.config
         if m.bits != cfg.bits or m.vector.shape != (cfg.dim,) or m.vector.dtype != cfg.dtype:
             raise ProtocolViolation(
@@ -323,7 +326,7 @@ class Server:
             raise ProtocolViolation(f"{where}: reports {foreign[:5]}, whose shares were never forwarded to it", **err)
         st.pending[m.sender] = m
 
-    def _on_voucher(self, st: AwaitVouchers, m: ConsistencyResponse, where: str, err: dict) -> None:
+    def _on_voucher(self, st: AwaitVouchers, m: ConsistencyResponse, where: str, err: ErrorContext) -> None:
         # the server cannot check a voucher (only the two neighbours share its key); it
         # checks that there is exactly one per live neighbour and passes each on
         to = [int(v) for v, _ in m.macs]
@@ -334,7 +337,7 @@ class Server:
                 f"({len(expected)} expected, got {len(to)} for {len(set(to) & expected)} of them)", **err)
         st.u4[m.sender] = {int(v): bytes(mac) for v, mac in m.macs}
 
-    def _on_reveal(self, st: AwaitShareReveals, m: UnmaskResponse, where: str, err: dict) -> None:
+    def _on_reveal(self, st: AwaitShareReveals, m: UnmaskResponse, where: str, err: ErrorContext) -> None:
         holders = set(self._live_holders(m.sender, st.u2))
         parsed = []
         for name, entries, survived in (("self-mask", m.self_shares, True), ("mask-key", m.key_shares, False)):
@@ -346,13 +349,16 @@ class Server:
             if wrong:
                 raise ProtocolViolation(f"{where}: {name} shares of {wrong[:5]} were not requested from it", **err)
             rows = shamir.decode_share_values_many([b for _, b in entries], 1, SHARE_LIMBS)
-            if any(r is None for r in rows):
-                raise ProtocolViolation(f"{where}: malformed {name} share", **err)
-            parsed.append({v: r[0] for v, r in zip(owners, rows)})
+            values: dict[int, np.ndarray] = {}
+            for v, r in zip(owners, rows):
+                if r is None:
+                    raise ProtocolViolation(f"{where}: malformed {name} share", **err)
+                values[v] = r[0]
+            parsed.append(values)
         st.u5[m.sender] = (parsed[0], parsed[1])
 
     # ------------------------------------------------------------------ round close
-    def close_round(self) -> list[Message]:
+    def close_round(self) -> list[ServerMessage]:
         """The round's deadline passed: move on with whoever answered.
 
         Returns the next round's messages (``[]`` after unmasking, when :attr:`result`
@@ -364,7 +370,7 @@ class Server:
         self._commit(new, nxt)
         return out
 
-    def _close_keys(self, st: AwaitKeys) -> tuple[list[Message], AwaitShares]:
+    def _close_keys(self, st: AwaitKeys) -> tuple[list[ServerMessage], AwaitShares]:
         alive = frozenset(st.u1)
         self._check_live(alive, "advertise_keys")
         leaves = []
@@ -374,16 +380,16 @@ class Server:
             leaves.append(absent_leaf(v) if entry is None else leaf_hash(v, entry[0], entry[1]))
         tree = MerkleTree(leaves)
         R = session_identity(self._digest, self.session, tree.root)
-        out: list[Message] = []
+        out: list[ServerMessage] = []
         for u in sorted(alive):
             entries = tuple((v, *st.u1[v]) for v in self._live_holders(u, alive) if v != u)
             out.append(KeysBroadcast(self.session, u, entries, tree.proof(self.graph.holder_runs(u))))
         return out, AwaitShares({v: (c, s) for v, (c, s, _) in st.u1.items()}, R)
 
-    def _close_shares(self, st: AwaitShares) -> tuple[list[Message], AwaitInputs]:
+    def _close_shares(self, st: AwaitShares) -> tuple[list[ServerMessage], AwaitInputs]:
         alive = frozenset(st.u2)
         self._check_live(alive, "share_keys")
-        out: list[Message] = []
+        out: list[ServerMessage] = []
         for u in sorted(alive):
             cts = tuple((v, st.u2[v][u]) for v in self._live_holders(u, alive) if v != u)
             out.append(ForwardShares(self.session, u, cts))
@@ -394,7 +400,7 @@ class Server:
         its holders, to which its shares were forwarded, that did not report it."""
         return [w for w in self._live_holders(v, among) if w != v and v not in complaints.get(w, ())]
 
-    def _close_inputs(self, st: AwaitInputs) -> tuple[list[Message], AwaitVouchers | AwaitShareReveals]:
+    def _close_inputs(self, st: AwaitInputs) -> tuple[list[ServerMessage], AwaitVouchers | AwaitShareReveals]:
         """Fix U3: exclude reported clients (both ends of a maximal matching of the
         accusations), check the floors, make sure every excluded or dropped client's masks
         can be removed, then sum the kept masked inputs (the rest are discarded)."""
@@ -433,16 +439,16 @@ class Server:
         for u in sorted(u3):
             np.add(acc, st.pending[u].vector, out=acc)
         b_commit = {u: st.pending[u].b_commit for u in u3}
-        fixed = dict(keys=st.keys, R=st.R, u2=st.u2, u3=u3, acc=acc, b_commit=b_commit, complaints=complaints,
-                     excluded=excluded)
+        # the fields of both next states (rounds._Fixed), in order
+        fixed = (st.keys, st.R, st.u2, u3, acc, b_commit, complaints, excluded)
         survivors = PartySet(cfg.n, sorted(u3))  # one set (and one bitmap) shared by every request
         if cfg.consistency_check:
             return ([ConsistencyRequest(self.session, u, cfg.n, survivors) for u in survivors.ids],
-                    AwaitVouchers(**fixed))
-        nxt = AwaitShareReveals(**fixed, u4=u3)
+                    AwaitVouchers(*fixed))
+        nxt = AwaitShareReveals(*fixed, u4=u3)
         return self._unmask_requests(nxt, survivors.ids, {}), nxt
 
-    def _close_vouchers(self, st: AwaitVouchers) -> tuple[list[Message], AwaitShareReveals]:
+    def _close_vouchers(self, st: AwaitVouchers) -> tuple[list[ServerMessage], AwaitShareReveals]:
         alive = frozenset(st.u4)
         self._check_live(alive, "consistency_check")
         nxt = AwaitShareReveals(st.keys, st.R, st.u2, st.u3, st.acc, st.b_commit, st.complaints, st.excluded,
@@ -450,18 +456,18 @@ class Server:
         return self._unmask_requests(nxt, tuple(sorted(alive)), st.u4), nxt
 
     def _unmask_requests(self, st: AwaitShareReveals, recipients: Sequence[int],
-                         vouchers: Mapping[int, Mapping[int, bytes]]) -> list[Message]:
+                         vouchers: Mapping[int, Mapping[int, bytes]]) -> list[ServerMessage]:
         cfg = self.config
         survivors = PartySet(cfg.n, sorted(st.u3))
         dropped = PartySet(cfg.n, sorted(st.u2 - st.u3))
-        out: list[Message] = []
+        out: list[ServerMessage] = []
         for u in recipients:
             macs = (tuple((v, vouchers[v][u]) for v in self._live_holders(u, vouchers) if v != u)
                     if cfg.consistency_check else ())
             out.append(UnmaskRequest(self.session, u, cfg.n, survivors, dropped, macs))
         return out
 
-    def _close_reveals(self, st: AwaitShareReveals) -> tuple[list[Message], ServerDone]:
+    def _close_reveals(self, st: AwaitShareReveals) -> tuple[list[ServerMessage], ServerDone]:
         return [], ServerDone(self._unmask(st), st.u3, st.excluded)
 
     # ------------------------------------------------------------------ unmasking
@@ -490,10 +496,10 @@ class Server:
             groups.setdefault(tuple(givers[:t]), []).append(v)
         out: dict[int, bytes] = {}
         suspects: list[int] = []
-        for givers, vs in groups.items():
-            values = np.stack([np.stack([st.u5[w][which][v] for v in vs]) for w in givers])  # (t, S, L)
+        for group, vs in groups.items():
+            values = np.stack([np.stack([st.u5[w][which][v] for v in vs]) for w in group])  # (t, S, L)
             try:
-                rows = shamir.combine_batch([w + 1 for w in givers], values, SEED_LEN, threshold=t)
+                rows = shamir.combine_batch([w + 1 for w in group], values, SEED_LEN, threshold=t)
             except (SecretSharingError, InputError):
                 suspects.extend(vs)
                 continue
@@ -551,7 +557,7 @@ class Server:
         prg.add_masks(total, [b_seeds[u] for u in survivors], [-1] * len(survivors), label=SELF_MASK_LABEL)
         if seeds:
             prg.add_masks(total, seeds, signs, label=PAIR_MASK_LABEL)
-        _reduce(total, cfg.bits)
+        reduce_to_ring(total, cfg.bits)
         return total
 
 
@@ -564,7 +570,7 @@ _RECEIVERS: dict[type[Message], Callable[..., None]] = {
     UnmaskResponse: Server._on_reveal,
 }
 #: what closing each collecting state does
-_CLOSERS: dict[type, Callable[..., tuple[list[Message], ServerState]]] = {
+_CLOSERS: dict[type, Callable[..., tuple[list[ServerMessage], ServerState]]] = {
     AwaitKeys: Server._close_keys,
     AwaitShares: Server._close_shares,
     AwaitInputs: Server._close_inputs,

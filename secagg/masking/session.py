@@ -33,12 +33,20 @@ from .._dropout import DropoutSchedule
 from ..errors import DecodeError, IntegrityError, ProtocolAbort, ProtocolError, Reason, SecAggError
 from .client import Client
 from .config import MaskingConfig
-from .graph import Graph
-from .messages import MaskedInput, decode_message
+from ._graph import Graph
+from ._messages import (
+    ConsistencyRequest,
+    ForwardShares,
+    KeysBroadcast,
+    MaskedInput,
+    StartSession,
+    UnmaskRequest,
+    decode_message,
+)
 from .rounds import Round, rounds
 from .server import Server
 
-__all__ = ["SimulationResult", "Session", "ClientHost", "Executor", "InProcess", "run"]
+__all__ = ["Session", "SimulationResult", "Executor", "run"]
 
 #: rounds before which nothing is revealed (an abort there can be rerun at no privacy cost)
 _NOTHING_REVEALED = (Round.ADVERTISE_KEYS.value, Round.SHARE_KEYS.value, Round.MASKED_INPUT.value)
@@ -174,7 +182,9 @@ class ClientHost:
         for data in datas:
             t0 = time.perf_counter()
             msg = decode_message(data)
-            u = int(msg.recipient)  # type: ignore[attr-defined]
+            if not isinstance(msg, (StartSession, KeysBroadcast, ForwardShares, ConsistencyRequest, UnmaskRequest)):
+                raise DecodeError(f"a client host received a {msg.kind}, which only clients send")
+            u = msg.recipient
             try:
                 replies, err = [m.to_bytes() for m in self.clients[u].receive(msg)], None
             except SecAggError as exc:
@@ -258,7 +268,7 @@ class Session:
     def open(self) -> list[tuple[int, bytes]]:
         """Start the protocol: the first round's envelopes ``(recipient, bytes)``."""
         t0 = time.perf_counter()
-        out = [(int(m.recipient), m.to_bytes()) for m in self.server.start()]  # type: ignore[attr-defined]
+        out = [(m.recipient, m.to_bytes()) for m in self.server.start()]
         self.costs.server_seconds[self.rounds[0]] += time.perf_counter() - t0
         self.costs.server_bytes_sent[self.rounds[0]] += sum(len(d) for _, d in out)
         return out
@@ -303,7 +313,7 @@ class Session:
         t0 = time.perf_counter()
         try:
             msgs = self.server.close_round()
-            out = [(int(m.recipient), m.to_bytes()) for m in msgs]  # type: ignore[attr-defined]
+            out = [(m.recipient, m.to_bytes()) for m in msgs]
         finally:
             self.costs.server_seconds[round_name] += time.perf_counter() - t0
         nxt = self.rounds.index(round_name) + 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from .config import MaskingConfig
 from .params import ThreatModel
 from .session import InProcess, Session, SimulationResult, run
 
-__all__ = ["simulate", "simulate_ring", "planned_threat"]
+__all__ = ["simulate", "simulate_ring"]
 
 
 def planned_threat(threat: ThreatModel | None, dropout_fraction: float) -> ThreatModel:
@@ -164,7 +164,7 @@ def simulate(
     quantizer: Quantizer | None = None,
     rng: np.random.Generator | None = None,
     clip: float | None = None,
-    **options,
+    **options: Any,
 ) -> SimulationResult:
     """Secure sum of float vectors: quantize, :func:`simulate_ring`, decode.
 

@@ -16,8 +16,13 @@ Quick use::
     evs = [paillier.encrypt_vector(pk, x, q) for x in rows]
     total = paillier.decrypt_vector(sk, paillier.sum(evs))
 
-A server that receives clients' bytes uses :func:`sum_submissions`: every payload counts
-as one summand, whatever its header says, and a bad payload is rejected on its own.
+For the common case, :func:`encrypt_vector`, :func:`sum` and :func:`decrypt_vector` as
+above; for control, :class:`EncryptedVector` (arithmetic and bytes), :class:`Encryptor`
+(obfuscation and precomputation), the two-share threshold decryption
+(:func:`split_private_key`, :func:`partial_decrypt`, :func:`combine_partial_decryptions`)
+and :class:`PaillierAggregator` (the ``paillier`` aggregator). A server that receives
+clients' bytes uses :func:`sum_submissions`: every payload counts as one summand,
+whatever its header says, and a bad payload is rejected on its own.
 Keys below 2048 bits and ``"fast"`` exponents below twice the key's security level raise
 :class:`~secagg.errors.InsecureParameterError` wherever they enter, unless
 ``allow_insecure=True`` is passed there.
@@ -25,8 +30,7 @@ Keys below 2048 bits and ``"fast"`` exponents below twice the key's security lev
 
 from __future__ import annotations
 
-from .aggregator import PaillierAggregator
-from .encrypted_vector import (
+from ._encrypted_vector import (
     EncryptedVector,
     SubmissionSum,
     decrypt_quantized,
@@ -36,52 +40,46 @@ from .encrypted_vector import (
     sum,
     sum_submissions,
 )
-from .keys import (
+from ._keys import (
     DEFAULT_KEY_BITS,
     MIN_KEY_BITS,
     PaillierPrivateKey,
     PaillierPublicKey,
     generate_keypair,
-    check_public_key,
-    key_fingerprint,
     public_key_from_bytes,
     public_key_to_bytes,
-    security_bits,
 )
-from .obfuscation import OBFUSCATIONS, Encryptor, get_encryptor, min_exponent_bits
-from .packing import PackingLayout, layout_for
-from .threshold import KeyShare, PartialDecryption, combine_partial_decryptions, partial_decrypt, split_private_key
+from ._obfuscation import Encryptor, min_exponent_bits
+from ._packing import layout_for  # noqa: F401 - kept importable from here for the benchmarks
+from ._threshold import KeyShare, PartialDecryption, combine_partial_decryptions, partial_decrypt, split_private_key
+from .aggregator import PaillierAggregator
 
 __all__ = [
+    # keys
+    "generate_keypair",
+    "PaillierPublicKey",
+    "PaillierPrivateKey",
+    "public_key_to_bytes",
+    "public_key_from_bytes",
     "DEFAULT_KEY_BITS",
     "MIN_KEY_BITS",
-    "OBFUSCATIONS",
-    "EncryptedVector",
-    "KeyShare",
-    "PartialDecryption",
-    "Encryptor",
-    "PackingLayout",
-    "PaillierAggregator",
-    "PaillierPrivateKey",
-    "PaillierPublicKey",
-    "SubmissionSum",
-    "check_public_key",
-    "combine_partial_decryptions",
-    "decrypt_quantized",
-    "decrypt_vector",
-    "encrypt_quantized",
+    # vectors
     "encrypt_vector",
-    "generate_keypair",
-    "get_encryptor",
-    "key_fingerprint",
-    "layout_for",
-    "min_exponent_bits",
-    "partial_decrypt",
-    "public_key_from_bytes",
-    "public_key_to_bytes",
-    "security_bits",
-    "split_private_key",
+    "decrypt_vector",
     "sum",
     "sum_submissions",
+    "encrypt_quantized",
+    "decrypt_quantized",
+    "EncryptedVector",
+    "SubmissionSum",
+    "Encryptor",
+    "min_exponent_bits",
+    # two-share decryption
+    "split_private_key",
+    "partial_decrypt",
+    "combine_partial_decryptions",
+    "KeyShare",
+    "PartialDecryption",
+    # the aggregator
+    "PaillierAggregator",
 ]
-

@@ -25,29 +25,29 @@ from typing import Any, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._deprecation import renamed_keyword
 from ..aggregators import (
     AggregationResult,
     Aggregator,
     Costs,
-    _accept_layers_and_weights,
-    _renamed,
+    accept_layers_and_weights,
     dropped_rows,
     validate_updates,
 )
 from ..errors import ConfigurationError, OutOfRangeError, ProtocolAbort
 from ..quantize import Quantizer, count_beyond
-from .encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum_submissions
-from .keys import (
+from ._encrypted_vector import EncryptedVector, decrypt_vector, encrypt_vector, sum_submissions
+from ._keys import (
     DEFAULT_KEY_BITS,
     PaillierPrivateKey,
     PaillierPublicKey,
-    _check_bits,
+    check_key_bits,
     check_private_key,
     check_public_key,
     generate_keypair,
     public_key_to_bytes,
 )
-from .obfuscation import OBFUSCATIONS, Encryptor
+from ._obfuscation import OBFUSCATIONS, Encryptor
 
 __all__ = ["PaillierAggregator"]
 
@@ -78,7 +78,7 @@ class PaillierAggregator(Aggregator):
         permit ``key_bits < 2048`` (tests only), for a generated key or a given ``keypair``.
     obfuscation:
         ``"full"`` (default, textbook Paillier) or ``"fast"`` (DJN-style short exponents;
-        see :mod:`secagg.paillier.obfuscation`).
+        see :mod:`secagg.paillier._obfuscation`).
     num_clients:
         summand capacity of the quantizer; default: the number of rows passed to
         :meth:`aggregate` (the headroom is then exactly what one round needs).
@@ -113,7 +113,7 @@ class PaillierAggregator(Aggregator):
         out_of_range: str = "raise",
         clip: float | None = None,
     ) -> None:
-        bound = _renamed(self, "clip", clip, "bound", bound, default=1.0)
+        bound = renamed_keyword(self, "clip", clip, "bound", bound, default=1.0)
         if obfuscation not in OBFUSCATIONS:
             raise ConfigurationError(f"obfuscation must be one of {OBFUSCATIONS}, got {obfuscation!r}")
         if num_clients is not None and (not isinstance(num_clients, int) or num_clients < 1):
@@ -128,7 +128,7 @@ class PaillierAggregator(Aggregator):
                 raise ConfigurationError("the private key in keypair does not belong to its public key")
             key_bits = int(pk.n).bit_length()
         else:
-            _check_bits(key_bits, allow_insecure)
+            check_key_bits(key_bits, allow_insecure)
         self.bound = float(bound)
         self.out_of_range = out_of_range
         self.bits = int(bits)
@@ -154,7 +154,7 @@ class PaillierAggregator(Aggregator):
             raise ConfigurationError(f"this aggregator was built for at most {cap} clients, got {n}")
         return Quantizer(self.bound, cap, bits=self.bits, rounding=self.rounding, out_of_range=self.out_of_range)
 
-    @_accept_layers_and_weights
+    @accept_layers_and_weights
     def aggregate(
         self,
         updates: ArrayLike,

@@ -5,7 +5,7 @@
 The client connects over TLS (the server's certificate is verified against the caller's
 CA file and host name), registers (HELLO with its Ed25519 identity key and vector length;
 the server's CHALLENGE; AUTH, its signature over
-:func:`~secagg.transport.identity.registration_payload`), receives the session parameters
+:func:`~secagg.transport._identity.registration_payload`), receives the session parameters
 and the key directory in the WELCOME, checks them against its own policy, builds the
 sans-IO protocol client and then only moves message bytes: each server message is
 decoded, handed to :meth:`secagg.masking.Client.receive`, and the answers are framed back.
@@ -54,10 +54,10 @@ from ..errors import (
 from ..masking.client import Client
 from ..masking.config import MaskingConfig
 from ..masking.policy import SecurityPolicy
-from ..masking.messages import decode_message
+from ..masking._messages import decode_message
 from ..masking.rounds import OPENS, ROUNDS
 from ..quantize import OUT_OF_RANGE_POLICIES, Quantizer, count_beyond, default_rng
-from .framing import (
+from ._framing import (
     HANDSHAKE_MAX_FRAME,
     HEADER,
     KIND_ABORT,
@@ -78,10 +78,10 @@ from .framing import (
     sniff,
     split_payload,
 )
-from .identity import registration_payload
+from ._identity import registration_payload
 from .tls import peer_certificate_sha256
 
-__all__ = ["ClientOutcome", "run_client", "participate", "kill_self"]
+__all__ = ["ClientOutcome", "run_client", "participate"]
 
 #: WELCOME frames carry the directory: allow a generous size before the session limit is known
 _WELCOME_MAX = 64 << 20
@@ -206,7 +206,7 @@ async def run_client(
         numpy Generator for the stochastic rounding only (default: OS entropy).
     signing_key:
         this client's long-term Ed25519 identity key
-        (:func:`secagg.transport.identity.load_identity_key`), whose public key is on
+        (:func:`secagg.transport._identity.load_identity_key`), whose public key is on
         the server's allow-list. It signs the registration challenge and the protocol
         messages. Required unless ``insecure_open_registration=True`` (then a fresh key).
     requested_id:

@@ -15,7 +15,7 @@ registration is authenticated against an allow-list of client Ed25519 keys
 (``insecure_open_registration=True`` opts out to trust on first use). A client registers
 with HELLO (version, key, vector length), gets a CHALLENGE (session id and a fresh
 nonce), answers AUTH (its signature over
-:func:`~secagg.transport.identity.registration_payload`, which binds the session, the
+:func:`~secagg.transport._identity.registration_payload`, which binds the session, the
 nonce, its id, its key and this server's certificate) and gets REGISTERED. A wrong
 version or vector length, a key that is not on the allow-list, a bad signature, a taken
 id or a late HELLO gets an ABORT naming the reason at once.
@@ -64,7 +64,7 @@ from .._costs import Costs
 from ..masking.config import MaskingConfig
 from ..masking.session import Session
 from ..quantize import Quantizer, check_out_of_range_policy
-from .framing import (
+from ._framing import (
     HANDSHAKE_MAX_FRAME,
     HEADER,
     KIND_ABORT,
@@ -85,9 +85,9 @@ from .framing import (
     sniff,
     split_payload,
 )
-from .identity import check_directory_ids, key_id, registration_payload
+from ._identity import check_directory_ids, key_id, registration_payload
 
-__all__ = ["AggregationServer", "NetworkResult", "serve", "HELLO_MAX_FRAME"]
+__all__ = ["AggregationServer", "NetworkResult", "serve"]
 
 log = logging.getLogger("secagg.transport")
 
@@ -268,7 +268,7 @@ class AggregationServer:
         Required unless ``insecure_plaintext=True``.
     allow_list:
         ``{id: 32-byte Ed25519 public key}`` of the clients allowed to register
-        (:func:`secagg.transport.identity.load_allow_list`); each id in ``[0, n)``.
+        (:func:`secagg.transport._identity.load_allow_list`); each id in ``[0, n)``.
         Required unless ``insecure_open_registration=True``.
     certificate_sha256:
         SHA-256 of this server's DER certificate, which clients bind into their
@@ -290,7 +290,7 @@ class AggregationServer:
     max_connections:
         simultaneous connections (registered or not); default ``2 * n + 16``.
     max_frame:
-        largest accepted frame in bytes; default :func:`~secagg.transport.framing.max_frame_size`.
+        largest accepted frame in bytes; default :func:`~secagg.transport._framing.max_frame_size`.
 
     Raises
     ------
@@ -340,7 +340,7 @@ class AggregationServer:
         if allow_list is None and not insecure_open_registration:
             raise InsecureParameterError(
                 "no allow-list of client keys: pass allow_list={id: ed25519 public key} "
-                "(secagg.transport.identity.load_allow_list), or insecure_open_registration=True to let "
+                "(secagg.transport._identity.load_allow_list), or insecure_open_registration=True to let "
                 "anyone register under any id"
             )
         if allow_list is not None and insecure_open_registration:
@@ -355,9 +355,11 @@ class AggregationServer:
         if clip is not _UNSET:
             if bound != 1.0:
                 raise ConfigurationError("give bound= only (clip= is its deprecated old name)")
+            if clip is not None and not isinstance(clip, (int, float, np.integer, np.floating)):
+                raise ConfigurationError(f"clip (now bound) must be a number or None, got {clip!r}")
             warnings.warn("AggregationServer(clip=...) is deprecated: use bound= (the per-coordinate bound)",
                           DeprecationWarning, stacklevel=2)
-            bound = clip  # type: ignore[assignment]
+            bound = None if clip is None else float(clip)
         self.config = config
         self.out_of_range = check_out_of_range_policy(out_of_range)
         self.quantizer = None if bound is None else Quantizer(bound, num_clients=config.n, bits=config.bits,

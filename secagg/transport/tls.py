@@ -28,7 +28,6 @@ __all__ = [
     "server_context",
     "client_context",
     "certificate_sha256",
-    "peer_certificate_sha256",
 ]
 
 
@@ -147,6 +146,7 @@ def server_context(certfile: str | os.PathLike, keyfile: str | os.PathLike) -> s
         ctx.load_cert_chain(os.fspath(certfile), os.fspath(keyfile))
     except (OSError, ssl.SSLError) as exc:
         raise ConfigurationError(f"cannot load TLS certificate {certfile} / key {keyfile}: {exc}") from None
+    # ssl.SSLContext has no slot for it; the server reads it back with getattr
     ctx.secagg_certificate_sha256 = certificate_sha256(certfile)  # type: ignore[attr-defined]
     return ctx
 

@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.dp import (
-    DEFAULT_RDP_ORDERS,
     ComposedEvent,
     DiscreteGaussianEvent,
     DistributedDiscreteGaussianEvent,
@@ -30,6 +29,7 @@ from secagg.dp import (
     SkellamEvent,
     noise_multiplier_for,
 )
+from secagg.dp._accountant import DEFAULT_RDP_ORDERS
 from secagg.errors import ConfigurationError, InputError
 
 # produced with dp_accounting 0.6.0, default orders, delta=1e-05

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from secagg.dp import GaussianEvent, PoissonSampledEvent, PrivacyBudget, RdpAccountant, clip_rows, clip_vector
+from secagg.dp import GaussianEvent, PoissonSampledEvent, PrivacyBudget, RdpAccountant, clip_rows
+from secagg.dp._clipping import clip_vector
 from secagg.errors import BudgetExceeded, InputError
 
 

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from secagg.dp import (
     analytic_gaussian_sigma,
     classic_gaussian_sigma,
-    gaussian_delta,
     l1_sensitivity,
     l2_sensitivity,
     laplace_scale,
 )
+from secagg.dp._calibration import gaussian_delta
 from secagg.errors import ConfigurationError, InputError
 
 # dp_accounting 0.6.0 gaussian_mechanism.get_sigma_gaussian(eps, delta) (an independent

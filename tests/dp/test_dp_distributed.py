@@ -17,11 +17,10 @@ from secagg import make_aggregator
 from secagg.dp import (
     DistributedDiscreteGaussianEvent,
     GaussianEvent,
-    RandomizedHadamard,
     SkellamEvent,
-    fwht,
     make_accountant,
 )
+from secagg.dp._rotation import RandomizedHadamard, fwht
 from secagg.dp.distributed import DistributedDP, distributed_dp_sum, plain_ring_sum
 from secagg.errors import ConfigurationError, InputError
 

@@ -26,7 +26,7 @@ from secagg.dp import (
     SelfComposedEvent,
     make_accountant,
 )
-from secagg.dp.pld import gaussian_pmf, subsampled_gaussian_pmf
+from secagg.dp._pld import gaussian_pmf, subsampled_gaussian_pmf
 from secagg.errors import ConfigurationError, InputError
 
 from _pld_reference import (

@@ -23,7 +23,7 @@ from secagg.dp import (
     SkellamEvent,
 )
 from secagg.dp.distributed import DistributedDP
-from secagg.dp.pld_discrete import (
+from secagg.dp._pld_discrete import (
     DiscreteNoise,
     skellam_log_ratio_bounds,
     skellam_numeric_log_ratio_bounds,

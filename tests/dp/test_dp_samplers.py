@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from secagg.dp import discrete_gaussian, discrete_laplace, gaussian_mechanism, laplace_mechanism, skellam
-from secagg.dp.samplers import discrete_gaussian_pmf, discrete_laplace_pmf, secure_generator
+from secagg.dp._samplers import discrete_gaussian_pmf, discrete_laplace_pmf, secure_generator
 from secagg.errors import InputError
 
 ALPHA = 1e-3

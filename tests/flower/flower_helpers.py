@@ -60,7 +60,7 @@ def drop_mod(drops: dict[int, str | tuple[str, int]]):
     round ``drops[partition]`` arrives (a dropout at that round); ``(round name, Flower
     round)`` limits it to one Flower round."""
     from secagg.flower._wire import K_MSG, RECORD
-    from secagg.masking.messages import decode_message
+    from secagg.masking._messages import decode_message
     from secagg.masking.rounds import OPENS
 
     def mod(msg, ctxt, call_next):

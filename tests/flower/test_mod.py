@@ -38,7 +38,7 @@ from secagg.flower._wire import (  # noqa: E402
     unpack_directory,
 )
 from secagg.flower.pki import keys_in_directory  # noqa: E402
-from secagg.masking.messages import KeysBroadcast, StartSession, decode_message  # noqa: E402
+from secagg.masking._messages import KeysBroadcast, StartSession, decode_message  # noqa: E402
 
 N = 5
 

@@ -115,7 +115,7 @@ def test_too_many_dropouts_abort_and_keep_the_model(task_identity, keys_dir):
 
 def test_a_node_whose_key_is_not_on_the_allow_list_is_refused(task_identity, keys_dir, tmp_path):
     # the server trusts nodes 1..N-1 only (node 0's key is missing from its allow-list)
-    from secagg.transport.identity import load_allow_list
+    from secagg.transport._identity import load_allow_list
 
     listed = load_allow_list(keys_dir / "allow-list.txt")
     inputs: dict = {}
@@ -133,7 +133,7 @@ def test_a_reply_in_another_partys_name_is_rejected(task_identity, keys_dir):
     from flwr.app import ConfigRecord
 
     from secagg.flower._wire import K_MSG, RECORD
-    from secagg.masking.messages import MaskedInput, decode_message
+    from secagg.masking._messages import MaskedInput, decode_message
 
     victim_holder: dict = {}
 
@@ -174,7 +174,7 @@ def test_honest_but_curious_needs_the_nodes_consent(task_identity, keys_dir):
 
 
 def test_distributed_dp_decodes_the_clipped_mean_and_composes_epsilon(task_identity, keys_dir):
-    from secagg.dp.accountant import make_accountant
+    from secagg.dp._accountant import make_accountant
     from secagg.flower._encoding import DPEncoding
 
     inputs: dict = {}

@@ -19,9 +19,10 @@ import numpy as np
 
 from secagg import keys, prg, shamir
 from secagg.errors import SecAggError, SecretSharingError
+from secagg.quantize import reduce_to_ring
 from secagg.masking import Client, MaskingConfig, Server, ThreatModel
-from secagg.masking import messages as M
-from secagg.masking.client import SHARE_LIMBS, _reduce
+from secagg.masking import _messages as M
+from secagg.masking.client import SHARE_LIMBS
 from secagg.masking.config import PAIR_MASK_LABEL, SEED_LEN, SELF_MASK_LABEL, consistency_mac, pair_info, voucher_digest
 from secagg.masking.rounds import InputSent, KeysAdvertised, KeysShared, ServerDone
 
@@ -247,7 +248,7 @@ class Lab:
                 continue
             if seeds:
                 prg.add_masks(y, seeds, signs, label=PAIR_MASK_LABEL)
-            _reduce(y, self.cfg.bits)
+            reduce_to_ring(y, self.cfg.bits)
             out[u] = bool(np.array_equal(y, self.x[u]))
         return out
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from secagg.errors import ProtocolAbort, ProtocolViolation, UnexpectedMessage
 from secagg.masking import ThreatModel, simulate_ring
-from secagg.masking import messages as M
+from secagg.masking import _messages as M
 from secagg.quantize import ring_sum
 
 from adversary import Lab, dropped_for

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from secagg.errors import ConfigurationError, InsecureParameterError
-from secagg.masking import MaskingConfig, ThreatModel, complete_graph, harary_graph
+from secagg.masking import MaskingConfig, ThreatModel
+from secagg.masking._graph import complete_graph, harary_graph
 
 
 def test_complete_graph_neighbors_and_holders():

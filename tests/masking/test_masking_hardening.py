@@ -9,8 +9,9 @@ import pytest
 
 from secagg import keys, shamir
 from secagg.errors import ConfigurationError, DecodeError, InputError, ProtocolViolation
-from secagg.masking import Client, MaskingConfig, Server, ThreatModel, complete_graph, harary_graph, find_parameters
-from secagg.masking import messages as M
+from secagg.masking import Client, MaskingConfig, Server, ThreatModel, find_parameters
+from secagg.masking._graph import complete_graph, harary_graph
+from secagg.masking import _messages as M
 from secagg.masking.config import advertise_payload, pair_info
 
 

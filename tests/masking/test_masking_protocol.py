@@ -22,7 +22,7 @@ from secagg.errors import (
     UnknownParty,
 )
 from secagg.masking import ROUNDS, Client, MaskingConfig, Server, ThreatModel, simulate, simulate_ring
-from secagg.masking import messages as M
+from secagg.masking import _messages as M
 from secagg.quantize import Quantizer, ring_sum
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

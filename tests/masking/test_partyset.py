@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.errors import DecodeError, InputError
-from secagg.masking import messages as M
-from secagg.masking.messages import PartySet
+from secagg.masking import _messages as M
+from secagg.masking._messages import PartySet
 
 
 @st.composite

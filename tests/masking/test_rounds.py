@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from secagg.masking import messages as M
+from secagg.masking import _messages as M
 from secagg.masking import rounds as R
 
 

@@ -25,7 +25,7 @@ from transport_helpers import SKS, hangs_up_after_masked_input
 
 from secagg.masking.rounds import ROUNDS
 from secagg.quantize import Quantizer
-from secagg.transport.identity import allow_list_line, write_identity_key
+from secagg.transport._identity import allow_list_line, write_identity_key
 from secagg.transport.tls import write_self_signed
 
 NET = [sys.executable, "-m", "secagg.commands.network"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError, DecodeError
 from secagg.masking import simulate_ring
-from secagg.transport.framing import (
+from secagg.transport._framing import (
     KIND_HELLO,
     KIND_PROTOCOL,
     control_payload,
@@ -126,13 +126,13 @@ def test_max_frame_size_validates():
     ],
 )
 def test_sniff_recognizes_what_a_peer_speaks(first, verdict):
-    from secagg.transport.framing import sniff
+    from secagg.transport._framing import sniff
 
     assert sniff(first) == verdict
 
 
 def test_printable_shows_text_as_text_and_bytes_as_hex():
-    from secagg.transport.framing import printable
+    from secagg.transport._framing import printable
 
     assert printable(b"HTTP/1.1 400 Bad Request\r\nServer: x") == "'HTTP/1.1 400 Bad Request'"
     assert printable(bytes(range(4))) == "00010203"

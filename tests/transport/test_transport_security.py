@@ -41,7 +41,7 @@ from secagg.errors import (
 from secagg.masking import MaskingConfig
 from secagg.masking.client import SHARE_LIMBS, SHARE_ROUND
 from secagg.masking.config import PAIR_MASK_LABEL, SELF_MASK_LABEL, pair_info, pair_keys
-from secagg.masking.messages import (
+from secagg.masking._messages import (
     AdvertiseKeys,
     ForwardShares,
     KeysBroadcast,
@@ -59,7 +59,7 @@ from secagg.transport import (
     run_client,
     write_identity_key,
 )
-from secagg.transport.framing import (
+from secagg.transport._framing import (
     KIND_ABORT,
     KIND_AUTH,
     KIND_HELLO,
@@ -71,7 +71,7 @@ from secagg.transport.framing import (
     read_frame,
     split_payload,
 )
-from secagg.transport.identity import registration_payload
+from secagg.transport._identity import registration_payload
 from secagg.transport.tls import client_context
 
 pytestmark = pytest.mark.timeout(60)

@@ -27,11 +27,11 @@ from transport_helpers import (
 from secagg import keys
 from secagg.errors import ConfigurationError, InsecureParameterError, OutOfRangeError, ProtocolAbort
 from secagg.masking import MaskingConfig, SecurityPolicy, ThreatModel
-from secagg.masking.messages import AdvertiseKeys, ConsistencyResponse, MaskedInput, decode_message
+from secagg.masking._messages import AdvertiseKeys, ConsistencyResponse, MaskedInput, decode_message
 from secagg.masking.rounds import ROUNDS
 from secagg.quantize import Quantizer
 from secagg.transport import AggregationServer, run_client
-from secagg.transport.framing import (
+from secagg.transport._framing import (
     KIND_ABORT,
     KIND_HELLO,
     KIND_PROTOCOL,
@@ -341,7 +341,7 @@ def test_a_second_connection_with_the_same_key_is_told_why_and_late_rejoin_is_re
                                                timeout=5), return_exceptions=True)
         return kind0, kind1, reply1, res, outs, late[0]
 
-    from secagg.transport.framing import KIND_REGISTERED
+    from secagg.transport._framing import KIND_REGISTERED
 
     kind0, kind1, reply1, res, outs, late = asyncio.run(scenario())
     assert kind0 == KIND_REGISTERED
@@ -574,7 +574,7 @@ def test_client_rejects_malformed_done_with_a_secagg_error():
     """A DONE frame whose survivor list is not a list of ints raises DecodeError, not
     ValueError/TypeError."""
     from secagg.errors import DecodeError
-    from secagg.transport.framing import KIND_DONE
+    from secagg.transport._framing import KIND_DONE
 
     cfg = MaskingConfig(n=3, dim=4, threat=ThreatModel(adversary="honest-but-curious"))
 

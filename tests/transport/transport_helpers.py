@@ -14,10 +14,10 @@ from secagg import keys, shamir
 from secagg.masking import MaskingConfig, ThreatModel
 from secagg.masking.client import SHARE_ROUND
 from secagg.masking.config import pair_keys
-from secagg.masking.transcript import MerkleTree, leaf_hash, session_identity
-from secagg.masking.messages import ForwardShares, KeysBroadcast, StartSession, decode_message
+from secagg.masking._transcript import MerkleTree, leaf_hash, session_identity
+from secagg.masking._messages import ForwardShares, KeysBroadcast, StartSession, decode_message
 from secagg.transport import AggregationServer, run_client
-from secagg.transport.framing import (
+from secagg.transport._framing import (
     KIND_AUTH,
     KIND_CHALLENGE,
     KIND_HELLO,
@@ -31,7 +31,7 @@ from secagg.transport.framing import (
     read_frame,
     split_payload,
 )
-from secagg.transport.identity import registration_payload
+from secagg.transport._identity import registration_payload
 from secagg.transport.tls import client_context, server_context, write_self_signed
 
 HOST = "127.0.0.1"

@@ -8,24 +8,18 @@ Recurrent Language Models", ICLR 2018): each row ``x`` becomes
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InputError
+from ._calibration import positive_finite
 
 __all__ = ["clip_vector", "clip_rows"]
 
 
 def _check_norm(max_norm: float) -> float:
-    try:
-        c = float(max_norm)
-    except (TypeError, ValueError):
-        raise InputError(f"max_norm must be a positive finite number, got {max_norm!r}") from None
-    if not math.isfinite(c) or c <= 0:
-        raise InputError(f"max_norm must be a positive finite number, got {max_norm!r}")
-    return c
+    return positive_finite(max_norm, "max_norm")
 
 
 def _finite(x: ArrayLike, name: str, ndim: int) -> np.ndarray:

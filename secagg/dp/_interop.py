@@ -4,7 +4,7 @@
 describes mechanisms with ``GaussianDpEvent``, ``LaplaceDpEvent``,
 ``PoissonSampledDpEvent``, ``SelfComposedDpEvent``, ``ComposedDpEvent``, ``NoOpDpEvent``
 and ``NonPrivateDpEvent``. :func:`from_dp_accounting` maps them one-to-one onto
-:mod:`secagg.dp.accountant` events (``NonPrivateDpEvent`` becomes a Gaussian with noise
+:mod:`secagg.dp._accountant` events (``NonPrivateDpEvent`` becomes a Gaussian with noise
 multiplier 0, which both accountants report as ``epsilon = inf``), so both accountants
 accept them directly. The package is never imported here: objects are recognised by the
 module of their class, so this works whether or not dp-accounting is installed.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigurationError
-from .accountant import (
+from ._accountant import (
     ComposedEvent,
     DpEvent,
     GaussianEvent,

@@ -26,7 +26,7 @@ Each client ``u`` secret-shares its two seeds among its *holders*
 client keeps few enough corrupt holders, the honest survivors stay connected, and every
 client keeps ``t`` live holders, each with all but negligible probability.
 
-Positions: the session transcript (:mod:`secagg.masking.transcript`) orders its Merkle
+Positions: the session transcript (:mod:`secagg.masking._transcript`) orders its Merkle
 leaves by position on the circle, so a client's holders occupy one or two contiguous runs
 of positions (:meth:`Graph.holder_runs`) and its inclusion proof stays ``O(log n)``.
 """
@@ -41,6 +41,9 @@ import numpy as np
 from ..errors import ConfigurationError, InputError
 
 __all__ = ["Graph", "complete_graph", "harary_graph"]
+
+_NO_PLACEMENT = np.empty(0, dtype=np.int64)
+_NO_PLACEMENT.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,14 @@ class Graph:
     kind: str
     k: int
     seed: bytes = b""
-    _pos: np.ndarray | None = field(default=None, repr=False, compare=False)
-    _order: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # the sparse graph's placement: _pos[id] = position, _order[position] = id (empty for
+    # the complete graph, whose positions are the ids)
+    _pos: np.ndarray = field(default_factory=lambda: _NO_PLACEMENT, repr=False, compare=False)
+    _order: np.ndarray = field(default_factory=lambda: _NO_PLACEMENT, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "sparse" and not (self._pos.shape == self._order.shape == (self.n,)):
+            raise ConfigurationError("a sparse graph needs its placement: build it with harary_graph()")
 
     def neighbors(self, u: int) -> np.ndarray:
         """Sorted int64 array of ``u``'s ``k`` neighbours (``u`` excluded)."""
@@ -119,7 +128,7 @@ class Graph:
         """``k + 1``: how many parties hold shares of each client's seeds."""
         return self.k + 1
 
-    def _check(self, u) -> int:
+    def _check(self, u: object) -> int:
         if not isinstance(u, (int, np.integer)) or not 0 <= int(u) < self.n:
             raise InputError(f"client id must be an integer in [0, {self.n}), got {u!r}")
         return int(u)
@@ -166,6 +175,6 @@ def harary_graph(n: int, k: int, seed: bytes | None = None) -> Graph:
     return Graph(n=n, kind="sparse", k=k, seed=bytes(seed), _pos=pos, _order=order)
 
 
-def _check_n(n) -> None:
+def _check_n(n: object) -> None:
     if not isinstance(n, (int, np.integer)) or n < 2:
         raise ConfigurationError(f"secure aggregation needs at least 2 clients, got n={n!r}")

@@ -9,7 +9,7 @@ the receiver four bytes. Payload layout::
     kind u8 | body
 
 ``kind`` is :data:`KIND_PROTOCOL` (body = the bytes of one
-:mod:`secagg.masking.messages` message, moved verbatim: the transport contains no protocol
+:mod:`secagg.masking._messages` message, moved verbatim: the transport contains no protocol
 logic) or one of the control kinds, whose body is a UTF-8 JSON object:
 
 ==============  =============  ==========================================================
@@ -20,7 +20,7 @@ kind            direction      body
                                "n": int, "dim": int, "registration": "allow-list"|"open",
                                "bound": float|null, "out_of_range": "raise"|"clip"}``
 ``AUTH``        client->server ``{"signature": hex64}`` over
-                               :func:`secagg.transport.identity.registration_payload`
+                               :func:`secagg.transport._identity.registration_payload`
 ``REGISTERED``  server->client ``{"id": int, "n": int, "registered": int}``
 ``WELCOME``     server->client assigned ``id``, session config, graph seed, key directory
 ``DONE``        server->client ``{"survivors": [...], "dropped": {id: round}, "status": "ok"}``

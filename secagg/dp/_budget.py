@@ -15,7 +15,7 @@ import math
 from typing import Sequence
 
 from ..errors import BudgetExceeded, ConfigurationError, InputError
-from .accountant import Accountant, DpEvent, make_accountant
+from ._accountant import Accountant, DpEvent, make_accountant
 
 __all__ = ["PrivacyBudget"]
 

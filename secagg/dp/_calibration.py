@@ -37,7 +37,9 @@ __all__ = [
 ]
 
 
-def _pos(value: float, name: str) -> float:
+def positive_finite(value: float, name: str) -> float:
+    """``value`` as a float, or :class:`InputError` unless it is a positive finite number
+    (the check of every DP parameter such as sigma, epsilon, a sensitivity or a norm)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -48,7 +50,7 @@ def _pos(value: float, name: str) -> float:
 
 
 def _delta(value: float) -> float:
-    d = _pos(value, "delta")
+    d = positive_finite(value, "delta")
     if d >= 1:
         raise InputError(f"delta must be in (0, 1), got {value!r}")
     return d
@@ -66,7 +68,7 @@ def log_ndtr(x: float) -> float:
 
 def gaussian_delta(sigma: float, epsilon: float, sensitivity: float = 1.0) -> float:
     """Exact delta(epsilon) of the Gaussian mechanism with noise ``sigma`` (Balle-Wang Thm 8)."""
-    s = _pos(sigma, "sigma") / _pos(sensitivity, "sensitivity")
+    s = positive_finite(sigma, "sigma") / positive_finite(sensitivity, "sensitivity")
     eps = float(epsilon)
     if not math.isfinite(eps) or eps < 0:
         raise InputError(f"epsilon must be a non-negative finite number, got {epsilon!r}")
@@ -83,9 +85,9 @@ def classic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1.
     Raises :class:`ConfigurationError` for ``epsilon >= 1``, where the classic bound is
     not a theorem; use :func:`analytic_gaussian_sigma` there (it is valid and smaller).
     """
-    eps = _pos(epsilon, "epsilon")
+    eps = positive_finite(epsilon, "epsilon")
     d = _delta(delta)
-    sens = _pos(sensitivity, "sensitivity")
+    sens = positive_finite(sensitivity, "sensitivity")
     if eps >= 1:
         raise ConfigurationError(
             f"the classic Gaussian calibration only holds for epsilon < 1 (got {eps}); "
@@ -115,9 +117,9 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1
     InputError
         for out-of-range arguments.
     """
-    eps = _pos(epsilon, "epsilon")
+    eps = positive_finite(epsilon, "epsilon")
     d = _delta(delta)
-    sens = _pos(sensitivity, "sensitivity")
+    sens = positive_finite(sensitivity, "sensitivity")
     # delta(sigma) is decreasing in sigma: bracket then bisect in log space.
     lo, hi = 1e-3, 1.0
     while gaussian_delta(hi, eps) > d:
@@ -141,7 +143,7 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1
 
 def laplace_scale(epsilon: float, sensitivity: float = 1.0) -> float:
     """Laplace scale ``b = sensitivity / epsilon`` for epsilon-DP (L1 sensitivity)."""
-    return _pos(sensitivity, "sensitivity") / _pos(epsilon, "epsilon")
+    return positive_finite(sensitivity, "sensitivity") / positive_finite(epsilon, "epsilon")
 
 
 def l2_sensitivity(clip_norm: float, relation: str = "add_remove") -> float:
@@ -150,7 +152,7 @@ def l2_sensitivity(clip_norm: float, relation: str = "add_remove") -> float:
     ``relation="add_remove"`` (one contribution added or removed: ``clip_norm``) or
     ``"replace"`` (one contribution replaced by another: ``2 * clip_norm``).
     """
-    c = _pos(clip_norm, "clip_norm")
+    c = positive_finite(clip_norm, "clip_norm")
     if relation == "add_remove":
         return c
     if relation == "replace":
@@ -165,7 +167,7 @@ def l1_sensitivity(clip_norm: float, dim: int | None = None, *, norm: str = "l1"
     clipped in L2 norm, then the L1 norm is at most ``sqrt(dim) * clip_norm``
     (Cauchy-Schwarz; ``dim`` required). Doubled for ``relation="replace"``.
     """
-    c = _pos(clip_norm, "clip_norm")
+    c = positive_finite(clip_norm, "clip_norm")
     if norm == "l2":
         if not isinstance(dim, int) or dim < 1:
             raise InputError(f"dim must be a positive int when norm='l2', got {dim!r}")

@@ -47,7 +47,7 @@ import gmpy2
 import numpy as np
 
 from ..errors import ConfigurationError, InputError, InsecureParameterError
-from .keys import PaillierPublicKey, check_public_key, security_bits
+from ._keys import PaillierPublicKey, check_public_key, security_bits
 
 __all__ = ["OBFUSCATIONS", "Encryptor", "get_encryptor", "min_exponent_bits"]
 
@@ -64,7 +64,7 @@ def min_exponent_bits(public_key: PaillierPublicKey) -> int:
 
     Short-exponent attacks (Pollard's lambda, van Oorschot-Wiener) cost about
     ``2^(exponent_bits / 2)``, so the exponent must be twice as long as the security
-    level the modulus gives (:func:`~secagg.paillier.keys.security_bits`).
+    level the modulus gives (:func:`~secagg.paillier._keys.security_bits`).
 
     Parameters
     ----------

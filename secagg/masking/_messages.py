@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import ClassVar, Iterable, Iterator, Union
+from typing import ClassVar, Iterable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -54,6 +54,7 @@ SIG_LEN = 64
 HASH_LEN = 32
 MAC_LEN = 16
 _U32 = struct.Struct(">I")
+_M = TypeVar("_M", bound="Message")
 _U32x2 = struct.Struct(">II")
 #: party ids and set sizes: what Shamir can share to (x = id + 1 < PRIME); also bounds the
 #: Python ints a party-set bitmap decodes to
@@ -88,7 +89,7 @@ class _Reader:
         return self.take(1)[0]
 
     def u32(self) -> int:
-        return _U32.unpack(self.take(4))[0]
+        return int(_U32.unpack(self.take(4))[0])
 
     def count(self, min_entry: int) -> int:
         c = self.u32()
@@ -211,14 +212,16 @@ class PartySet:
 
     def among(self, ids: np.ndarray) -> list[int]:
         """The entries of the int array ``ids`` (each in ``[0, n)``) that are members, in order."""
-        return ids[self._mask[ids]].tolist()
+        out: list[int] = ids[self._mask[ids]].tolist()
+        return out
 
     def __len__(self) -> int:
         return self._count
 
     def __contains__(self, i: object) -> bool:
-        return isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < self.n \
-            and bool(self._mask[i])
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not 0 <= i < self.n:
+            return False
+        return bool(self._mask[i])
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.ids)
@@ -247,13 +250,13 @@ def _check_session(session: bytes) -> bytes:
     return bytes(session)
 
 
-def _check_id(v, name: str = "party id") -> int:
+def _check_id(v: object, name: str = "party id") -> int:
     if not isinstance(v, (int, np.integer)) or not 0 <= int(v) < MAX_PARTIES:
         raise InputError(f"{name} must be an integer in [0, {MAX_PARTIES}), got {v!r}")
     return int(v)
 
 
-def _check_bytes(b, n: int | None, name: str) -> bytes:
+def _check_bytes(b: object, n: int | None, name: str) -> bytes:
     if not isinstance(b, (bytes, bytearray)) or (n is not None and len(b) != n):
         raise InputError(f"{name} must be {n if n is not None else 'a'} bytes")
     return bytes(b)
@@ -275,7 +278,7 @@ class Message:
         raise NotImplementedError
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Message":
+    def from_bytes(cls: type[_M], data: bytes) -> _M:
         """Decode ``data`` as this message type; raises :class:`DecodeError`."""
         msg = decode_message(data)
         if not isinstance(msg, cls):
@@ -286,8 +289,13 @@ class Message:
     def kind(self) -> str:
         return type(self).__name__
 
+    @classmethod
+    def _read(cls, session: bytes, r: _Reader) -> Message:  # pragma: no cover - every subclass overrides
+        """The fields after the header (``session`` already read)."""
+        raise NotImplementedError
 
-def _mac_list_bytes(entries) -> bytes:
+
+def _mac_list_bytes(entries: Sequence[tuple[int, bytes]]) -> bytes:
     out = [_U32.pack(len(entries))]
     pack = _U32.pack
     for pid, mac in entries:
@@ -312,10 +320,11 @@ def _ids_at(block: bytes, count: int, stride: int) -> list[int]:
     if not count:
         return []
     rows = np.frombuffer(block, dtype=np.uint8, count=count * stride).reshape(count, stride)[:, :4]
-    return np.ascontiguousarray(rows).view(">u4").ravel().tolist()
+    ids: list[int] = np.ascontiguousarray(rows).view(">u4").ravel().tolist()
+    return ids
 
 
-def _blob_list_bytes(entries, name: str) -> bytes:
+def _blob_list_bytes(entries: Sequence[tuple[int, bytes]], name: str) -> bytes:
     out = [_U32.pack(len(entries))]
     pack = _U32x2.pack
     for pid, blob in entries:
@@ -400,7 +409,7 @@ class AdvertiseKeys(Message):
 class KeysBroadcast(Message):
     """Server -> client ``recipient``: the advertised keys of its live neighbours, and the
     Merkle inclusion proof that ties them (and the recipient's own keys) to the root over
-    every client's advertised keys (:mod:`secagg.masking.transcript`).
+    every client's advertised keys (:mod:`secagg.masking._transcript`).
 
     ``entries``: tuple of ``(party id, c_pk, s_pk, signature)``; signatures are all
     present (active variant) or all ``b""``. ``proof``: tuple of 32-byte node hashes.
@@ -524,7 +533,7 @@ class MaskedInput(Message):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MaskedInput) and self.to_bytes() == other.to_bytes()
 
-    __hash__ = None  # type: ignore[assignment]
+    # defining __eq__ makes the class unhashable (a numpy vector has no hash)
 
 
 @dataclass(frozen=True)
@@ -631,26 +640,25 @@ class UnmaskResponse(Message):
         return cls(session, r.u32(), _read_blob_list(r), _read_blob_list(r))
 
 
-_TYPES: dict[int, type] = {
-    c.TYPE: c
-    for c in (
-        StartSession,
-        AdvertiseKeys,
-        KeysBroadcast,
-        ShareKeys,
-        ForwardShares,
-        MaskedInput,
-        ConsistencyRequest,
-        ConsistencyResponse,
-        UnmaskRequest,
-        UnmaskResponse,
-    )
-}
+#: what the server sends (each has a ``recipient``)
+ServerMessage = Union[StartSession, KeysBroadcast, ForwardShares, ConsistencyRequest, UnmaskRequest]
+#: what a client sends (each has a ``sender``)
+ClientMessage = Union[AdvertiseKeys, ShareKeys, MaskedInput, ConsistencyResponse, UnmaskResponse]
+AnyMessage = Union[ServerMessage, ClientMessage]
 
-AnyMessage = Union[
-    StartSession, AdvertiseKeys, KeysBroadcast, ShareKeys, ForwardShares,
-    MaskedInput, ConsistencyRequest, ConsistencyResponse, UnmaskRequest, UnmaskResponse,
-]
+#: type byte -> the class that reads it
+_TYPES: dict[int, type[AnyMessage]] = {
+    StartSession.TYPE: StartSession,
+    AdvertiseKeys.TYPE: AdvertiseKeys,
+    KeysBroadcast.TYPE: KeysBroadcast,
+    ShareKeys.TYPE: ShareKeys,
+    ForwardShares.TYPE: ForwardShares,
+    MaskedInput.TYPE: MaskedInput,
+    ConsistencyRequest.TYPE: ConsistencyRequest,
+    ConsistencyResponse.TYPE: ConsistencyResponse,
+    UnmaskRequest.TYPE: UnmaskRequest,
+    UnmaskResponse.TYPE: UnmaskResponse,
+}
 
 
 def decode_message(data: bytes) -> AnyMessage:

@@ -1,13 +1,13 @@
 """The PLD privacy accountant: the RdpAccountant interface on privacy loss distributions.
 
-:class:`PldAccountant` composes privacy events (:mod:`secagg.dp.accountant`, or
-dp-accounting's, converted by :mod:`secagg.dp.interop`) into the privacy loss
-distributions of :mod:`secagg.dp.pld` and :mod:`secagg.dp.pld_discrete`, keeping one
+:class:`PldAccountant` composes privacy events (:mod:`secagg.dp._accountant`, or
+dp-accounting's, converted by :mod:`secagg.dp._interop`) into the privacy loss
+distributions of :mod:`secagg.dp._pld` and :mod:`secagg.dp._pld_discrete`, keeping one
 PLD per neighbouring direction (remove / add one record, as dp_accounting's
 ``PLDAccountant`` with ``ADD_OR_REMOVE_ONE``) and the Gaussian part in closed form.
 ``get_epsilon(delta)`` is the larger epsilon of the two directions. Every step only
 replaces a PLD by one that dominates it, so the epsilon reported is never below the
-true one (module docstring of :mod:`secagg.dp.pld`).
+true one (module docstring of :mod:`secagg.dp._pld`).
 
 Events and what they become:
 
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigurationError, InputError
-from .accountant import (
+from ._accountant import (
     ComposedEvent,
     DiscreteGaussianEvent,
     DistributedDiscreteGaussianEvent,
@@ -46,8 +46,8 @@ from .accountant import (
     SelfComposedEvent,
     SkellamEvent,
 )
-from .interop import as_event
-from .pld import (
+from ._interop import as_event
+from ._pld import (
     DEFAULT_TAIL_MASS_TRUNCATION,
     DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
     GaussianCore,
@@ -56,7 +56,7 @@ from .pld import (
     laplace_pmf,
     subsampled_gaussian_pmf,
 )
-from .pld_discrete import DiscreteNoise, event_pair
+from ._pld_discrete import DiscreteNoise, event_pair
 
 __all__ = ["PldAccountant", "event_pld", "pld_noise_multiplier", "gaussian_epsilon"]
 
@@ -79,7 +79,7 @@ def _interval(value: Any) -> float:
 
 @lru_cache(maxsize=64)
 def event_pld(event: DpEvent, interval: float = DEFAULT_VALUE_DISCRETIZATION_INTERVAL) -> PldPair:
-    """The :class:`~secagg.dp.pld.PldPair` of one run of ``event`` (cached per event).
+    """The :class:`~secagg.dp._pld.PldPair` of one run of ``event`` (cached per event).
 
     Raises
     ------
@@ -192,7 +192,7 @@ class PldAccountant:
 
     @property
     def pld(self) -> PldPair:
-        """The composed :class:`~secagg.dp.pld.PldPair` (immutable)."""
+        """The composed :class:`~secagg.dp._pld.PldPair` (immutable)."""
         return self._state
 
     def copy(self) -> "PldAccountant":

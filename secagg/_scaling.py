@@ -187,7 +187,7 @@ def measure(n: int, d: int, *, dropout: float = 0.05, seed: int = 0) -> ScalePoi
 
 def _measure_in_subprocess(n: int, d: int, dropout: float, seed: int, timeout: float | None) -> ScalePoint:
     """:func:`measure` in a fresh interpreter, so its peak memory is this point's alone."""
-    cmd = [sys.executable, "-m", "secagg.scaling", str(n), str(d), str(dropout), str(seed)]
+    cmd = [sys.executable, "-m", "secagg._scaling", str(n), str(d), str(dropout), str(seed)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONHASHSEED": "0"})
     if proc.returncode != 0:

@@ -17,7 +17,7 @@ values.
 * Gaussian: the continuous sigma is the analytic Gaussian calibration (Balle and Wang,
   ICML 2018) for the charged sensitivity; the discrete Gaussian on the grid gets
   ``sqrt((sigma/resolution)^2 + 3^2)`` so that, by the comparison of
-  :mod:`secagg.dp.pld_discrete` (a discrete Gaussian of parameter ``s`` is within a
+  :mod:`secagg.dp._pld_discrete` (a discrete Gaussian of parameter ``s`` is within a
   factor ``1 + 10^-70`` of a continuous Gaussian of variance ``s^2 - 9`` rounded by a
   discrete-Gaussian kernel), it is (epsilon, delta)-DP; the constructor checks this
   with the PLD bound and raises otherwise.
@@ -38,24 +38,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ConfigurationError, InputError
-from .calibration import analytic_gaussian_sigma
-from .pld_discrete import DiscreteNoise, vector_core
-from .samplers import gaussian_mechanism, laplace_mechanism
+from ._calibration import analytic_gaussian_sigma, positive_finite
+from ._pld_discrete import DiscreteNoise, vector_core
+from ._samplers import gaussian_mechanism, laplace_mechanism
 
 __all__ = ["GaussianMechanism", "LaplaceMechanism"]
 
 _DEFAULT_RESOLUTION_BITS = 20
 _KERNEL = 3.0  # the discrete-Gaussian rounding kernel of the comparison (grid units)
-
-
-def _positive(value: object, name: str) -> float:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive finite number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise InputError(f"{name} must be a positive finite number, got {value!r}")
-    return v
 
 
 def _values(values: ArrayLike) -> NDArray[np.float64]:
@@ -68,7 +58,21 @@ def _values(values: ArrayLike) -> NDArray[np.float64]:
     return arr
 
 
-class GaussianMechanism:
+class _Mechanism:
+    """What both mechanisms share: one noisy number from the noisy-array call."""
+
+    def __call__(self, values: ArrayLike, rng: np.random.Generator | None = None) -> NDArray[np.float64]:
+        raise NotImplementedError  # pragma: no cover - every mechanism overrides it
+
+    def randomise(self, value: float, rng: np.random.Generator | None = None) -> float:
+        """One noisy value (float)."""
+        arr = _values(value)
+        if arr.shape != ():
+            raise InputError("randomise takes one number; call the mechanism on an array")
+        return float(self(arr, rng=rng))
+
+
+class GaussianMechanism(_Mechanism):
     """(epsilon, delta)-DP Gaussian noise for a query of L2 sensitivity ``sensitivity``.
 
     Parameters
@@ -100,14 +104,14 @@ class GaussianMechanism:
     """
 
     def __init__(self, epsilon: float, delta: float, sensitivity: float, *, resolution: float | None = None) -> None:
-        self.epsilon = _positive(epsilon, "epsilon")
-        d = _positive(delta, "delta")
+        self.epsilon = positive_finite(epsilon, "epsilon")
+        d = positive_finite(delta, "delta")
         if d >= 1:
             raise InputError(f"delta must be in (0, 1), got {delta!r}")
         self.delta = d
-        self.sensitivity = _positive(sensitivity, "sensitivity")
+        self.sensitivity = positive_finite(sensitivity, "sensitivity")
         self.resolution = (
-            self.sensitivity * 2.0**-_DEFAULT_RESOLUTION_BITS if resolution is None else _positive(resolution, "resolution")
+            self.sensitivity * 2.0**-_DEFAULT_RESOLUTION_BITS if resolution is None else positive_finite(resolution, "resolution")
         )
         self._checked: dict[int, float] = {}
 
@@ -136,13 +140,6 @@ class GaussianMechanism:
             self._checked[n] = s_grid * self.resolution
         return self._checked[n]
 
-    def randomise(self, value: float, rng: np.random.Generator | None = None) -> float:
-        """One noisy value (float)."""
-        arr = _values(value)
-        if arr.shape != ():
-            raise InputError("randomise takes one number; call the mechanism on an array")
-        return float(self(arr, rng=rng))
-
     def __call__(self, values: ArrayLike, rng: np.random.Generator | None = None) -> NDArray[np.float64]:
         """Noisy copy of ``values`` (any shape, float64), all released as one query."""
         arr = _values(values)
@@ -150,7 +147,7 @@ class GaussianMechanism:
         return gaussian_mechanism(arr, sigma, resolution=self.resolution, rng=rng)
 
 
-class LaplaceMechanism:
+class LaplaceMechanism(_Mechanism):
     """Pure epsilon-DP Laplace noise for a query of L1 sensitivity ``sensitivity``.
 
     Parameters
@@ -176,15 +173,15 @@ class LaplaceMechanism:
     def __init__(
         self, epsilon: float, sensitivity: float, delta: float = 0.0, *, resolution: float | None = None
     ) -> None:
-        self.epsilon = _positive(epsilon, "epsilon")
-        self.sensitivity = _positive(sensitivity, "sensitivity")
+        self.epsilon = positive_finite(epsilon, "epsilon")
+        self.sensitivity = positive_finite(sensitivity, "sensitivity")
         if float(delta) != 0.0:
             raise ConfigurationError(
                 "LaplaceMechanism is pure epsilon-DP (delta=0); for (epsilon, delta) use GaussianMechanism"
             )
         self.delta = 0.0
         self.resolution = (
-            self.sensitivity * 2.0**-_DEFAULT_RESOLUTION_BITS if resolution is None else _positive(resolution, "resolution")
+            self.sensitivity * 2.0**-_DEFAULT_RESOLUTION_BITS if resolution is None else positive_finite(resolution, "resolution")
         )
 
     def __repr__(self) -> str:
@@ -197,13 +194,6 @@ class LaplaceMechanism:
             raise InputError(f"size must be >= 1, got {size!r}")
         charged = self.sensitivity + self.resolution * n / 2.0
         return charged / self.epsilon * (1.0 + 1e-9)
-
-    def randomise(self, value: float, rng: np.random.Generator | None = None) -> float:
-        """One noisy value (float)."""
-        arr = _values(value)
-        if arr.shape != ():
-            raise InputError("randomise takes one number; call the mechanism on an array")
-        return float(self(arr, rng=rng))
 
     def __call__(self, values: ArrayLike, rng: np.random.Generator | None = None) -> NDArray[np.float64]:
         """Noisy copy of ``values`` (any shape, float64), all released as one query."""

@@ -75,7 +75,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigurationError
-from .pld import GaussianCore, PldPair, Pmf, from_atoms
+from ._pld import GaussianCore, PldPair, Pmf, from_atoms
 
 __all__ = [
     "DiscreteNoise",

@@ -125,6 +125,15 @@ def _check_method(method: str) -> str:
     return method
 
 
+def _sampler_call(size: Size, rng: np.random.Generator | None,
+                  method: str) -> tuple[tuple[int, ...], np.random.Generator, bool, int]:
+    """A sampler's checked ``(shape, generator, exact method?, number of values)``."""
+    shape = _check_size(size)
+    gen = default_rng(rng)
+    exact = _check_method(method) == "exact"
+    return shape, gen, exact, int(np.prod(shape, dtype=np.int64))
+
+
 # ---------------------------------------------------------------------------- exact Bernoullis
 def _bern_frac(num: np.ndarray, den: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Exact Bernoulli(num/den) for int64 arrays with 0 <= num <= den < 2^62 (or object ints)."""
@@ -268,10 +277,7 @@ def discrete_laplace(
         for a non-positive/non-finite scale, a bad size, method or rng.
     """
     scale = _check_positive(scale, "scale")
-    shape = _check_size(size)
-    gen = default_rng(rng)
-    exact = _check_method(method) == "exact"
-    n = int(np.prod(shape, dtype=np.int64))
+    shape, gen, exact, n = _sampler_call(size, rng, method)
     if n == 0:
         return np.zeros(shape, dtype=np.int64)
     frac = Fraction(scale).limit_denominator(_MAX_DENOMINATOR)
@@ -407,10 +413,7 @@ def discrete_gaussian(
         for a non-positive or non-finite sigma, a bad size, method or rng.
     """
     sigma = _check_positive(sigma, "sigma")
-    shape = _check_size(size)
-    gen = default_rng(rng)
-    exact = _check_method(method) == "exact"
-    n = int(np.prod(shape, dtype=np.int64))
+    shape, gen, exact, n = _sampler_call(size, rng, method)
     if n == 0:
         return np.zeros(shape, dtype=np.int64)
     if sigma > 2.0**40:

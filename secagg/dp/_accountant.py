@@ -58,7 +58,7 @@ from numpy.typing import ArrayLike
 from ..errors import ConfigurationError, InputError
 
 if TYPE_CHECKING:
-    from .pld_accountant import PldAccountant
+    from ._pld_accountant import PldAccountant
 
 __all__ = [
     "DEFAULT_RDP_ORDERS",
@@ -153,7 +153,7 @@ class DiscreteGaussianEvent(DpEvent):
     discrete noise's privacy depends on the scale, not only on the ratio), and so does
     Poisson subsampling under either accountant (the subsampled-Gaussian RDP formula is
     proven for continuous noise; the RDP accountant applies it through the comparison
-    of :mod:`secagg.dp.pld_discrete`).
+    of :mod:`secagg.dp._pld_discrete`).
     """
 
     noise_multiplier: float
@@ -429,7 +429,7 @@ def _rdp_subsampled_discrete(q: float, inner: DpEvent, orders: np.ndarray) -> np
     """RDP of a Poisson-subsampled discrete Gaussian, by comparison (the code also covers DDG events).
 
     The subsampled-Gaussian formula (Mironov-Talwar-Zhang 2019) is proven for continuous
-    noise only. :mod:`secagg.dp.pld_discrete` bounds the noise PMF ``p`` between
+    noise only. :mod:`secagg.dp._pld_discrete` bounds the noise PMF ``p`` between
     ``e^{-b'} q`` and ``e^{a'} q``, where ``q`` is a continuous Gaussian of std ``s1``
     rounded by a post-processing kernel; only ``k`` coordinates differ, so with ``a = k
     a'``, ``b = k b'`` both subsampled mixtures (and the base) are within those factors of
@@ -438,7 +438,7 @@ def _rdp_subsampled_discrete(q: float, inner: DpEvent, orders: np.ndarray) -> np
     (alpha - 1) b)/(alpha - 1)`` then gives ``MTZ(q, s1/l2) + alpha a/(alpha - 1) + b``,
     in both neighbouring directions. Needs the discrete Gaussian's integer sensitivity.
     """
-    from .pld_discrete import DiscreteNoise, coordinates_that_change, core_for
+    from ._pld_discrete import DiscreteNoise, coordinates_that_change, core_for
 
     if isinstance(inner, DiscreteGaussianEvent):
         if inner.noise_multiplier == 0:
@@ -561,7 +561,7 @@ class RdpAccountant:
 
         Raises :class:`ConfigurationError` for an event this accountant cannot handle.
         """
-        from .interop import as_event
+        from ._interop import as_event
 
         event = as_event(event)
         o = self._orders
@@ -635,7 +635,7 @@ class AutoAccountant:
     """
 
     def __init__(self) -> None:
-        from .pld_accountant import PldAccountant
+        from ._pld_accountant import PldAccountant
 
         self._pld: PldAccountant | None = PldAccountant()
         self._rdp = RdpAccountant()
@@ -730,7 +730,7 @@ def make_accountant(kind: str = "pld", **options: Any) -> Accountant:
             raise ConfigurationError(f"the auto accountant takes no options, got {sorted(options)}")
         return AutoAccountant()
     if kind == "pld":
-        from .pld_accountant import PldAccountant
+        from ._pld_accountant import PldAccountant
 
         unknown = set(options) - {"value_discretization_interval", "tail_mass_truncation"}
         if unknown:
@@ -857,7 +857,7 @@ def noise_multiplier_for(
     if accountant == "pld":
         if orders is not None:
             raise ConfigurationError("orders apply to the RDP accountant: pass accountant='rdp'")
-        from .pld_accountant import pld_noise_multiplier
+        from ._pld_accountant import pld_noise_multiplier
 
         start = None
         if float(sampling_rate) < 1:

@@ -67,7 +67,10 @@ def security_bits(modulus_bits: int) -> int:
     return 0
 
 
-def _check_bits(bits: int, allow_insecure: bool, what: str = "key size") -> int:
+def check_key_bits(bits: int, allow_insecure: bool, what: str = "key size") -> int:
+    """``bits`` as a Paillier modulus size: an integer >= 64 (:class:`ConfigurationError`)
+    and, unless ``allow_insecure``, at least ``MIN_KEY_BITS``
+    (:class:`InsecureParameterError`). Returns ``bits``."""
     if not isinstance(bits, int) or isinstance(bits, bool) or bits < 64:
         raise ConfigurationError(f"{what} must be an integer number of bits >= 64, got {bits!r}")
     if bits < MIN_KEY_BITS and not allow_insecure:
@@ -94,7 +97,7 @@ def generate_keypair(
     ConfigurationError
         ``bits`` is not an integer >= 64.
     """
-    _check_bits(bits, allow_insecure)
+    check_key_bits(bits, allow_insecure)
     return phe.generate_paillier_keypair(n_length=bits)
 
 
@@ -123,7 +126,7 @@ def check_public_key(public_key, *, allow_insecure: bool = False) -> PaillierPub
         a modulus below 2048 bits without ``allow_insecure=True``.
     """
     _require_public_key(public_key)
-    _check_bits(int(public_key.n).bit_length(), allow_insecure)
+    check_key_bits(int(public_key.n).bit_length(), allow_insecure)
     return public_key
 
 
@@ -183,7 +186,7 @@ def public_key_from_bytes(data: bytes, *, allow_insecure: bool = False) -> Paill
     n = int.from_bytes(data[_PK_HEADER.size :], "big")
     if nb == 0 or n.bit_length() <= 8 * (nb - 1) or n % 2 == 0 or gmpy2.is_prime(n):
         raise DecodeError("the encoded modulus is not a valid Paillier modulus (must be odd, composite, full width)")
-    _check_bits(n.bit_length(), allow_insecure)
+    check_key_bits(n.bit_length(), allow_insecure)
     return PaillierPublicKey(n)
 
 

@@ -2,7 +2,7 @@
 
 An :class:`EncryptedVector` is a list of Paillier ciphertexts (Paillier, EUROCRYPT 1999,
 ``g = n + 1``) each holding ``layout.slots`` quantized values (see
-:mod:`secagg.paillier.packing`), plus the summand ``count`` it has absorbed. Multiplying
+:mod:`secagg.paillier._packing`), plus the summand ``count`` it has absorbed. Multiplying
 ciphertexts adds plaintexts slot-wise; ``count`` is checked against the quantizer's
 ``num_clients`` *before* every operation so a slot can never carry into its neighbour.
 Decryption uses the Chinese remainder theorem with ``p`` and ``q`` (two half-size
@@ -37,7 +37,7 @@ from ..errors import (
     SumOverflowError,
 )
 from ..quantize import Quantizer
-from .keys import (
+from ._keys import (
     PaillierPrivateKey,
     PaillierPublicKey,
     check_private_key,
@@ -45,8 +45,8 @@ from .keys import (
     key_fingerprint,
     same_key,
 )
-from .obfuscation import Encryptor, get_encryptor
-from .packing import PackingLayout, layout_for, offset_encode, pack, unpack
+from ._obfuscation import Encryptor, get_encryptor
+from ._packing import PackingLayout, layout_for, offset_encode, pack, unpack
 
 __all__ = [
     "EncryptedVector",
@@ -507,7 +507,7 @@ def encrypt_vector(
     obfuscation:
         ``"full"`` (default, textbook Paillier under DCR) or ``"fast"`` (DJN-style short
         exponent with a fixed-base table, several times faster; see
-        :mod:`secagg.paillier.obfuscation` for the extra assumption).
+        :mod:`secagg.paillier._obfuscation` for the extra assumption).
     encryptor:
         an :class:`Encryptor` to use (e.g. one with precomputed obfuscators); overrides
         ``obfuscation``. By default a per-process cached encryptor for the key is used.
@@ -716,11 +716,14 @@ def decrypt_quantized(private_key: PaillierPrivateKey, ev: EncryptedVector, *, w
         raise InputError(f"expected an EncryptedVector, got {type(ev).__name__}")
     same_key(private_key.public_key, ev.public_key)
     plaintexts = _crt_for(private_key).decrypt(ev.ciphertexts, workers=workers)
-    return _decode_plaintexts(ev, plaintexts)
+    return decode_plaintexts(ev, plaintexts)
 
 
-def _decode_plaintexts(ev: EncryptedVector, plaintexts: Sequence) -> np.ndarray:
-    """Packed plaintexts of ``ev`` -> signed integer sums (int64); checks slot ranges."""
+def decode_plaintexts(ev: EncryptedVector, plaintexts: Sequence) -> np.ndarray:
+    """Decrypted packed plaintexts of ``ev`` -> the signed integer sums (int64, ``(d,)``).
+
+    Raises :class:`IntegrityError` if a slot is impossible for ``ev.count`` summands
+    (shared by the one-key and the two-share decryptions)."""
     slots = unpack(plaintexts, ev.layout)
     shift = np.uint64(ev.count * ev.quantizer.q_max)
     if slots.size and int(slots.max()) > 2 * int(shift):

@@ -25,8 +25,8 @@ import gmpy2
 import numpy as np
 
 from ..errors import ConfigurationError, IncompatibleError, InputError, IntegrityError
-from .encrypted_vector import EncryptedVector, _decode_plaintexts
-from .keys import PaillierPrivateKey, PaillierPublicKey, check_private_key, key_fingerprint, same_key
+from ._encrypted_vector import EncryptedVector, decode_plaintexts
+from ._keys import PaillierPrivateKey, PaillierPublicKey, check_private_key, key_fingerprint, same_key
 
 __all__ = ["KeyShare", "PartialDecryption", "split_private_key", "partial_decrypt", "combine_partial_decryptions"]
 
@@ -117,4 +117,4 @@ def combine_partial_decryptions(ev: EncryptedVector, partials: Sequence[PartialD
         if x % n:
             raise IntegrityError("the partial decryptions do not combine to a plaintext: one of them is wrong")
         plaintexts.append(x // n)
-    return ev.quantizer.dequantize(_decode_plaintexts(ev, plaintexts), ev.count)
+    return ev.quantizer.dequantize(decode_plaintexts(ev, plaintexts), ev.count)

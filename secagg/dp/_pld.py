@@ -49,7 +49,7 @@ Gaussian with ``mu^2 = sum mu_i^2`` (Dong, Roth, Su, "Gaussian Differential Priv
 2022, Cor. 3.3); its profile ``Phi(mu/2 - eps/mu) - e^eps Phi(-mu/2 - eps/mu)`` (Balle
 and Wang 2018, Thm 8) is evaluated in closed form and only discretized when it must be
 convolved with another PLD. The same closed form carries the discrete-noise bounds of
-:mod:`secagg.dp.pld_discrete` (a Gaussian profile shifted by ``a + b``, scaled by
+:mod:`secagg.dp._pld_discrete` (a Gaussian profile shifted by ``a + b``, scaled by
 ``e^a``, plus a tail ``beta``), which compose the same way.
 """
 
@@ -469,19 +469,25 @@ def _chernoff_window(p: FloatArray, count: int, tail: float) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------- constructors
-def from_losses(losses: FloatArray, masses: FloatArray, infinity_mass: float, interval: float) -> Pmf:
-    """Privacy-buckets PLD: each (loss, P-mass) atom rounded *up* to the grid ``interval``.
-
-    ``losses`` and ``masses``: float arrays of the same shape; ``+inf`` losses (no
-    ``Q``-mass) go to ``infinity_mass``; atoms with zero mass are dropped.
-    """
+def _finite_atoms(losses: FloatArray, masses: FloatArray, infinity_mass: float) -> tuple[FloatArray, FloatArray, float]:
+    """The atoms with positive mass and finite loss (flat float64 arrays), and the
+    infinity mass plus that of the ``+inf`` losses."""
     l = np.asarray(losses, dtype=np.float64).ravel()
     m = np.asarray(masses, dtype=np.float64).ravel()
     keep = m > 0
     l, m = l[keep], m[keep]
     inf_sel = np.isposinf(l)
     inf = float(infinity_mass) + float(m[inf_sel].sum())
-    l, m = l[~inf_sel], m[~inf_sel]
+    return l[~inf_sel], m[~inf_sel], inf
+
+
+def from_losses(losses: FloatArray, masses: FloatArray, infinity_mass: float, interval: float) -> Pmf:
+    """Privacy-buckets PLD: each (loss, P-mass) atom rounded *up* to the grid ``interval``.
+
+    ``losses`` and ``masses``: float arrays of the same shape; ``+inf`` losses (no
+    ``Q``-mass) go to ``infinity_mass``; atoms with zero mass are dropped.
+    """
+    l, m, inf = _finite_atoms(losses, masses, infinity_mass)
     if l.size == 0:
         return Pmf(interval, 0, np.zeros(1), min(1.0, inf))
     # round up, with a relative guard so that float error in l never rounds a loss down
@@ -528,13 +534,7 @@ def from_atoms(losses: FloatArray, masses: FloatArray, infinity_mass: float, int
     tighter than rounding every atom up (privacy buckets), and dominating for the same
     reason (the exact profile is convex in ``e^eps``).
     """
-    l = np.asarray(losses, dtype=np.float64).ravel()
-    m = np.asarray(masses, dtype=np.float64).ravel()
-    keep = m > 0
-    l, m = l[keep], m[keep]
-    inf_sel = np.isposinf(l)
-    inf = float(infinity_mass) + float(m[inf_sel].sum())
-    l, m = l[~inf_sel], m[~inf_sel]
+    l, m, inf = _finite_atoms(losses, masses, infinity_mass)
     if l.size == 0:
         return Pmf(interval, 0, np.zeros(1), min(1.0, inf))
     return connect_the_dots(atoms_profile(l, m, inf), float(l.min()), float(l.max()), interval)
@@ -635,7 +635,7 @@ class GaussianCore:
     """Privacy profile ``beta + e^a G_mu(eps - a - b)`` with ``G_mu`` the Gaussian profile.
 
     ``mu2 = mu^2``; ``a, b >= 0`` bound the log-ratio of a noise PMF to a post-processed
-    Gaussian (:mod:`secagg.dp.pld_discrete`); ``beta`` is a probability charged to delta.
+    Gaussian (:mod:`secagg.dp._pld_discrete`); ``beta`` is a probability charged to delta.
     A plain Gaussian mechanism is ``(mu2, 0, 0, 0)``. Cores compose by adding all four
     fields (products of likelihood-ratio bounds multiply, Gaussian ``mu^2`` add (Dong,
     Roth, Su 2022, Cor. 3.3), bad events add by the union bound).
