@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from secagg import keys
-from secagg.masking import MaskingConfig, choose_k, simulate, simulate_ring
+from secagg.masking import MaskingConfig, ThreatModel, find_parameters, simulate, simulate_ring
 from secagg.transport import AggregationServer, run_client
 from secagg.transport.tls import client_context, server_context, write_self_signed
 
@@ -124,7 +124,7 @@ def test_secaggplus_inprocess_baseline(benchmark):
     # cluster estimate: clients in parallel, so a round costs the slowest client plus the
     # server; client work grows with k (pairwise masks, shares), server work with n
     n_big = 100_000
-    k_big, _ = choose_k(n_big, 0.1, 0.1, 40.0, 20.0)
+    k_big = find_parameters(n_big, ThreatModel(), "sparse").k
     scale_client = k_big / res.config.k
     scale_server = n_big / RAY_N
     est = {
