@@ -662,7 +662,9 @@ class GaussianCore:
         """The profile at every real ``eps`` (array), capped at 1."""
         e = np.asarray(eps, dtype=np.float64)
         g = gaussian_profile(e - self.a - self.b, math.sqrt(self.mu2))
-        return np.minimum(1.0, self.beta + math.exp(self.a) * g)
+        with np.errstate(divide="ignore", over="ignore"):  # e^a * g in logs: a can exceed 709 (many coordinates)
+            scaled = np.exp(self.a + np.log(g))
+        return np.minimum(1.0, self.beta + scaled)
 
     def delta(self, epsilon: float) -> float:
         """Delta at ``epsilon`` (closed form)."""
@@ -683,7 +685,8 @@ class GaussianCore:
         mu = math.sqrt(self.mu2)
         centre = self.a + self.b + self.mu2 / 2.0
         lo, hi = centre - _Z * max(mu, 1e-3), centre + _Z * max(mu, 1e-3)
-        need = math.expm1(self.a) + self.beta  # profile <= 1 needs eps >= b + log(e^a - 1 + beta)
+        # profile <= 1 needs eps >= b + log(e^a - 1 + beta); e^a overflows past a = 709, where no eps will do
+        need = (math.expm1(self.a) if self.a < 700.0 else math.inf) + self.beta
         if need > 0:
             lo = max(lo, self.b + math.log(need) + interval)
         if lo >= hi or self.delta(hi) >= 1.0:

@@ -201,7 +201,7 @@ class SecAggWorkflow:
         ``dp_min_clients`` survivors the sum carries noise of std ``noise_multiplier *
         clip_norm``. Give ``noise_multiplier``, or ``target_epsilon`` (at ``delta``) and
         the noise is calibrated so ``num_rounds`` rounds (default: the run's) meet it on
-        the ``accountant`` (``"rdp"`` default, or ``"pld"``). With ``target_epsilon`` a
+        the ``accountant`` (``"pld"`` default, as in :mod:`secagg.dp`, or ``"rdp"``). With ``target_epsilon`` a
         round that would exceed it raises :class:`~secagg.errors.BudgetExceeded`.
     clip_norm:
         L2 norm bound of each update (DP only; default 1.0).
@@ -248,7 +248,7 @@ class SecAggWorkflow:
         clip_norm: float | None = None,
         mechanism: str = "ddg",
         dp_min_clients: int | None = None,
-        accountant: str = "rdp",
+        accountant: str = "pld",
     ) -> None:
         self.num_shares = _fraction_or_count(num_shares, "num_shares", 3)
         self.reconstruction_threshold = _fraction_or_count(reconstruction_threshold, "reconstruction_threshold", 1)

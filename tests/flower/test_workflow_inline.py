@@ -192,7 +192,7 @@ def test_distributed_dp_decodes_the_clipped_mean_and_composes_epsilon(task_ident
     assert 0 < r1.noise_std < 0.01 and np.abs(got - mean_clipped).max() < 6 * r1.noise_std + 1e-6
     # the accountant composed both rounds' events with the actual survivors
     dp = DPEncoding(tuple(SHAPES), 0.5, 0.01, "ddg", r1.config.min_survivors).params(N, 32)
-    acc = make_accountant("rdp").compose(dp.dp_event(len(r1.survivors))).compose(dp.dp_event(len(r2.survivors)))
+    acc = make_accountant(wf.accountant_kind).compose(dp.dp_event(len(r1.survivors))).compose(dp.dp_event(len(r2.survivors)))
     assert r1.epsilon < r2.epsilon == pytest.approx(acc.get_epsilon(1e-5), rel=1e-12)
 
 
