@@ -497,7 +497,7 @@ class Server:
         out: dict[int, bytes] = {}
         suspects: list[int] = []
         for group, vs in groups.items():
-            values = np.stack([np.stack([st.u5[w][which][v] for v in vs]) for w in group])  # (t, S, L)
+            values = np.array([[st.u5[w][which][v] for v in vs] for w in group])  # (t, S, L), one copy
             try:
                 rows = shamir.combine_batch([w + 1 for w in group], values, SEED_LEN, threshold=t)
             except (SecretSharingError, InputError):
