@@ -302,7 +302,7 @@ def core_for(noise: DiscreteNoise, l2: float, k: int) -> GaussianCore:
             eps = core.epsilon(_DELTA_REF)
             if best is None or eps < best[0]:
                 best = (eps, core)
-    if best is None or not math.isfinite(best[0]):
+    if best is None:
         raise ConfigurationError(
             f"no PLD bound for {noise.kind} noise with parameter {noise.scale:g} (n={noise.n}) over {k} "
             "coordinates: the noise is too small for the vector bound; use accountant='rdp'"
