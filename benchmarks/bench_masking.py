@@ -17,7 +17,7 @@ from _timing import min_time
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg.aggregators import PlainAggregator
-from secagg.masking import Client, MaskingConfig, Server, simulate_ring
+from secagg.masking import Client, MaskingConfig, Server, ThreatModel, simulate_ring
 
 D = 100_000
 
@@ -33,7 +33,8 @@ def _keystream_add(acc: np.ndarray, total_bytes: int) -> None:
 
 
 def _session(n: int, d: int, rounds: int, absent=()):
-    cfg = MaskingConfig(n=n, dim=d, consistency_check=False)
+    # the masking work itself: honest-but-curious (no consistency round, so no PKI to set up)
+    cfg = MaskingConfig(n=n, dim=d, threat=ThreatModel(adversary="honest-but-curious"))
     g = cfg.build_graph()
     vecs = np.random.default_rng(0).integers(0, 2**32, (n, d), dtype=np.uint64).astype(np.uint32)
     server = Server(cfg, g)
