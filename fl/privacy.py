@@ -30,6 +30,7 @@ import math
 from collections import Counter
 from typing import Any, Callable
 
+from secagg.dp import smallest_meeting
 from secagg.errors import BudgetExceeded, ConfigurationError
 
 __all__ = ["PrivacyLedger", "calibrate_noise_multiplier", "make_accountant"]
@@ -188,21 +189,6 @@ def calibrate_noise_multiplier(event_for: Callable[[float], Any], target_epsilon
     def eps(z: float) -> float:
         return ledger.epsilon_after(event_for(z), rounds)
 
-    lo, hi = 0.0, 1.0
-    while eps(hi) > target_epsilon:
-        lo, hi = hi, hi * 2.0
-        if hi > z_max:
-            raise ConfigurationError(
-                f"no noise multiplier up to {z_max:g} meets epsilon {target_epsilon:g} (delta {delta:g}) over "
-                f"{rounds} rounds")
-    if lo == 0.0:  # shrink the lower end while it still meets the target
-        lo = hi / 2.0
-        while lo > 1e-6 and eps(lo) <= target_epsilon:
-            hi, lo = lo, lo / 2.0
-    while hi / lo - 1.0 > tolerance:
-        mid = math.sqrt(lo * hi)
-        if eps(mid) > target_epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return smallest_meeting(eps, target_epsilon, floor=1e-6, ceiling=z_max, tolerance=tolerance,
+                            what=f"no noise multiplier up to {z_max:g} meets epsilon {target_epsilon:g} "
+                                 f"(delta {delta:g}) over {rounds} rounds")

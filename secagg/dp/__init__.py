@@ -56,6 +56,7 @@ from ._calibration import (
     l1_sensitivity,
     l2_sensitivity,
     laplace_scale,
+    smallest_meeting,
 )
 from ._clipping import clip_rows
 from ._interop import from_dp_accounting
@@ -106,6 +107,7 @@ __all__ = [
     "laplace_scale",
     "l1_sensitivity",
     "l2_sensitivity",
+    "smallest_meeting",
     "clip_rows",
     # distributed DP
     "DistributedDP",

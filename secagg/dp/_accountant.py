@@ -56,6 +56,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import ConfigurationError, InputError
+from ._calibration import smallest_meeting
 
 if TYPE_CHECKING:
     from ._pld_accountant import PldAccountant
@@ -881,19 +882,5 @@ def _rdp_noise_multiplier(
         r = int(steps) * rdp_poisson_subsampled_gaussian(sampling_rate, z, acc._orders)
         return epsilon_from_rdp(acc._orders, r, delta)[0]
 
-    lo, hi = 0.1, 1.0
-    while eps_of(hi) > eps:
-        lo, hi = hi, hi * 2
-        if hi > 1e6:
-            raise ConfigurationError(f"no noise multiplier below 1e6 reaches epsilon={eps} at delta={delta}")
-    while eps_of(lo) <= eps:
-        hi, lo = lo, lo / 2
-        if lo < 1e-4:
-            return hi
-    while hi / lo - 1 > tolerance:
-        mid = math.sqrt(lo * hi)
-        if eps_of(mid) > eps:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return smallest_meeting(eps_of, eps, floor=1e-4, ceiling=1e6, tolerance=tolerance,
+                            what=f"no noise multiplier below 1e6 reaches epsilon={eps} at delta={delta}")

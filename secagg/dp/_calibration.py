@@ -24,10 +24,12 @@ Only the standard library's ``math`` is used (no scipy): ``Phi`` comes from
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from ..errors import ConfigurationError, InputError
 
 __all__ = [
+    "smallest_meeting",
     "classic_gaussian_sigma",
     "analytic_gaussian_sigma",
     "gaussian_delta",
@@ -47,6 +49,50 @@ def positive_finite(value: float, name: str) -> float:
     if not math.isfinite(v) or v <= 0:
         raise InputError(f"{name} must be a positive finite number, got {value!r}")
     return v
+
+
+def smallest_meeting(
+    f: Callable[[float], float],
+    target: float,
+    *,
+    start: float = 1.0,
+    below: float | None = None,
+    grow: float = 2.0,
+    floor: float,
+    ceiling: float,
+    tolerance: float,
+    what: str,
+) -> float:
+    """Smallest ``x`` with ``f(x) <= target`` for a non-increasing ``f`` (e.g. epsilon, or
+    delta, as a function of a noise multiplier): the search behind every calibration.
+
+    Brackets from ``start`` (multiplied by ``grow`` while ``f`` is above ``target``; past
+    ``ceiling`` a :class:`ConfigurationError` saying ``what`` is out of reach; then divided
+    by ``grow`` while ``f`` still meets the target, stopping at ``floor``), then bisects in
+    log space to relative width ``tolerance``. ``below``: a value known not to meet the
+    target (skips the downward search). The result is the upper end of the final bracket,
+    so ``f(result) <= target`` always holds: calibration errs on the side of more noise.
+    """
+    hi, lo = float(start), below
+    while f(hi) > target:
+        lo, hi = hi, hi * grow
+        if hi > ceiling:
+            raise ConfigurationError(what)
+    if lo is None:
+        lo = hi / grow
+        while f(lo) <= target:
+            hi, lo = lo, lo / grow
+            if lo < floor:
+                return hi
+    for _ in range(200):
+        if hi / lo - 1.0 <= tolerance:
+            break
+        mid = math.sqrt(lo * hi)
+        if f(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def _delta(value: float) -> float:
@@ -120,25 +166,9 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1
     eps = positive_finite(epsilon, "epsilon")
     d = _delta(delta)
     sens = positive_finite(sensitivity, "sensitivity")
-    # delta(sigma) is decreasing in sigma: bracket then bisect in log space.
-    lo, hi = 1e-3, 1.0
-    while gaussian_delta(hi, eps) > d:
-        lo, hi = hi, hi * 2
-        if hi > 1e12:
-            raise ConfigurationError(f"no sigma below 1e12 reaches delta={d} at epsilon={eps}")
-    while gaussian_delta(lo, eps) <= d:
-        hi, lo = lo, lo / 2
-        if lo < 1e-12:
-            return hi * sens
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        if gaussian_delta(mid, eps) > d:
-            lo = mid
-        else:
-            hi = mid
-        if hi / lo - 1 < 1e-13:
-            break
-    return hi * sens
+    sigma = smallest_meeting(lambda x: gaussian_delta(x, eps), d, floor=1e-12, ceiling=1e12, tolerance=1e-13,
+                             what=f"no sigma below 1e12 reaches delta={d} at epsilon={eps}")
+    return sigma * sens
 
 
 def laplace_scale(epsilon: float, sensitivity: float = 1.0) -> float:

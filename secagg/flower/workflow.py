@@ -41,6 +41,7 @@ import numpy as np
 
 from .._costs import Costs
 from ..dp._accountant import ACCOUNTANTS, make_accountant
+from ..dp._calibration import smallest_meeting
 from ..dp.aggregators import resolve_noise_multiplier
 from ..errors import (
     BudgetExceeded,
@@ -428,15 +429,9 @@ class SecAggWorkflow:
             return make_accountant(self.accountant_kind).compose(event, rounds).get_epsilon(self.delta)
 
         lo = resolve_noise_multiplier(None, self.target_epsilon, self.delta, rounds) / (1 + 1e-9)  # Gaussian floor
-        hi = lo
-        while eps(hi) > self.target_epsilon:
-            lo, hi = hi, hi * 1.25
-            if hi > 1e6:
-                raise ConfigurationError(f"no noise multiplier below 1e6 reaches epsilon={self.target_epsilon:g}")
-        while hi - lo > 1e-3 * hi:
-            mid = (lo + hi) / 2
-            lo, hi = (lo, mid) if eps(mid) <= self.target_epsilon else (mid, hi)
-        return hi
+        return smallest_meeting(eps, self.target_epsilon, start=lo, below=lo, grow=1.25, floor=lo, ceiling=1e6,
+                                tolerance=1e-3,
+                                what=f"no noise multiplier below 1e6 reaches epsilon={self.target_epsilon:g}")
 
     # ------------------------------------------------------------------ one round
     def _round(self, grid: Any, context: Any, report: RoundReport) -> None:

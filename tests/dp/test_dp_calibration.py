@@ -87,3 +87,25 @@ def test_gaussian_delta_limits():
     assert gaussian_delta(1e-3, 1.0) == pytest.approx(1.0, abs=1e-9)
     assert gaussian_delta(100.0, 1.0) < 1e-300 or gaussian_delta(100.0, 1.0) == 0.0
     assert math.isfinite(gaussian_delta(0.05, 30.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(threshold=st.floats(1e-3, 1e5), start=st.floats(1e-2, 1e2), tol=st.sampled_from([1e-3, 1e-6]))
+def test_smallest_meeting_meets_the_target_within_its_tolerance(threshold, start, tol):
+    """The one search behind every calibration: on a decreasing f it returns a point that
+    meets the target (never one just below the threshold) within relative ``tol`` of it."""
+    from secagg.dp import smallest_meeting
+
+    def f(x):
+        return threshold / x  # decreasing; f(x) <= 1 exactly when x >= threshold
+
+    x = smallest_meeting(f, 1.0, start=start, floor=1e-6, ceiling=1e6, tolerance=tol, what="unreachable")
+    assert f(x) <= 1.0
+    assert x <= threshold * (1 + tol) * (1 + 1e-12)
+
+
+def test_smallest_meeting_says_what_is_out_of_reach():
+    from secagg.dp import smallest_meeting
+
+    with pytest.raises(ConfigurationError, match="nothing below 1e3"):
+        smallest_meeting(lambda x: 1.0, 0.5, floor=1e-6, ceiling=1e3, tolerance=1e-3, what="nothing below 1e3")
