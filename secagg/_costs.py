@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["Costs"]
+__all__ = ["CostTotals", "Costs"]
 
 
 @dataclass
@@ -151,3 +151,30 @@ class Costs:
         }
 
 
+class CostTotals:
+    """Per-client totals over all rounds, read from a result's ``costs`` (a :class:`Costs`).
+
+    A mixin for the result types that carry one, so each exposes the same four totals.
+    """
+
+    costs: Costs
+
+    @property
+    def bytes_up(self) -> np.ndarray:
+        """int64 ``(n,)``: bytes each client sent over all rounds."""
+        return self.costs.total_bytes_up
+
+    @property
+    def bytes_down(self) -> np.ndarray:
+        """int64 ``(n,)``: bytes each client received over all rounds."""
+        return self.costs.total_bytes_down
+
+    @property
+    def client_seconds(self) -> np.ndarray:
+        """float64 ``(n,)``: each client's protocol/crypto seconds over all rounds."""
+        return self.costs.total_client_seconds
+
+    @property
+    def server_seconds(self) -> float:
+        """The server's protocol/crypto seconds over all rounds."""
+        return self.costs.total_server_seconds

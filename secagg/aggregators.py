@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._costs import Costs
+from ._costs import Costs, CostTotals
 from ._deprecation import renamed_keyword
 from ._dropout import DropoutSchedule
 from .errors import ConfigurationError, InputError
@@ -67,7 +67,7 @@ __all__ = [
 
 
 @dataclass
-class AggregationResult:
+class AggregationResult(CostTotals):
     """What one aggregation round produced and cost.
 
     Attributes
@@ -105,26 +105,6 @@ class AggregationResult:
     info: dict[str, Any] = field(default_factory=dict)
     clipped_per_client: np.ndarray | None = None
     weights: np.ndarray | None = None
-
-    @property
-    def bytes_up(self) -> np.ndarray:
-        """int64 ``(n,)``: bytes each client sent over all rounds."""
-        return self.costs.total_bytes_up
-
-    @property
-    def bytes_down(self) -> np.ndarray:
-        """int64 ``(n,)``: bytes each client received over all rounds."""
-        return self.costs.total_bytes_down
-
-    @property
-    def client_seconds(self) -> np.ndarray:
-        """float64 ``(n,)``: each client's protocol/crypto seconds over all rounds."""
-        return self.costs.total_client_seconds
-
-    @property
-    def server_seconds(self) -> float:
-        """The server's protocol/crypto seconds over all rounds."""
-        return self.costs.total_server_seconds
 
     @property
     def count(self) -> int:

@@ -60,7 +60,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._costs import Costs
+from .._costs import Costs, CostTotals
 from .._deprecation import accept_old_clip
 from .._dropout import DropoutSchedule
 from ..errors import BudgetExceeded, ConfigurationError, InputError, ProtocolAbort
@@ -368,7 +368,7 @@ def masking_secure_sum(
 
 
 @dataclass
-class DistributedDPResult:
+class DistributedDPResult(CostTotals):
     """Outcome of :func:`distributed_dp_sum`.
 
     ``total`` float64 ``(d,)`` noisy sum of the survivors' clipped vectors;
@@ -395,22 +395,6 @@ class DistributedDPResult:
     def encode_seconds(self) -> np.ndarray:
         """float64 ``(n,)``: each client's DP encoding seconds."""
         return self.costs.client_seconds["encode"]
-
-    @property
-    def bytes_up(self) -> np.ndarray:
-        return self.costs.total_bytes_up
-
-    @property
-    def bytes_down(self) -> np.ndarray:
-        return self.costs.total_bytes_down
-
-    @property
-    def client_seconds(self) -> np.ndarray:
-        return self.costs.total_client_seconds
-
-    @property
-    def server_seconds(self) -> float:
-        return self.costs.total_server_seconds
 
 
 def distributed_dp_sum(
