@@ -111,7 +111,7 @@ def test_noise_multiplier_for_pld(benchmark):
 
 
 # ---------------------------------------------------------------- distributed DP in `secagg compare`
-COMPARE = dict(clip=1.0, num_clients=10, dim=31, bits=32, min_clients=7)
+COMPARE = dict(clip_norm=1.0, num_clients=10, dim=31, bits=32, min_clients=7)
 ROUNDS = 20
 
 
@@ -168,7 +168,7 @@ def small_ring_table() -> list[dict[str, float | str]]:
     rows: list[dict[str, float | str]] = []
     for bits, n, z in SMALL_RINGS:
         for mech in ("ddg", "skellam"):
-            params = DistributedDP(clip=1.0, noise_multiplier=z, num_clients=n, dim=31, bits=bits, mechanism=mech)
+            params = DistributedDP(clip_norm=1.0, noise_multiplier=z, num_clients=n, dim=31, bits=bits, mechanism=mech)
             rows.append({
                 "mechanism": mech, "bits": bits, "clients": n, "z": z, "local_stddev": params.local_stddev,
                 "eps_rdp": params.epsilon(n, DELTA, rounds=ROUNDS, accountant="rdp"),
